@@ -1,0 +1,121 @@
+//! The `webhook-ingest` Lambda: API Gateway HTTP API (payload v2) in front of
+//! [`wacapi_shared::ingest::Ingest`].
+//!
+//! `GET /webhook` answers Meta's subscription handshake; `POST /webhook` verifies, splits and
+//! enqueues. EMF metrics are written to stdout once per invocation.
+
+use std::convert::Infallible;
+use std::io::Write;
+
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use wacapi_shared::config::{IngestSettings, SECRET_FORCED_REFRESH_INTERVAL};
+use wacapi_shared::ingest::{Ingest, Reply};
+use wacapi_shared::metrics::Metrics;
+use wacapi_shared::queue::MessageSink;
+use wacapi_shared::secrets::{CachedSecret, SecretSource, SecretsManagerSource};
+use wacapi_shared::signature::SIGNATURE_HEADER;
+use wacapi_shared::sqs::SqsQueue;
+
+/// The `Service` dimension of this function's metrics.
+pub const SERVICE: &str = "webhook-ingest";
+
+/// The ingest as deployed: Secrets Manager and two SQS FIFO queues.
+pub type AwsIngest = Ingest<SecretsManagerSource, SqsQueue, SqsQueue>;
+
+/// What every invocation borrows.
+#[derive(Debug)]
+pub struct State<S, Q, D> {
+    /// The ingest core.
+    pub ingest: Ingest<S, Q, D>,
+    /// CloudWatch namespace for EMF metrics.
+    pub metrics_namespace: String,
+    /// Whether EMF documents are written to stdout (off in tests).
+    pub emit_metrics: bool,
+}
+
+impl State<SecretsManagerSource, SqsQueue, SqsQueue> {
+    /// Wires the deployed ingest from settings and one AWS configuration.
+    pub fn from_aws(aws: &aws_config::SdkConfig, settings: &IngestSettings) -> Self {
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let secrets = SecretsManagerSource::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            &settings.webhook_secret_arn,
+        );
+        Self {
+            ingest: Ingest::new(
+                CachedSecret::new(secrets, settings.secret_ttl, SECRET_FORCED_REFRESH_INTERVAL),
+                SqsQueue::new(sqs.clone(), &settings.signal_queue_url),
+                SqsQueue::new(sqs, &settings.dead_letter_queue_url),
+            ),
+            metrics_namespace: settings.metrics_namespace.clone(),
+            emit_metrics: true,
+        }
+    }
+}
+
+/// Handles one API Gateway request. Never fails: every outcome is an HTTP answer.
+pub async fn handler<S: SecretSource, Q: MessageSink, D: MessageSink>(
+    state: &State<S, Q, D>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    let mut metrics = Metrics::new(state.metrics_namespace.clone(), SERVICE);
+    let reply = route(state, &request, &mut metrics).await;
+    if state.emit_metrics {
+        if let Err(err) = metrics.flush_to(&mut std::io::stdout().lock()) {
+            tracing::warn!(error = %err, "metrics could not be written");
+        }
+    }
+    Ok(into_response(reply))
+}
+
+async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
+    state: &State<S, Q, D>,
+    request: &Request,
+    metrics: &mut Metrics,
+) -> Reply {
+    if !request.raw_http_path().trim_end_matches('/').ends_with("/webhook") {
+        return Reply {
+            status: 404,
+            body: "not found".into(),
+        };
+    }
+    match *request.method() {
+        Method::GET => {
+            state
+                .ingest
+                .handshake(request.uri().query(), metrics)
+                .await
+        }
+        Method::POST => {
+            let signature = request
+                .headers()
+                .get(SIGNATURE_HEADER)
+                .map(|v| v.as_bytes());
+            state
+                .ingest
+                .receive(signature, request.body().as_ref(), metrics)
+                .await
+        }
+        _ => Reply {
+            status: 405,
+            body: "method not allowed".into(),
+        },
+    }
+}
+
+fn into_response(reply: Reply) -> Response<Body> {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = Response::new(Body::Text(reply.body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Writes a line to stderr before the runtime starts (tracing may not be set up yet).
+pub fn report_startup_error(err: &dyn std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "webhook-ingest cannot start: {err}");
+}

@@ -1,0 +1,140 @@
+//! Runtime settings read from the environment. The names here are the contract with `infra/`:
+//! tests fail when Terraform sets a variable no function reads, or misses one a function needs.
+
+use std::time::Duration;
+
+/// Environment variable names.
+pub mod env {
+    /// URL of the signal FIFO queue.
+    pub const SIGNAL_QUEUE_URL: &str = "WACAPI_SIGNAL_QUEUE_URL";
+    /// URL of the dead-letter FIFO queue.
+    pub const DEAD_LETTER_QUEUE_URL: &str = "WACAPI_DEAD_LETTER_QUEUE_URL";
+    /// ARN of the webhook secret (`{"app_secret", "verify_token"}`).
+    pub const WEBHOOK_SECRET_ARN: &str = "WACAPI_WEBHOOK_SECRET_ARN";
+    /// Seconds a fetched secret is reused (default 300).
+    pub const SECRET_TTL_SECONDS: &str = "WACAPI_SECRET_TTL_SECONDS";
+    /// CloudWatch namespace of the EMF metrics (default `wacapi`).
+    pub const METRICS_NAMESPACE: &str = "WACAPI_METRICS_NAMESPACE";
+
+    /// What the ingest function reads.
+    pub const INGEST: &[&str] = &[
+        SIGNAL_QUEUE_URL,
+        DEAD_LETTER_QUEUE_URL,
+        WEBHOOK_SECRET_ARN,
+        SECRET_TTL_SECONDS,
+        METRICS_NAMESPACE,
+    ];
+}
+
+/// A missing or unusable setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("environment variable {name} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Settings of the ingest function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Signal queue URL.
+    pub signal_queue_url: String,
+    /// Dead-letter queue URL.
+    pub dead_letter_queue_url: String,
+    /// Webhook secret ARN.
+    pub webhook_secret_arn: String,
+    /// Secret cache TTL.
+    pub secret_ttl: Duration,
+    /// Metrics namespace.
+    pub metrics_namespace: String,
+}
+
+/// Forced secret re-reads (after a signature mismatch) happen at most this often.
+pub const SECRET_FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+impl IngestSettings {
+    /// Reads the settings through `lookup` (`std::env::var` in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            signal_queue_url: required(&lookup, env::SIGNAL_QUEUE_URL)?,
+            dead_letter_queue_url: required(&lookup, env::DEAD_LETTER_QUEUE_URL)?,
+            webhook_secret_arn: required(&lookup, env::WEBHOOK_SECRET_ARN)?,
+            secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
+            metrics_namespace: lookup(env::METRICS_NAMESPACE)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+        })
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+pub(crate) fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    lookup(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+pub(crate) fn seconds(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| ConfigError::Invalid {
+                name,
+                why: e.to_string(),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn reads_required_and_defaults() {
+        let vars: HashMap<&str, &str> = [
+            (env::SIGNAL_QUEUE_URL, "q"),
+            (env::DEAD_LETTER_QUEUE_URL, "d"),
+            (env::WEBHOOK_SECRET_ARN, "arn"),
+        ]
+        .into();
+        let s = IngestSettings::from_lookup(|k| vars.get(k).map(|v| v.to_string())).expect("ok");
+        assert_eq!(s.secret_ttl, Duration::from_secs(300));
+        assert_eq!(s.metrics_namespace, "wacapi");
+
+        let err = IngestSettings::from_lookup(|_| None).expect_err("missing");
+        assert_eq!(err, ConfigError::Missing(env::SIGNAL_QUEUE_URL));
+
+        let err = IngestSettings::from_lookup(|k| {
+            if k == env::SECRET_TTL_SECONDS {
+                Some("soon".into())
+            } else {
+                vars.get(k).map(|v| v.to_string())
+            }
+        })
+        .expect_err("invalid");
+        assert!(err.to_string().contains(env::SECRET_TTL_SECONDS));
+    }
+}

@@ -1,0 +1,373 @@
+//! The webhook ingest, independent of the HTTP edge: the subscription handshake and the signed
+//! POST path (limit → verify → parse → split → enqueue). The Lambda and `wacapi serve` both
+//! call it, so they answer identically.
+//!
+//! Outcomes of a POST:
+//! - too large: 413; no or malformed signature: 401; wrong signature: 403. Nothing is queued.
+//! - signed but not a webhook: its raw bytes go to the dead-letter queue, 200 (a retry would
+//!   not help); if it cannot fit in a queue message, 500 so Meta keeps it and retries.
+//! - signed webhook: every signal queued, every bad item dead-lettered, then 200; any queue
+//!   failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
+
+use base64::Engine;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::hashing::sha256_hex;
+use crate::metrics::{Metrics, names};
+use crate::queue::{MessageSink, OutboundMessage, QueueError};
+use crate::redact::safe_json_error;
+use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
+use crate::signal::{EnvelopeError, Split, split};
+use crate::signature::{ClaimedSignature, SignatureError};
+
+/// Meta sends at most 3 MB; a margin above that, anything larger is refused with 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest `hub.challenge` echoed back.
+const MAX_CHALLENGE_LEN: usize = 512;
+
+/// Message attribute names on dead-lettered items (read by operators and the redrive path).
+pub mod attributes {
+    /// `webhook_body` (a whole signed body) or `webhook_item` (one message or event).
+    pub const KIND: &str = "wacapi_kind";
+    /// A short reason label.
+    pub const REASON: &str = "wacapi_reason";
+    /// A longer explanation, free of personal data.
+    pub const DETAIL: &str = "wacapi_detail";
+    /// `utf-8` or `base64`: how the body holds the raw bytes.
+    pub const ENCODING: &str = "wacapi_encoding";
+    /// The WABA the item came under, when known.
+    pub const WABA_ID: &str = "wacapi_waba_id";
+}
+
+/// An HTTP answer: status and plain-text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// `text/plain` body.
+    pub body: String,
+}
+
+impl Reply {
+    fn new(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// Why ingest could not accept a webhook; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Body above [`MAX_BODY_BYTES`].
+    #[error("body of {0} bytes exceeds the {MAX_BODY_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Signature missing, malformed or wrong.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// Secrets could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    /// A queue refused what had to be queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl IngestError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::TooLarge(_) => 413,
+            Self::Signature(SignatureError::Missing | SignatureError::Malformed) => 401,
+            Self::Signature(SignatureError::Mismatch) => 403,
+            Self::Secret(_) | Self::Queue(_) => 500,
+        }
+    }
+}
+
+/// What an accepted webhook became.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Signals queued.
+    pub signals: usize,
+    /// Items (or the whole body) dead-lettered.
+    pub quarantined: usize,
+}
+
+/// The ingest: secrets, the signal queue and the dead-letter queue.
+#[derive(Debug)]
+pub struct Ingest<S, Q, D> {
+    secrets: CachedSecret<WebhookSecrets, S>,
+    signals: Q,
+    dead_letters: D,
+}
+
+impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
+    /// Wires the ingest.
+    pub fn new(secrets: CachedSecret<WebhookSecrets, S>, signals: Q, dead_letters: D) -> Self {
+        Self {
+            secrets,
+            signals,
+            dead_letters,
+        }
+    }
+
+    /// Answers Meta's `GET` subscription handshake: 200 with the raw `hub.challenge` when
+    /// `hub.mode=subscribe` and `hub.verify_token` matches; 400 without a challenge; 403 else.
+    pub async fn handshake(&self, query: Option<&str>, metrics: &mut Metrics) -> Reply {
+        let (mut mode, mut token, mut challenge) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match k.as_ref() {
+                "hub.mode" => mode = Some(v),
+                "hub.verify_token" => token = Some(v),
+                "hub.challenge" => challenge = Some(v),
+                _ => {}
+            }
+        }
+        let outcome = |m: &mut Metrics, o: &'static str| m.count_by(names::HANDSHAKES, "Outcome", o, 1);
+        let Some(challenge) = challenge.filter(|c| !c.is_empty() && c.len() <= MAX_CHALLENGE_LEN)
+        else {
+            outcome(metrics, "bad_request");
+            return Reply::new(400, "missing hub.challenge");
+        };
+        if mode.as_deref() != Some("subscribe") {
+            outcome(metrics, "wrong_mode");
+            return Reply::new(403, "forbidden");
+        }
+        let secrets = match self.secrets.get().await {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::error!(error = %err, "webhook secret unavailable for the handshake");
+                metrics.count(names::SECRET_ERRORS, 1);
+                return Reply::new(500, "secret unavailable");
+            }
+        };
+        let expected = secrets.verify_token.expose_secret().as_bytes();
+        let given = token.as_deref().unwrap_or_default().as_bytes();
+        if !bool::from(expected.ct_eq(given)) || expected.is_empty() {
+            outcome(metrics, "wrong_token");
+            tracing::warn!("subscription handshake with a wrong verify token");
+            return Reply::new(403, "forbidden");
+        }
+        outcome(metrics, "ok");
+        tracing::info!("subscription handshake accepted");
+        Reply::new(200, challenge.into_owned())
+    }
+
+    /// Handles a webhook `POST`, answering as the module documentation describes.
+    pub async fn receive(
+        &self,
+        signature: Option<&[u8]>,
+        body: &[u8],
+        metrics: &mut Metrics,
+    ) -> Reply {
+        metrics.count(names::WEBHOOKS_RECEIVED, 1);
+        match self.accept(signature, body, metrics).await {
+            Ok(accepted) => Reply::new(
+                200,
+                format!(
+                    "accepted {} signal(s), quarantined {}",
+                    accepted.signals, accepted.quarantined
+                ),
+            ),
+            Err(err) => {
+                match &err {
+                    IngestError::TooLarge(_) => metrics.count(names::BODIES_TOO_LARGE, 1),
+                    IngestError::Signature(e) => {
+                        metrics.count_by(names::SIGNATURE_FAILURES, "Reason", e.reason(), 1)
+                    }
+                    IngestError::Secret(_) => metrics.count(names::SECRET_ERRORS, 1),
+                    IngestError::Queue(QueueError::TooLarge { .. }) => {
+                        metrics.count(names::QUARANTINE_TOO_LARGE, 1)
+                    }
+                    IngestError::Queue(_) => metrics.count(names::ENQUEUE_FAILURES, 1),
+                }
+                let status = err.status();
+                if status >= 500 {
+                    tracing::error!(error = %err, status, "webhook not accepted; Meta will retry");
+                } else {
+                    tracing::warn!(error = %err, status, "webhook refused");
+                }
+                Reply::new(status, err.to_string())
+            }
+        }
+    }
+
+    /// The POST path as a `Result`, for callers that want the typed outcome.
+    pub async fn accept(
+        &self,
+        signature: Option<&[u8]>,
+        body: &[u8],
+        metrics: &mut Metrics,
+    ) -> Result<Accepted, IngestError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(IngestError::TooLarge(body.len()));
+        }
+        let claimed = ClaimedSignature::parse(signature)?;
+        self.verify(&claimed, body).await?;
+
+        let split = match split(body) {
+            Ok(split) => split,
+            Err(err) => {
+                let (reason, detail) = match &err {
+                    EnvelopeError::NotAnEnvelope(e) => ("not_an_envelope", safe_json_error(e)),
+                    EnvelopeError::WrongObject(_) => ("wrong_object", err.to_string()),
+                };
+                let message = quarantine_message(body, "webhook_body", reason, &detail, None);
+                self.dead_letters.send_all(vec![message]).await?;
+                metrics.count_by(names::BODIES_QUARANTINED, "Reason", reason, 1);
+                tracing::warn!(reason, detail, "signed body quarantined");
+                return Ok(Accepted {
+                    signals: 0,
+                    quarantined: 1,
+                });
+            }
+        };
+        self.enqueue(split, metrics).await
+    }
+
+    async fn verify(&self, claimed: &ClaimedSignature, body: &[u8]) -> Result<(), IngestError> {
+        let secrets = self.secrets.get().await?;
+        match claimed.verify(secrets.app_secret.expose_secret().as_bytes(), body) {
+            Err(SignatureError::Mismatch) => {
+                // The app secret may have been rotated since it was cached: re-read it once.
+                match self.secrets.refresh().await {
+                    Ok(Some(fresh)) => {
+                        claimed.verify(fresh.app_secret.expose_secret().as_bytes(), body)?
+                    }
+                    Ok(None) => return Err(SignatureError::Mismatch.into()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "secret re-read after a mismatch failed");
+                        return Err(SignatureError::Mismatch.into());
+                    }
+                }
+            }
+            other => other?,
+        }
+        Ok(())
+    }
+
+    async fn enqueue(&self, split: Split, metrics: &mut Metrics) -> Result<Accepted, IngestError> {
+        metrics.count(names::STATUSES_IGNORED, split.statuses as u64);
+        metrics.count(names::WEBHOOK_ERRORS, split.errors as u64);
+        metrics.count(names::CHANGES_IGNORED, split.ignored_changes as u64);
+
+        let quarantined = split.rejected.len();
+        if quarantined > 0 {
+            let messages = split
+                .rejected
+                .iter()
+                .map(|r| {
+                    quarantine_message(
+                        r.raw.as_bytes(),
+                        "webhook_item",
+                        r.reason.label(),
+                        &r.reason.to_string(),
+                        Some(&r.waba_id),
+                    )
+                })
+                .collect();
+            self.dead_letters.send_all(messages).await?;
+            for r in &split.rejected {
+                metrics.count_by(names::BODIES_QUARANTINED, "Reason", r.reason.label(), 1);
+                tracing::warn!(reason = r.reason.label(), waba_id = %r.waba_id, "webhook item quarantined");
+            }
+        }
+
+        let mut messages = Vec::with_capacity(split.signals.len());
+        for signal in &split.signals {
+            let body = serde_json::to_string(signal)
+                .map_err(|e| QueueError::Transport(format!("signal serialisation: {e}")))?;
+            messages.push(OutboundMessage::new(body, signal.group_id(), signal.dedup_id()));
+        }
+        let signals = messages.len();
+        if signals > 0 {
+            self.signals.send_all(messages).await?;
+        }
+        metrics.count(names::SIGNALS_ENQUEUED, signals as u64);
+        for signal in &split.signals {
+            tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.waba_id, "signal enqueued");
+        }
+        tracing::info!(
+            signals,
+            quarantined,
+            statuses = split.statuses,
+            "webhook accepted"
+        );
+        Ok(Accepted {
+            signals,
+            quarantined,
+        })
+    }
+}
+
+/// A dead-letter message holding raw bytes exactly, with the reason as attributes.
+fn quarantine_message(
+    raw: &[u8],
+    kind: &str,
+    reason: &str,
+    detail: &str,
+    waba_id: Option<&str>,
+) -> OutboundMessage {
+    let (body, encoding) = match std::str::from_utf8(raw) {
+        Ok(text) if text.chars().all(sqs_allows) => (text.to_owned(), "utf-8"),
+        _ => (
+            base64::engine::general_purpose::STANDARD.encode(raw),
+            "base64",
+        ),
+    };
+    let detail: String = detail.chars().take(512).collect();
+    let mut message = OutboundMessage::new(
+        body,
+        sha256_hex(format!("quarantine:{}", waba_id.unwrap_or_default()).as_bytes()),
+        sha256_hex(raw),
+    )
+    .with_attribute(attributes::KIND, kind)
+    .with_attribute(attributes::REASON, reason)
+    .with_attribute(attributes::DETAIL, detail)
+    .with_attribute(attributes::ENCODING, encoding);
+    if let Some(waba_id) = waba_id {
+        message = message.with_attribute(attributes::WABA_ID, waba_id);
+    }
+    message
+}
+
+/// The characters an SQS message body may contain.
+fn sqs_allows(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_keeps_bytes_exactly() {
+        let m = quarantine_message(b"{not json", "webhook_body", "not_an_envelope", "d", None);
+        assert_eq!(m.body, "{not json");
+        assert!(m.attributes.contains(&(attributes::ENCODING.into(), "utf-8".into())));
+
+        let raw = [0xff, 0x00, b'x'];
+        let m = quarantine_message(&raw, "webhook_body", "not_an_envelope", "d", None);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&m.body)
+            .expect("base64");
+        assert_eq!(decoded, raw);
+        assert!(m.attributes.contains(&(attributes::ENCODING.into(), "base64".into())));
+    }
+
+    #[test]
+    fn statuses_map_from_errors() {
+        assert_eq!(IngestError::TooLarge(1).status(), 413);
+        assert_eq!(IngestError::from(SignatureError::Missing).status(), 401);
+        assert_eq!(IngestError::from(SignatureError::Malformed).status(), 401);
+        assert_eq!(IngestError::from(SignatureError::Mismatch).status(), 403);
+        assert_eq!(
+            IngestError::from(QueueError::Transport("x".into())).status(),
+            500
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! CloudWatch Embedded Metric Format (EMF): counters gathered during one invocation, written as
+//! JSON lines that CloudWatch Logs turns into metrics. No API call, no extra latency.
+//!
+//! Every metric carries the `Service` dimension; some add one more (`Reason`, `EventName`, ...).
+//! The names below are the contract with `infra/` (alarms, dashboard), checked by tests.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+
+/// The default CloudWatch namespace.
+pub const DEFAULT_NAMESPACE: &str = "wacapi";
+
+/// Metric names: the only names the code emits.
+pub mod names {
+    /// Webhook POSTs received (before any check).
+    pub const WEBHOOKS_RECEIVED: &str = "WebhooksReceived";
+    /// Webhook POSTs refused for their signature; dimension `Reason`.
+    pub const SIGNATURE_FAILURES: &str = "SignatureFailures";
+    /// Webhook POSTs refused for their size.
+    pub const BODIES_TOO_LARGE: &str = "BodiesTooLarge";
+    /// Signals accepted by the signal queue.
+    pub const SIGNALS_ENQUEUED: &str = "SignalsEnqueued";
+    /// `statuses[]` items seen and ignored.
+    pub const STATUSES_IGNORED: &str = "StatusesIgnored";
+    /// Change-level `errors[]` items Meta reported.
+    pub const WEBHOOK_ERRORS: &str = "WebhookErrors";
+    /// Changes of fields wacapi does not process.
+    pub const CHANGES_IGNORED: &str = "ChangesIgnored";
+    /// Signed bodies or items kept on the dead-letter queue; dimension `Reason`.
+    pub const BODIES_QUARANTINED: &str = "BodiesQuarantined";
+    /// Signed unparseable bodies too large to quarantine, answered 500 so Meta keeps them.
+    pub const QUARANTINE_TOO_LARGE: &str = "QuarantineTooLarge";
+    /// Queue sends that failed (the webhook is answered 500 and retried by Meta).
+    pub const ENQUEUE_FAILURES: &str = "EnqueueFailures";
+    /// Secrets that could not be loaded.
+    pub const SECRET_ERRORS: &str = "SecretErrors";
+    /// Subscription handshakes; dimension `Outcome`.
+    pub const HANDSHAKES: &str = "Handshakes";
+
+    /// Every name above, for contract tests.
+    pub const INGEST: &[&str] = &[
+        WEBHOOKS_RECEIVED,
+        SIGNATURE_FAILURES,
+        BODIES_TOO_LARGE,
+        SIGNALS_ENQUEUED,
+        STATUSES_IGNORED,
+        WEBHOOK_ERRORS,
+        CHANGES_IGNORED,
+        BODIES_QUARANTINED,
+        QUARANTINE_TOO_LARGE,
+        ENQUEUE_FAILURES,
+        SECRET_ERRORS,
+        HANDSHAKES,
+    ];
+}
+
+/// CloudWatch units used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unit {
+    /// A count.
+    Count,
+    /// Seconds.
+    Seconds,
+    /// Milliseconds.
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Seconds => "Seconds",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+type DimensionKey = Option<(&'static str, String)>;
+
+/// Metrics of one invocation, flushed as EMF documents.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    namespace: String,
+    service: &'static str,
+    values: BTreeMap<DimensionKey, BTreeMap<&'static str, (Unit, Vec<f64>)>>,
+}
+
+impl Metrics {
+    /// Empty metrics for `service` under `namespace`.
+    pub fn new(namespace: impl Into<String>, service: &'static str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            service,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        self.add(None, name, Unit::Count, n as f64, true);
+    }
+
+    /// Adds `n` to a counter under one extra dimension.
+    pub fn count_by(
+        &mut self,
+        name: &'static str,
+        dimension: &'static str,
+        value: impl Into<String>,
+        n: u64,
+    ) {
+        self.add(
+            Some((dimension, value.into())),
+            name,
+            Unit::Count,
+            n as f64,
+            true,
+        );
+    }
+
+    /// Records one observation of a distribution (each is kept; CloudWatch aggregates).
+    pub fn observe(&mut self, name: &'static str, unit: Unit, value: f64) {
+        self.add(None, name, unit, value, false);
+    }
+
+    fn add(&mut self, key: DimensionKey, name: &'static str, unit: Unit, value: f64, sum: bool) {
+        let entry = self
+            .values
+            .entry(key)
+            .or_default()
+            .entry(name)
+            .or_insert((unit, Vec::new()));
+        match (sum, entry.1.first_mut()) {
+            (true, Some(total)) => *total += value,
+            _ => entry.1.push(value),
+        }
+    }
+
+    /// The counter's total across dimensions (tests and the CLI summary).
+    pub fn total(&self, name: &str) -> f64 {
+        self.values
+            .values()
+            .filter_map(|m| m.get(name))
+            .flat_map(|(_, v)| v.iter())
+            .sum()
+    }
+
+    /// The counter's total for one dimension value.
+    pub fn total_by(&self, name: &str, dimension: &str, value: &str) -> f64 {
+        self.values
+            .iter()
+            .filter(|(k, _)| k.as_ref().is_some_and(|(d, v)| *d == dimension && v == value))
+            .filter_map(|(_, m)| m.get(name))
+            .flat_map(|(_, v)| v.iter())
+            .sum()
+    }
+
+    /// Merges another invocation's metrics into this one.
+    pub fn merge(&mut self, other: Metrics) {
+        for (key, metrics) in other.values {
+            for (name, (unit, values)) in metrics {
+                for v in values {
+                    self.add(key.clone(), name, unit, v, unit == Unit::Count);
+                }
+            }
+        }
+    }
+
+    /// The EMF documents (one per dimension set), clearing the metrics.
+    pub fn take_documents(&mut self, timestamp_ms: u64) -> Vec<Value> {
+        let values = std::mem::take(&mut self.values);
+        values
+            .into_iter()
+            .map(|(key, metrics)| {
+                let mut dims = vec!["Service"];
+                let mut doc = Map::new();
+                doc.insert("Service".into(), json!(self.service));
+                if let Some((name, value)) = &key {
+                    dims.push(name);
+                    doc.insert((*name).into(), json!(value));
+                }
+                let definitions: Vec<Value> = metrics
+                    .iter()
+                    .map(|(name, (unit, _))| json!({"Name": name, "Unit": unit.as_str()}))
+                    .collect();
+                for (name, (_, values)) in metrics {
+                    let value = match values.as_slice() {
+                        [one] => json!(one),
+                        many => json!(many),
+                    };
+                    doc.insert(name.into(), value);
+                }
+                doc.insert(
+                    "_aws".into(),
+                    json!({
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": self.namespace,
+                            "Dimensions": [dims],
+                            "Metrics": definitions,
+                        }],
+                    }),
+                );
+                Value::Object(doc)
+            })
+            .collect()
+    }
+
+    /// Writes the EMF documents as JSON lines to `out` (stdout in Lambda), clearing the metrics.
+    pub fn flush_to(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for doc in self.take_documents(now_ms) {
+            serde_json::to_writer(&mut *out, &doc)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_documents_group_by_dimension() {
+        let mut m = Metrics::new("wacapi", "webhook-ingest");
+        m.count(names::WEBHOOKS_RECEIVED, 1);
+        m.count(names::WEBHOOKS_RECEIVED, 2);
+        m.count_by(names::SIGNATURE_FAILURES, "Reason", "mismatch", 1);
+        m.observe("EventAge", Unit::Seconds, 3.0);
+        m.observe("EventAge", Unit::Seconds, 5.0);
+        assert_eq!(m.total(names::WEBHOOKS_RECEIVED), 3.0);
+        assert_eq!(
+            m.total_by(names::SIGNATURE_FAILURES, "Reason", "mismatch"),
+            1.0
+        );
+        let docs = m.take_documents(1_750_000_000_000);
+        assert_eq!(docs.len(), 2);
+        let plain = &docs[0];
+        assert_eq!(plain["WebhooksReceived"], json!(3.0));
+        assert_eq!(plain["EventAge"], json!([3.0, 5.0]));
+        assert_eq!(plain["Service"], json!("webhook-ingest"));
+        assert_eq!(
+            plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service"]])
+        );
+        let by_reason = &docs[1];
+        assert_eq!(by_reason["Reason"], json!("mismatch"));
+        assert_eq!(
+            by_reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service", "Reason"]])
+        );
+        assert!(m.take_documents(0).is_empty());
+    }
+}

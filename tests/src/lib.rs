@@ -1,0 +1,294 @@
+//! Test harness shared by wacapi's integration tests: fixtures, signing, API Gateway events, and
+//! a moto server on loopback for real AWS SDK calls.
+//!
+//! The moto server is the one named by `WACAPI_TEST_MOTO_URL` (the README's test command starts
+//! one for the whole run); otherwise each test binary starts its own on a free loopback port,
+//! which exits when the test process does.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{Credentials, Region};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use base64::Engine;
+use serde_json::{Value, json};
+
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The sample webhook bodies shipped in `examples/webhooks/`, by file name, sorted.
+pub fn sample_webhooks() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("examples/webhooks");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("examples/webhooks exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).expect("readable fixture"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One sample webhook body by file stem.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join(format!("examples/webhooks/{name}.json")))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// A test fixture from `tests/fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures").join(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// The `X-Hub-Signature-256` value for `body` with the test app secret.
+pub fn sign(body: &[u8]) -> String {
+    wacapi_shared::signature::sign(APP_SECRET.as_bytes(), body)
+}
+
+/// The webhook secret document used by tests.
+pub fn secret_document() -> String {
+    json!({"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}).to_string()
+}
+
+/// A webhook with `messages` text messages from distinct users, spread over `entries` entries
+/// of `changes` changes each; each message text is `text_len` characters.
+pub fn bulk_webhook(messages: usize, entries: usize, changes: usize, text_len: usize) -> Vec<u8> {
+    let per_change = messages.div_ceil(entries * changes);
+    let mut n = 0;
+    let text = "x".repeat(text_len);
+    let entry: Vec<Value> = (0..entries)
+        .map(|e| {
+            let changes: Vec<Value> = (0..changes)
+                .map(|_| {
+                    let mut contacts = Vec::new();
+                    let mut msgs = Vec::new();
+                    for _ in 0..per_change {
+                        if n == messages {
+                            break;
+                        }
+                        let phone = format!("1555{:07}", n);
+                        contacts.push(json!({"profile": {"name": "Test User"}, "wa_id": phone}));
+                        msgs.push(json!({
+                            "from": phone,
+                            "id": format!("wamid.bulk{n:06}"),
+                            "timestamp": (1_750_095_000 + n).to_string(),
+                            "type": "text",
+                            "text": {"body": text},
+                        }));
+                        n += 1;
+                    }
+                    json!({"field": "messages", "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                        "contacts": contacts,
+                        "messages": msgs,
+                    }})
+                })
+                .collect();
+            json!({"id": format!("10229012934039{e}"), "changes": changes})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": entry})).unwrap()
+}
+
+/// An API Gateway HTTP API (payload v2) request, converted the way the Lambda runtime does.
+pub fn apigw_request(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    base64_encoded: bool,
+) -> lambda_http::Request {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), json!(v)))
+        .collect();
+    let body = body.map(|b| {
+        if base64_encoded {
+            base64::engine::general_purpose::STANDARD.encode(b)
+        } else {
+            String::from_utf8(b.to_vec()).expect("utf-8 body unless base64")
+        }
+    });
+    let event = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "facebookexternalua"},
+            "requestId": "req-1",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "21/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1_795_000_000_000u64
+        },
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway v2 event")
+}
+
+/// A signed `POST /webhook` API Gateway request.
+pub fn signed_post(body: &[u8]) -> lambda_http::Request {
+    let sig = sign(body);
+    apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[("X-Hub-Signature-256", &sig), ("content-type", "application/json")],
+        Some(body),
+        false,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// moto
+
+static MOTO: OnceLock<String> = OnceLock::new();
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// The moto server's endpoint URL, starting one when the environment names none.
+pub fn moto_url() -> &'static str {
+    MOTO.get_or_init(|| match std::env::var("WACAPI_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_moto(),
+    })
+}
+
+fn start_moto() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    // A watcher shell ends moto when this test process ends, so no server outlives the run.
+    let script = r#"python3 -m moto.server -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!
+while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 0.5; done
+kill "$m" 2>/dev/null"#;
+    Command::new("sh")
+        .args(["-c", script, "sh", &port.to_string(), &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m moto.server can start (pip install 'moto[server]')");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return url;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto server did not start on port {port}");
+}
+
+/// An AWS configuration pointing every client at moto.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Creates a FIFO queue (content-based dedup off: ids are always explicit) and returns its URL.
+pub async fn create_fifo_queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    client
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique(prefix)))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
+}
+
+/// Receives (and deletes) every visible message, in delivery order.
+pub async fn drain_queue(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    loop {
+        let received = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages().to_vec();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in &messages {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+        out.extend(messages);
+    }
+}
+
+/// A system attribute of a received message.
+pub fn system_attribute(m: &aws_sdk_sqs::types::Message, name: MessageSystemAttributeName) -> String {
+    m.attributes()
+        .and_then(|a| a.get(&name))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A string message attribute of a received message.
+pub fn message_attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    m.message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}

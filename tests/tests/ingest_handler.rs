@@ -1,0 +1,425 @@
+//! The webhook-ingest Lambda handler end to end, with in-memory queues: signature and handshake
+//! matrices, every sample body (signals snapshotted), bad items, and a 1,000-message POST.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::Body;
+use secrecy::SecretString;
+use serde_json::Value;
+use wacapi_shared::ingest::{Ingest, attributes};
+use wacapi_shared::metrics::{Metrics, names};
+use wacapi_shared::queue::{MemoryQueue, OutboundMessage};
+use wacapi_shared::secrets::{CachedSecret, StaticSecret};
+use wacapi_shared::signal::Signal;
+use wacapi_tests::*;
+use webhook_ingest::{State, handler};
+
+struct Harness {
+    state: State<StaticSecret, Arc<MemoryQueue>, Arc<MemoryQueue>>,
+    signals: Arc<MemoryQueue>,
+    dead_letters: Arc<MemoryQueue>,
+}
+
+fn harness() -> Harness {
+    let signals = Arc::new(MemoryQueue::new());
+    let dead_letters = Arc::new(MemoryQueue::new());
+    let secrets = CachedSecret::new(
+        StaticSecret(SecretString::from(secret_document())),
+        Duration::from_secs(300),
+        Duration::from_secs(30),
+    );
+    Harness {
+        state: State {
+            ingest: Ingest::new(secrets, Arc::clone(&signals), Arc::clone(&dead_letters)),
+            metrics_namespace: "wacapi".into(),
+            emit_metrics: false,
+        },
+        signals,
+        dead_letters,
+    }
+}
+
+async fn call(h: &Harness, request: lambda_http::Request) -> (u16, String) {
+    let response = handler(&h.state, request).await.expect("infallible");
+    let body = match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        Body::Empty => String::new(),
+        _ => String::new(),
+    };
+    (response.status().as_u16(), body)
+}
+
+fn decode(messages: &[OutboundMessage]) -> Vec<Signal> {
+    messages
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).expect("signal JSON"))
+        .collect()
+}
+
+// --- signature matrix -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn valid_signature_is_accepted_and_enqueued() {
+    let h = harness();
+    let body = sample("text-from-ctwa-ad");
+    let (status, _) = call(&h, signed_post(&body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.signals.len(), 1);
+}
+
+#[tokio::test]
+async fn refused_signatures_enqueue_nothing() {
+    let body = sample("order");
+    let good = sign(&body);
+    let wrong_secret = wacapi_shared::signature::sign(b"another-secret", &body);
+    let mut tampered = body.clone();
+    let i = tampered.iter().position(|&b| b == b'2').expect("a digit");
+    tampered[i] = b'3';
+    let legacy = "sha1=2fd4e1c67a2d28fced849ee1bb76e7391b93eb12";
+    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+        ("missing header", vec![], body.clone(), 401),
+        (
+            "sha1 only",
+            vec![("X-Hub-Signature", legacy.to_owned())],
+            body.clone(),
+            401,
+        ),
+        (
+            "malformed hex",
+            vec![("X-Hub-Signature-256", format!("sha256={}", "zz".repeat(32)))],
+            body.clone(),
+            401,
+        ),
+        (
+            "no sha256= prefix",
+            vec![("X-Hub-Signature-256", good.trim_start_matches("sha256=").to_owned())],
+            body.clone(),
+            401,
+        ),
+        (
+            "wrong secret",
+            vec![("X-Hub-Signature-256", wrong_secret)],
+            body.clone(),
+            403,
+        ),
+        (
+            "body tampered by one byte",
+            vec![("X-Hub-Signature-256", good.clone())],
+            tampered,
+            403,
+        ),
+    ];
+    for (name, headers, body, want) in cases {
+        let h = harness();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let request = apigw_request("POST", "/webhook", "", &headers, Some(&body), false);
+        let (status, _) = call(&h, request).await;
+        assert_eq!(status, want, "{name}");
+        assert!(h.signals.is_empty(), "{name}: nothing enqueued");
+        assert!(h.dead_letters.is_empty(), "{name}: nothing quarantined");
+    }
+}
+
+#[tokio::test]
+async fn legacy_sha1_header_beside_a_valid_one_is_ignored() {
+    let h = harness();
+    let body = sample("order");
+    let sig = sign(&body);
+    let request = apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[
+            ("X-Hub-Signature", "sha1=0000000000000000000000000000000000000000"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        Some(&body),
+        false,
+    );
+    assert_eq!(call(&h, request).await.0, 200);
+}
+
+#[tokio::test]
+async fn escaped_unicode_verifies_as_received_not_reserialised() {
+    let h = harness();
+    let raw = fixture("escaped-unicode.json");
+    assert!(raw.windows(6).any(|w| w == br"\u00e9"), "fixture is ASCII-escaped");
+    let (status, _) = call(&h, signed_post(&raw)).await;
+    assert_eq!(status, 200);
+    let signals = decode(&h.signals.drain());
+    assert_eq!(
+        serde_json::to_value(&signals[0].event).unwrap()["body"],
+        "Café crème äöå 😀"
+    );
+
+    // The same document re-serialised is different bytes, so the original signature fails.
+    let reserialised = serde_json::to_vec(&serde_json::from_slice::<Value>(&raw).unwrap()).unwrap();
+    assert_ne!(reserialised, raw);
+    let sig = sign(&raw);
+    let request = apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[("X-Hub-Signature-256", &sig)],
+        Some(&reserialised),
+        false,
+    );
+    assert_eq!(call(&h, request).await.0, 403);
+}
+
+#[tokio::test]
+async fn base64_encoded_body_is_decoded_before_verification() {
+    let h = harness();
+    let body = sample("order");
+    let sig = sign(&body);
+    let request = apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[("X-Hub-Signature-256", &sig)],
+        Some(&body),
+        true,
+    );
+    assert_eq!(call(&h, request).await.0, 200);
+    assert_eq!(h.signals.len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_before_anything_else() {
+    let h = harness();
+    let body = vec![b' '; wacapi_shared::ingest::MAX_BODY_BYTES + 1];
+    let (status, _) = call(&h, signed_post(&body)).await;
+    assert_eq!(status, 413);
+    assert!(h.signals.is_empty() && h.dead_letters.is_empty());
+}
+
+#[tokio::test]
+async fn other_routes_and_methods() {
+    let h = harness();
+    let request = apigw_request("PUT", "/webhook", "", &[], None, false);
+    assert_eq!(call(&h, request).await.0, 405);
+    let request = apigw_request("GET", "/elsewhere", "", &[], None, false);
+    assert_eq!(call(&h, request).await.0, 404);
+}
+
+// --- handshake matrix -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn handshake_matrix() {
+    let cases = [
+        (
+            "right token",
+            format!("hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"),
+            200,
+            Some("1158201444"),
+        ),
+        (
+            "wrong token",
+            "hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1158201444".to_owned(),
+            403,
+            None,
+        ),
+        (
+            "wrong mode",
+            format!("hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1"),
+            403,
+            None,
+        ),
+        (
+            "missing token",
+            "hub.mode=subscribe&hub.challenge=1".to_owned(),
+            403,
+            None,
+        ),
+        (
+            "missing challenge",
+            format!("hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}"),
+            400,
+            None,
+        ),
+    ];
+    for (name, query, want, body) in cases {
+        let h = harness();
+        let (status, text) = call(&h, apigw_request("GET", "/webhook", &query, &[], None, false)).await;
+        assert_eq!(status, want, "{name}");
+        if let Some(body) = body {
+            assert_eq!(text, body, "{name}: raw challenge, not JSON-quoted");
+        }
+    }
+}
+
+#[tokio::test]
+async fn handshake_decodes_percent_encoded_values() {
+    let h = harness();
+    let query = "hub.mode=subscribe&hub.verify_token=test%2Dverify%2Dtoken&hub.challenge=a%20b";
+    let (status, text) = call(&h, apigw_request("GET", "/webhook", query, &[], None, false)).await;
+    assert_eq!((status, text.as_str()), (200, "a b"));
+}
+
+// --- every sample body ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_sample_webhook_becomes_the_expected_signals() {
+    for (name, body) in sample_webhooks() {
+        let h = harness();
+        let (status, _) = call(&h, signed_post(&body)).await;
+        assert_eq!(status, 200, "{name}");
+        let messages = h.signals.drain();
+        let queued: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "group_id": m.group_id,
+                    "dedup_id": m.dedup_id,
+                    "signal": serde_json::from_str::<Value>(&m.body).unwrap(),
+                })
+            })
+            .collect();
+        insta::assert_json_snapshot!(format!("signals-{name}"), queued);
+        assert!(h.dead_letters.is_empty(), "{name}");
+        for m in &messages {
+            assert_no_personal_data(&m.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn system_messages_and_username_only_users() {
+    let h = harness();
+    let (status, _) = call(&h, signed_post(&fixture("system-and-bsuid-only.json"))).await;
+    assert_eq!(status, 200);
+    let messages = h.signals.drain();
+    for m in &messages {
+        assert_no_personal_data(&m.body);
+        assert!(!m.body.contains("@private"), "username is not carried");
+        assert!(!m.body.contains("video.example"), "ad media is not carried");
+    }
+    insta::assert_json_snapshot!(
+        "signals-system-and-bsuid-only",
+        decode(&messages)
+    );
+}
+
+/// Only the payloads the mapping reads (text for pattern rules, Flow form fields for hashed user
+/// data) may hold personal data; everything else in a signal must be free of it.
+fn assert_no_personal_data(body: &str) {
+    let mut signal: Value = serde_json::from_str(body).unwrap();
+    if let Some(event) = signal["event"].as_object_mut() {
+        event.remove("fields");
+        event.remove("body");
+    }
+    let body = signal.to_string();
+    for pii in ["16505551234", "Sheena", "Nelson", "Test User", "Private Person"] {
+        assert!(!body.contains(pii), "signal carries {pii:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn bad_items_are_quarantined_and_the_rest_flows() {
+    let h = harness();
+    let mut metrics = Metrics::new("wacapi", "test");
+    let body = fixture("mixed-bad-items.json");
+    let sig = sign(&body);
+    let reply = h
+        .state
+        .ingest
+        .receive(Some(sig.as_bytes()), &body, &mut metrics)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let signals = decode(&h.signals.drain());
+    let ids: Vec<&str> = signals.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["wamid.good0001", "wamid.future01"]);
+
+    let dead = h.dead_letters.drain();
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| attr(m, attributes::REASON))
+        .collect();
+    assert_eq!(reasons, ["bad_message", "bad_flow_response"]);
+    assert_eq!(
+        attr(&dead[0], attributes::DETAIL),
+        "message does not parse: missing field `id` at line 1 column 90"
+    );
+    assert!(dead[0].body.contains("no id here"), "raw item kept exactly");
+    assert_eq!(metrics.total(names::CHANGES_IGNORED), 1.0);
+    assert_eq!(metrics.total(names::WEBHOOK_ERRORS), 1.0);
+    assert_eq!(metrics.total(names::BODIES_QUARANTINED), 2.0);
+    assert_eq!(metrics.total(names::SIGNALS_ENQUEUED), 2.0);
+}
+
+#[tokio::test]
+async fn signed_garbage_is_quarantined_whole_and_acknowledged() {
+    for (body, reason) in [
+        (b"{\"object\": \"whatsapp_business_account\", \"entry\": [".to_vec(), "not_an_envelope"),
+        (br#"{"object":"page","entry":[]}"#.to_vec(), "wrong_object"),
+        (vec![0xff, 0xfe, 0x00, 0x01], "not_an_envelope"),
+    ] {
+        let h = harness();
+        let (status, _) = call(&h, signed_post_bytes(&body)).await;
+        assert_eq!(status, 200);
+        let dead = h.dead_letters.drain();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(attr(&dead[0], attributes::REASON), reason);
+        assert_eq!(attr(&dead[0], attributes::KIND), "webhook_body");
+        assert!(h.signals.is_empty());
+    }
+}
+
+fn signed_post_bytes(body: &[u8]) -> lambda_http::Request {
+    let sig = sign(body);
+    apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[("X-Hub-Signature-256", &sig)],
+        Some(body),
+        std::str::from_utf8(body).is_err(),
+    )
+}
+
+#[tokio::test]
+async fn signed_garbage_too_large_to_quarantine_answers_500() {
+    let h = harness();
+    let mut metrics = Metrics::new("wacapi", "test");
+    let body = vec![b'['; 2 * 1024 * 1024];
+    let sig = sign(&body);
+    let reply = h
+        .state
+        .ingest
+        .receive(Some(sig.as_bytes()), &body, &mut metrics)
+        .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(metrics.total(names::QUARANTINE_TOO_LARGE), 1.0);
+    assert!(h.dead_letters.is_empty() && h.signals.is_empty());
+}
+
+fn attr(m: &OutboundMessage, name: &str) -> String {
+    m.attributes
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+// --- volume -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn one_post_with_1000_messages_across_entries_and_changes() {
+    let h = harness();
+    let body = bulk_webhook(1000, 4, 5, 64);
+    let (status, text) = call(&h, signed_post(&body)).await;
+    assert_eq!(status, 200, "{text}");
+    let signals = decode(&h.signals.drain());
+    assert_eq!(signals.len(), 1000);
+    let ids: std::collections::HashSet<_> = signals.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids.len(), 1000, "every message once");
+    assert_eq!(signals[0].id, "wamid.bulk000000");
+    assert_eq!(signals[999].id, "wamid.bulk000999");
+    let wabas: std::collections::HashSet<_> = signals.iter().map(|s| s.waba_id.clone()).collect();
+    assert_eq!(wabas.len(), 4);
+}
