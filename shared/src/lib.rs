@@ -1,16 +1,22 @@
 //! wacapi's shared library: everything the ingest and dispatch functions and the CLI have in
 //! common.
 //!
-//! The pure core ([`webhook`], [`signature`], [`signal`], [`hashing`]) does no I/O; the ports
-//! ([`queue`], [`secrets`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`]) beside
-//! in-memory ones; [`ingest`] joins them behind an edge-agnostic API.
+//! The pure core ([`webhook`], [`signature`], [`signal`], [`hashing`], [`rules`], [`mapping`],
+//! [`capi`]) does no I/O and takes time as a value; the ports ([`queue`], [`secrets`],
+//! [`clicks`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`]) beside in-memory
+//! ones; [`ingest`] and [`pipeline`] join them behind edge-agnostic APIs.
 
+pub mod capi;
+pub mod clicks;
 pub mod config;
 pub mod hashing;
 pub mod ingest;
+pub mod mapping;
 pub mod metrics;
+pub mod pipeline;
 pub mod queue;
 pub mod redact;
+pub mod rules;
 pub mod secrets;
 pub mod signal;
 pub mod signature;

@@ -215,6 +215,22 @@ pub enum SignalEvent {
 }
 
 impl SignalEvent {
+    /// The WhatsApp message type this event came from (`None` for automatic events).
+    pub fn message_type(&self) -> Option<&str> {
+        Some(match self {
+            Self::Text { .. } => "text",
+            Self::ButtonReply { .. } | Self::ListReply { .. } | Self::FlowReply { .. } => {
+                "interactive"
+            }
+            Self::TemplateButton { .. } => "button",
+            Self::Order { .. } => "order",
+            Self::RequestWelcome => "request_welcome",
+            Self::IdentityChanged { .. } => "system",
+            Self::Other { message_type } => message_type,
+            Self::AutomaticEvent { .. } => return None,
+        })
+    }
+
     /// A short name for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -48,10 +48,13 @@ pub fn sample_webhooks() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// One sample webhook body by file stem.
+/// One sample webhook body by name, without its order prefix (`order` → `02-order.json`).
 pub fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join(format!("examples/webhooks/{name}.json")))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    sample_webhooks()
+        .into_iter()
+        .find(|(stem, _)| stem == name || stem.split_once('-').is_some_and(|(_, rest)| rest == name))
+        .map(|(_, body)| body)
+        .unwrap_or_else(|| panic!("no sample webhook named {name}"))
 }
 
 /// A test fixture from `tests/fixtures/`.

@@ -1,0 +1,111 @@
+//! `wacapi replay`: webhook files through the same pipeline the dispatcher runs, with in-memory
+//! stores and no network. Requests go to stdout as JSON lines; a summary goes to stderr.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use wacapi_shared::clicks::MemoryClickStore;
+use wacapi_shared::mapping::{Outcome, SkipReason};
+use wacapi_shared::pipeline::{Processor, batch_requests};
+use wacapi_shared::rules::Config;
+use wacapi_shared::signal::split;
+
+/// Loads the configuration file, or the built-in default.
+pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(path) => {
+            let text = String::from_utf8(crate::read(path)?)
+                .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => Config::default_config().map_err(|e| format!("built-in configuration: {e}")),
+    }
+}
+
+pub(crate) fn now_or_clock(now: Option<i64>) -> i64 {
+    now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+pub(crate) fn run(config: Option<&Path>, now: Option<i64>, files: &[PathBuf]) -> Result<(), String> {
+    let config = load_config(config)?;
+    let now = now_or_clock(now);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(replay(&config, now, files))
+}
+
+async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), String> {
+    let clicks = MemoryClickStore::new();
+    let processor = Processor::new(config, &clicks);
+    let mut sent_ids = HashSet::new();
+    let mut events = Vec::new();
+    let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut signals = 0;
+    let mut quarantined = 0;
+    let mut dropped_fields = 0;
+    for file in files {
+        let body = crate::read(file)?;
+        let split = split(&body).map_err(|e| format!("{}: {e}", file.display()))?;
+        quarantined += split.rejected.len();
+        for rejected in &split.rejected {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: item quarantined: {}",
+                file.display(),
+                rejected.reason
+            );
+        }
+        for signal in &split.signals {
+            signals += 1;
+            let outcomes = processor
+                .process(signal, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Event(mapped) => {
+                        dropped_fields += mapped.dropped_user_data.len();
+                        if sent_ids.insert(mapped.event.event_id.clone()) {
+                            events.push(*mapped);
+                        } else {
+                            *skipped.entry(SkipReason::Duplicate.label()).or_default() += 1;
+                        }
+                    }
+                    Outcome::Skipped { reason, .. } => {
+                        *skipped.entry(reason.label()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    let event_count = events.len();
+    let requests = batch_requests(events);
+    for request in &requests {
+        let line = json!({"dataset_id": request.account.dataset_id, "body": request.body});
+        crate::out(&line.to_string())?;
+    }
+    let skipped_text = if skipped.is_empty() {
+        "none".to_owned()
+    } else {
+        skipped
+            .iter()
+            .map(|(reason, n)| format!("{reason}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "wacapi replay: {} file(s), {signals} signal(s), {event_count} event(s) in {} request(s); skipped: {skipped_text}; quarantined: {quarantined}; user data fields dropped: {dropped_fields}",
+        files.len(),
+        requests.len(),
+    );
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The Conversions API for Business Messaging: event names, the event shape Meta accepts for
+//! WhatsApp, and request bodies.
+//!
+//! Serialisation is exact: `action_source = "business_messaging"`, `messaging_channel =
+//! "whatsapp"`, raw `ctwa_clid` and `whatsapp_business_account_id`, hashed keys as lists,
+//! `event_time` in unix seconds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// At most this many events per request (Meta's limit).
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// Events older than this are refused by Meta, and with them the whole request.
+pub const MAX_EVENT_AGE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// The only event names Meta accepts for business messaging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EventName {
+    /// A purchase (needs `value` and `currency`).
+    Purchase,
+    /// A lead submitted.
+    LeadSubmitted,
+    /// Checkout started.
+    InitiateCheckout,
+    /// Item added to cart.
+    AddToCart,
+    /// Content viewed.
+    ViewContent,
+    /// Order created.
+    OrderCreated,
+    /// Order shipped.
+    OrderShipped,
+    /// Order delivered.
+    OrderDelivered,
+    /// Order canceled.
+    OrderCanceled,
+    /// Order returned.
+    OrderReturned,
+    /// Cart abandoned.
+    CartAbandoned,
+    /// Lead qualified.
+    QualifiedLead,
+    /// Rating given.
+    RatingProvided,
+    /// Review given.
+    ReviewProvided,
+}
+
+impl EventName {
+    /// Every allowed name.
+    pub const ALL: [EventName; 14] = [
+        Self::Purchase,
+        Self::LeadSubmitted,
+        Self::InitiateCheckout,
+        Self::AddToCart,
+        Self::ViewContent,
+        Self::OrderCreated,
+        Self::OrderShipped,
+        Self::OrderDelivered,
+        Self::OrderCanceled,
+        Self::OrderReturned,
+        Self::CartAbandoned,
+        Self::QualifiedLead,
+        Self::RatingProvided,
+        Self::ReviewProvided,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "Purchase",
+            Self::LeadSubmitted => "LeadSubmitted",
+            Self::InitiateCheckout => "InitiateCheckout",
+            Self::AddToCart => "AddToCart",
+            Self::ViewContent => "ViewContent",
+            Self::OrderCreated => "OrderCreated",
+            Self::OrderShipped => "OrderShipped",
+            Self::OrderDelivered => "OrderDelivered",
+            Self::OrderCanceled => "OrderCanceled",
+            Self::OrderReturned => "OrderReturned",
+            Self::CartAbandoned => "CartAbandoned",
+            Self::QualifiedLead => "QualifiedLead",
+            Self::RatingProvided => "RatingProvided",
+            Self::ReviewProvided => "ReviewProvided",
+        }
+    }
+
+    /// The allowed names, comma-separated (for error messages).
+    pub fn allowed_list() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event name outside the 14 business-messaging names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a business-messaging event name; allowed: {allowed}", allowed = EventName::allowed_list())]
+pub struct UnknownEventName(pub String);
+
+impl FromStr for EventName {
+    type Err = UnknownEventName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| UnknownEventName(s.to_owned()))
+    }
+}
+
+/// One server event for WhatsApp business messaging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// One of the 14 names.
+    pub event_name: EventName,
+    /// Unix seconds; never in the future, at most 7 days old.
+    pub event_time: i64,
+    /// Deterministic id: the same conversion always gets the same id.
+    pub event_id: String,
+    /// Always `business_messaging`.
+    pub action_source: String,
+    /// Always `whatsapp`.
+    pub messaging_channel: String,
+    /// Who, and which click.
+    pub user_data: UserData,
+    /// Value, currency, contents...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    /// Set to `{"outcome_type": "automatic_events"}` for events Meta detected itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_outcome_data: Option<MessagingOutcomeData>,
+}
+
+/// `user_data` of a WhatsApp event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserData {
+    /// The WABA id, raw.
+    pub whatsapp_business_account_id: String,
+    /// The ad click id, raw.
+    pub ctwa_clid: String,
+    /// Hashed keys (`em`, `ph`, `fn`, ...), each a list of lowercase hex SHA-256.
+    #[serde(flatten)]
+    pub hashed: BTreeMap<String, Vec<String>>,
+}
+
+/// `custom_data` of an event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomData {
+    /// ISO 4217 currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Monetary value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Line items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contents: Option<Vec<Content>>,
+    /// Product ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_ids: Option<Vec<String>>,
+    /// `product` or `product_group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_items: Option<u64>,
+    /// The advertiser's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Other keys (`content_name`, `delivery_category`, custom keys...).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl CustomData {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One line item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    /// Product id.
+    pub id: String,
+    /// Units.
+    pub quantity: u64,
+    /// Unit price.
+    pub item_price: f64,
+    /// `home_delivery`, `curbside` or `in_store`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_category: Option<String>,
+}
+
+/// `messaging_outcome_data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagingOutcomeData {
+    /// `automatic_events` for Meta-detected events.
+    pub outcome_type: String,
+}
+
+/// A request body for `POST /{version}/{dataset_id}/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsRequest {
+    /// At most [`MAX_EVENTS_PER_REQUEST`] events of one dataset.
+    pub data: Vec<Event>,
+    /// Routes events to the Test Events tool instead of production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_event_code: Option<String>,
+    /// Identifies the integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_agent: Option<String>,
+}
+
+/// Rounds money to 6 decimal places, removing binary floating-point noise (`0.1 + 0.2`).
+pub fn round_money(value: f64) -> f64 {
+    (value * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_round_trip_and_unknown_names_list_the_allowed_ones() {
+        for name in EventName::ALL {
+            assert_eq!(name.as_str().parse::<EventName>(), Ok(name));
+            assert_eq!(
+                serde_json::to_value(name).unwrap(),
+                serde_json::json!(name.as_str())
+            );
+        }
+        let err = "Lead".parse::<EventName>().unwrap_err().to_string();
+        assert!(err.contains("\"Lead\""), "{err}");
+        assert!(err.contains("ReviewProvided"), "{err}");
+    }
+
+    #[test]
+    fn money_noise_is_removed() {
+        assert_eq!(round_money(0.1 + 0.2), 0.3);
+        assert_eq!(round_money(2.0 * 30.0 + 25.5), 85.5);
+    }
+}

@@ -1,0 +1,140 @@
+//! Click attribution storage: the latest ad click of each user, per WABA, under hashed keys.
+//!
+//! A click is recorded under every identity the user showed (BSUID and hashed phone), so a later
+//! message carrying only one of them still finds it. Lookups take the newest click across the
+//! user's identities. The DynamoDB adapter lives with the dispatcher's stores.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hashing::sha256_hex;
+use crate::signal::{UserKey, UserRef};
+
+/// An ad click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Click {
+    /// The click id sent raw to Meta.
+    pub ctwa_clid: String,
+    /// The ad id (`referral.source_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_id: Option<String>,
+    /// Unix seconds of the message that carried the click.
+    pub clicked_at: i64,
+}
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store failed: {0}")]
+pub struct StoreError(pub String);
+
+/// The store key of one identity of a user under a WABA: a SHA-256, so stored keys reveal no
+/// phone number or BSUID.
+pub fn user_key(waba_id: &str, key: UserKey<'_>) -> String {
+    sha256_hex(format!("user\u{1f}{waba_id}\u{1f}{}", key.tagged()).as_bytes())
+}
+
+/// Where clicks are kept.
+pub trait ClickStore: Send + Sync {
+    /// Records `click` for every identity of `user`, unless a newer click is already stored.
+    fn record(
+        &self,
+        waba_id: &str,
+        user: &UserRef,
+        click: &Click,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The newest click stored for any identity of `user`.
+    fn latest(
+        &self,
+        waba_id: &str,
+        user: &UserRef,
+    ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send;
+}
+
+/// An in-memory click store (the CLI and tests).
+#[derive(Debug, Default)]
+pub struct MemoryClickStore {
+    clicks: Mutex<HashMap<String, Click>>,
+}
+
+impl MemoryClickStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many keys hold a click.
+    pub fn len(&self) -> usize {
+        self.clicks.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// True when no click is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every stored key (tests check that no clear identity is used as a key).
+    pub fn keys(&self) -> Vec<String> {
+        self.clicks
+            .lock()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl ClickStore for MemoryClickStore {
+    async fn record(&self, waba_id: &str, user: &UserRef, click: &Click) -> Result<(), StoreError> {
+        let mut clicks = self
+            .clicks
+            .lock()
+            .map_err(|_| StoreError("click store lock poisoned".into()))?;
+        for key in user.keys() {
+            let entry = clicks.entry(user_key(waba_id, key));
+            match entry {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if e.get().clicked_at <= click.clicked_at {
+                        e.insert(click.clone());
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(click.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn latest(&self, waba_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
+        let clicks = self
+            .clicks
+            .lock()
+            .map_err(|_| StoreError("click store lock poisoned".into()))?;
+        Ok(user
+            .keys()
+            .filter_map(|k| clicks.get(&user_key(waba_id, k)))
+            .max_by_key(|c| c.clicked_at)
+            .cloned())
+    }
+}
+
+impl<T: ClickStore> ClickStore for &T {
+    fn record(
+        &self,
+        waba_id: &str,
+        user: &UserRef,
+        click: &Click,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record(waba_id, user, click)
+    }
+
+    fn latest(
+        &self,
+        waba_id: &str,
+        user: &UserRef,
+    ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send {
+        (**self).latest(waba_id, user)
+    }
+}

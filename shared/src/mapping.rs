@@ -1,0 +1,409 @@
+//! The pure mapping: one signal, the click attributed to it and the time now → the CAPI events
+//! the rules produce, or the reasons none could be. No I/O; time is a value.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::capi::{
+    Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, UserData,
+    round_money,
+};
+use crate::clicks::Click;
+use crate::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
+use crate::rules::{Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code};
+use crate::signal::{Signal, SignalEvent};
+use crate::webhook::ProductItem;
+
+/// Events this close to Meta's 7-day limit are not sent: retries need time to finish inside it.
+pub const TOO_OLD_SAFETY_MARGIN_SECONDS: i64 = 3600;
+
+/// A click may be stamped this far after the event (clock skew between messages).
+const CLICK_CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// Why a signal or one of its rules produced no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// No rule matches the signal.
+    NoRule,
+    /// No ad click within the attribution window.
+    NoClick,
+    /// Older than Meta's 7-day window (less the safety margin).
+    TooOld,
+    /// The WABA has no account (no dataset) configured.
+    UnknownAccount,
+    /// The rule needs value data the signal does not have (e.g. a Purchase without a price).
+    InvalidCustomData,
+    /// The event was already sent (durable dedup).
+    Duplicate,
+}
+
+impl SkipReason {
+    /// The metric and log label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoRule => "no_rule",
+            Self::NoClick => "no_click",
+            Self::TooOld => "too_old",
+            Self::UnknownAccount => "unknown_account",
+            Self::InvalidCustomData => "invalid_custom_data",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// An event ready to send, with where it goes and how it came about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedEvent {
+    /// The rule that fired.
+    pub rule: String,
+    /// The destination account.
+    pub account: Account,
+    /// The event.
+    pub event: Event,
+    /// Flow fields that could not be normalised and were left out of `user_data`.
+    pub dropped_user_data: Vec<NormalizeError>,
+}
+
+/// What one rule (or the whole signal) came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// An event to send.
+    Event(Box<MappedEvent>),
+    /// Nothing to send, and why.
+    Skipped {
+        /// The rule, when the skip concerns one.
+        rule: Option<String>,
+        /// Why.
+        reason: SkipReason,
+    },
+}
+
+impl Outcome {
+    fn skipped(rule: &Rule, reason: SkipReason) -> Self {
+        Self::Skipped {
+            rule: Some(rule.name.clone()),
+            reason,
+        }
+    }
+}
+
+/// The click a signal is attributed to: its own referral (or Meta's click id for automatic
+/// events) first, else `stored` when it falls inside the attribution window.
+pub fn attributed_click(
+    config: &Config,
+    signal: &Signal,
+    stored: Option<&Click>,
+) -> Option<Click> {
+    if let SignalEvent::AutomaticEvent {
+        ctwa_clid: Some(clid),
+        ..
+    } = &signal.event
+    {
+        return Some(Click {
+            ctwa_clid: clid.clone(),
+            ad_id: None,
+            clicked_at: signal.timestamp,
+        });
+    }
+    if let Some(own) = own_click(signal) {
+        return Some(own);
+    }
+    stored
+        .filter(|c| {
+            c.clicked_at <= signal.timestamp + CLICK_CLOCK_SKEW_SECONDS
+                && signal.timestamp - c.clicked_at <= config.attribution_window_seconds
+        })
+        .cloned()
+}
+
+/// The click a message carries itself, if its referral has a `ctwa_clid`.
+pub fn own_click(signal: &Signal) -> Option<Click> {
+    let referral = signal.referral.as_ref()?;
+    Some(Click {
+        ctwa_clid: referral.ctwa_clid.clone()?,
+        ad_id: referral.source_id.clone(),
+        clicked_at: signal.timestamp,
+    })
+}
+
+/// Maps one signal. `click` is the attributed click ([`attributed_click`]); `now` is unix
+/// seconds. Returns one outcome per matching rule, or a single `NoRule`/`UnknownAccount` skip.
+pub fn map_signal(config: &Config, signal: &Signal, click: Option<&Click>, now: i64) -> Vec<Outcome> {
+    let matching: Vec<&Rule> = config.rules.iter().filter(|r| matches(r, signal)).collect();
+    if matching.is_empty() {
+        return vec![Outcome::Skipped {
+            rule: None,
+            reason: SkipReason::NoRule,
+        }];
+    }
+    let Some(account) = config.account(&signal.waba_id) else {
+        return vec![Outcome::Skipped {
+            rule: None,
+            reason: SkipReason::UnknownAccount,
+        }];
+    };
+    matching
+        .into_iter()
+        .map(|rule| map_rule(rule, account, signal, click, now))
+        .collect()
+}
+
+fn map_rule(
+    rule: &Rule,
+    account: &Account,
+    signal: &Signal,
+    click: Option<&Click>,
+    now: i64,
+) -> Outcome {
+    let event_time = signal.timestamp.min(now);
+    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+        return Outcome::skipped(rule, SkipReason::TooOld);
+    }
+    let Some(click) = click else {
+        return Outcome::skipped(rule, SkipReason::NoClick);
+    };
+    let event_name = match (rule.event, &signal.event) {
+        (Some(name), _) => name,
+        (None, SignalEvent::AutomaticEvent { event_name, .. }) => match event_name.parse() {
+            Ok(name) => name,
+            Err(_) => return Outcome::skipped(rule, SkipReason::NoRule),
+        },
+        (None, _) => return Outcome::skipped(rule, SkipReason::NoRule),
+    };
+    let Some(custom_data) = custom_data(rule, signal) else {
+        return Outcome::skipped(rule, SkipReason::InvalidCustomData);
+    };
+    if event_name == EventName::Purchase
+        && custom_data
+            .as_ref()
+            .is_none_or(|c| c.value.is_none() || c.currency.is_none())
+    {
+        return Outcome::skipped(rule, SkipReason::InvalidCustomData);
+    }
+    let (hashed, dropped_user_data) = user_data(rule, signal);
+    let scope_key = match rule.dedup {
+        DedupScope::Message => format!("message:{}", signal.id),
+        DedupScope::Click => format!("click:{}", click.ctwa_clid),
+        DedupScope::Order => match custom_data.as_ref().and_then(|c| c.order_id.as_deref()) {
+            Some(order_id) => format!("order:{order_id}"),
+            None => format!("order-message:{}", signal.id),
+        },
+    };
+    let event_id = sha256_hex(
+        format!(
+            "{}\u{1f}{}\u{1f}{scope_key}",
+            account.dataset_id,
+            event_name.as_str()
+        )
+        .as_bytes(),
+    );
+    let messaging_outcome_data = matches!(signal.event, SignalEvent::AutomaticEvent { .. })
+        .then(|| MessagingOutcomeData {
+            outcome_type: "automatic_events".to_owned(),
+        });
+    Outcome::Event(Box::new(MappedEvent {
+        rule: rule.name.clone(),
+        account: account.clone(),
+        event: Event {
+            event_name,
+            event_time,
+            event_id,
+            action_source: "business_messaging".to_owned(),
+            messaging_channel: "whatsapp".to_owned(),
+            user_data: UserData {
+                whatsapp_business_account_id: signal.waba_id.clone(),
+                ctwa_clid: click.ctwa_clid.clone(),
+                hashed,
+            },
+            custom_data,
+            messaging_outcome_data,
+        },
+        dropped_user_data,
+    }))
+}
+
+/// Whether `rule`'s trigger matches `signal`.
+pub fn matches(rule: &Rule, signal: &Signal) -> bool {
+    match (&rule.trigger, &signal.event) {
+        (Trigger::AdClick, _) => own_click(signal).is_some(),
+        (Trigger::MessageType(want), event) => event.message_type() == Some(want.as_str()),
+        (Trigger::ButtonReply(m), SignalEvent::ButtonReply { id }) => m.matches(id),
+        (Trigger::ListReply(m), SignalEvent::ListReply { id }) => m.matches(id),
+        (Trigger::TemplateButton(m), SignalEvent::TemplateButton { payload }) => m.matches(payload),
+        (
+            Trigger::Flow { name, flow_token },
+            SignalEvent::FlowReply {
+                name: got_name,
+                flow_token: got_token,
+                ..
+            },
+        ) => {
+            name.as_ref().is_none_or(|n| got_name.as_ref() == Some(n))
+                && flow_token
+                    .as_ref()
+                    .is_none_or(|m| got_token.as_deref().is_some_and(|t| m.matches(t)))
+        }
+        (Trigger::Text(re), SignalEvent::Text { body }) => re.is_match(body),
+        (Trigger::AutomaticEvents(filter), SignalEvent::AutomaticEvent { event_name, .. }) => {
+            match event_name.parse::<EventName>() {
+                Ok(name) => filter.as_ref().is_none_or(|f| f.contains(&name)),
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// `custom_data` for a firing rule: `Some(None)` when there is none, `None` when the signal's
+/// data is unusable (an order without items, mixed currencies...).
+fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
+    let spec = &rule.custom_data;
+    let mut data = CustomData::default();
+    if spec.from_order {
+        let SignalEvent::Order { items, .. } = &signal.event else {
+            return None;
+        };
+        data = order_custom_data(items)?;
+    }
+    if let SignalEvent::AutomaticEvent {
+        custom_data: Some(meta),
+        ..
+    } = &signal.event
+    {
+        data.value = meta.value.map(round_money);
+        data.currency = meta.currency.clone().map(|c| c.to_ascii_uppercase());
+    }
+    if let Some(value) = spec.value {
+        data.value = Some(round_money(value));
+    }
+    if let Some(currency) = &spec.currency {
+        data.currency = Some(currency.clone());
+    }
+    if let SignalEvent::FlowReply { fields, .. } = &signal.event {
+        for (key, field) in &spec.fields {
+            if let Some(value) = fields.get(field) {
+                apply_field(&mut data, key, value)?;
+            }
+        }
+    }
+    if data.currency.as_deref().is_some_and(|c| !is_currency_code(c)) {
+        return None;
+    }
+    Some((!data.is_empty()).then_some(data))
+}
+
+fn order_custom_data(items: &[ProductItem]) -> Option<CustomData> {
+    let first = items.first()?;
+    let currency = first.currency.trim().to_ascii_uppercase();
+    if items
+        .iter()
+        .any(|i| !i.currency.trim().eq_ignore_ascii_case(&currency))
+        || items
+            .iter()
+            .any(|i| i.quantity < 0.0 || i.quantity.fract() != 0.0 || i.item_price < 0.0)
+    {
+        return None;
+    }
+    let value: f64 = items.iter().map(|i| i.quantity * i.item_price).sum();
+    let num_items: f64 = items.iter().map(|i| i.quantity).sum();
+    Some(CustomData {
+        currency: Some(currency),
+        value: Some(round_money(value)),
+        contents: Some(
+            items
+                .iter()
+                .map(|i| Content {
+                    id: i.product_retailer_id.clone(),
+                    quantity: i.quantity.round() as u64,
+                    item_price: i.item_price,
+                    delivery_category: None,
+                })
+                .collect(),
+        ),
+        content_ids: Some(items.iter().map(|i| i.product_retailer_id.clone()).collect()),
+        content_type: Some("product".to_owned()),
+        num_items: Some(num_items.round() as u64),
+        order_id: None,
+        extra: BTreeMap::new(),
+    })
+}
+
+/// Puts one Flow field into `custom_data` under `key`, typed as Meta expects.
+fn apply_field(data: &mut CustomData, key: &str, value: &Value) -> Option<()> {
+    let as_text = || match value {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match key {
+        "value" => {
+            let v = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|v| v.is_finite() && *v >= 0.0)?;
+            data.value = Some(round_money(v));
+        }
+        "currency" => data.currency = Some(as_text()?.to_ascii_uppercase()),
+        "num_items" => data.num_items = Some(as_text()?.parse().ok()?),
+        "order_id" => data.order_id = Some(as_text()?),
+        "content_type" => data.content_type = Some(as_text()?),
+        _ => {
+            data.extra.insert(key.to_owned(), value.clone());
+        }
+    }
+    Some(())
+}
+
+/// Hashed `user_data`: the sender's phone hash plus the rule's Flow fields.
+fn user_data(rule: &Rule, signal: &Signal) -> (BTreeMap<String, Vec<String>>, Vec<NormalizeError>) {
+    let mut hashed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut dropped = Vec::new();
+    let mut push = |key: UserDataKey, value: String| {
+        let list = hashed.entry(key.as_str().to_owned()).or_default();
+        if !list.contains(&value) {
+            list.push(value);
+        }
+    };
+    if let Some(ph) = &signal.user.ph {
+        push(UserDataKey::Ph, ph.clone());
+    }
+    if let SignalEvent::FlowReply { fields, .. } = &signal.event {
+        for (target, field) in &rule.user_data {
+            let Some(text) = field_text(fields, field) else {
+                continue;
+            };
+            match target {
+                UserDataTarget::Key(key) => match hash(*key, &text) {
+                    Ok(h) => push(*key, h),
+                    Err(e) => dropped.push(e),
+                },
+                UserDataTarget::FullName => {
+                    let words: Vec<&str> = text.split_whitespace().collect();
+                    let parts = match words.as_slice() {
+                        [] => vec![],
+                        [only] => vec![(UserDataKey::Fn, *only)],
+                        [first, .., last] => vec![(UserDataKey::Fn, *first), (UserDataKey::Ln, *last)],
+                    };
+                    for (key, part) in parts {
+                        match hash(key, part) {
+                            Ok(h) => push(key, h),
+                            Err(e) => dropped.push(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (hashed, dropped)
+}
+
+fn field_text(fields: &Map<String, Value>, name: &str) -> Option<String> {
+    match fields.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,104 @@
+//! Signal processing shared by the dispatcher and the CLI: record the clicks signals carry,
+//! attribute the rest, map, and group events into Graph requests.
+
+use std::collections::BTreeMap;
+
+use crate::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
+use crate::clicks::{ClickStore, StoreError};
+use crate::mapping::{MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click};
+use crate::rules::{Account, Config};
+use crate::signal::{Signal, SignalEvent};
+
+/// Turns signals into outcomes, keeping the click store up to date.
+#[derive(Debug)]
+pub struct Processor<'a, C> {
+    config: &'a Config,
+    clicks: C,
+}
+
+impl<'a, C: ClickStore> Processor<'a, C> {
+    /// A processor over `config` and a click store.
+    pub fn new(config: &'a Config, clicks: C) -> Self {
+        Self { config, clicks }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
+    /// Records what the signal says about clicks and identities, then maps it. A store failure
+    /// is returned so the caller can retry the signal (recording is idempotent).
+    pub async fn process(&self, signal: &Signal, now: i64) -> Result<Vec<Outcome>, StoreError> {
+        let own = own_click(signal);
+        if let Some(click) = &own
+            && !signal.user.is_empty()
+        {
+            self.clicks.record(&signal.waba_id, &signal.user, click).await?;
+        }
+        if let SignalEvent::IdentityChanged { new, .. } = &signal.event
+            && !new.is_empty()
+            && let Some(click) = self.clicks.latest(&signal.waba_id, &signal.user).await?
+        {
+            // The user's later messages arrive under the new identity: carry the click over.
+            self.clicks.record(&signal.waba_id, new, &click).await?;
+        }
+        if !self.config.rules.iter().any(|r| matches(r, signal)) {
+            return Ok(vec![Outcome::Skipped {
+                rule: None,
+                reason: SkipReason::NoRule,
+            }]);
+        }
+        let needs_lookup = own.is_none()
+            && !matches!(signal.event, SignalEvent::AutomaticEvent { .. })
+            && !signal.user.is_empty();
+        let stored = if needs_lookup {
+            self.clicks.latest(&signal.waba_id, &signal.user).await?
+        } else {
+            None
+        };
+        let click = attributed_click(self.config, signal, stored.as_ref());
+        Ok(map_signal(self.config, signal, click.as_ref(), now))
+    }
+}
+
+/// One Graph API request: where it goes and its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphRequest {
+    /// The account (dataset, token name, test code, partner agent).
+    pub account: Account,
+    /// The request body.
+    pub body: EventsRequest,
+}
+
+/// Groups events into requests: one per destination (dataset, token, test code, partner
+/// agent), in first-seen order, at most 1,000 events each.
+pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<GraphRequest> {
+    let mut order: Vec<Account> = Vec::new();
+    let mut groups: BTreeMap<usize, Vec<crate::capi::Event>> = BTreeMap::new();
+    for mapped in events {
+        let index = match order.iter().position(|a| *a == mapped.account) {
+            Some(i) => i,
+            None => {
+                order.push(mapped.account.clone());
+                order.len() - 1
+            }
+        };
+        groups.entry(index).or_default().push(mapped.event);
+    }
+    let mut out = Vec::new();
+    for (index, events) in groups {
+        let account = &order[index];
+        for chunk in events.chunks(MAX_EVENTS_PER_REQUEST) {
+            out.push(GraphRequest {
+                account: account.clone(),
+                body: EventsRequest {
+                    data: chunk.to_vec(),
+                    test_event_code: account.test_event_code.clone(),
+                    partner_agent: account.partner_agent.clone(),
+                },
+            });
+        }
+    }
+    out
+}

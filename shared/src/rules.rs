@@ -1,0 +1,733 @@
+//! The wacapi configuration: accounts (WABA → dataset) and declarative conversion rules, loaded
+//! from TOML and validated completely before use. Every problem is reported at once, each naming
+//! the rule or account it concerns.
+//!
+//! The format is documented in `docs/configuration.md`; `examples/wacapi.toml` exercises every
+//! feature; [`DEFAULT_CONFIG`] applies when no file is given.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::capi::EventName;
+use crate::hashing::UserDataKey;
+
+/// The configuration used when none is given: the rules most advertisers want, and every WABA
+/// routed to a placeholder dataset so a dry run works out of the box.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// The Graph API version used when the configuration names none.
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
+
+/// The click attribution window used when the configuration names none (third parties use 7
+/// days from the click; Meta documents none).
+pub const DEFAULT_ATTRIBUTION_WINDOW_DAYS: u32 = 7;
+
+/// The account key that matches every WABA not listed explicitly.
+pub const ANY_WABA: &str = "*";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Graph API version, e.g. `v25.0`.
+    pub graph_api_version: String,
+    /// Clicks older than this (seconds) before an event do not attribute it.
+    pub attribution_window_seconds: i64,
+    /// Accounts by WABA id ([`ANY_WABA`] for the fallback).
+    pub accounts: BTreeMap<String, Account>,
+    /// Rules, in file order. Every rule that matches a signal fires.
+    pub rules: Vec<Rule>,
+}
+
+impl Config {
+    /// The account a WABA's events go to: its own entry, else the `*` entry.
+    pub fn account(&self, waba_id: &str) -> Option<&Account> {
+        self.accounts
+            .get(waba_id)
+            .or_else(|| self.accounts.get(ANY_WABA))
+    }
+
+    /// Parses and validates TOML.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        raw.validate()
+    }
+
+    /// The built-in default configuration.
+    pub fn default_config() -> Result<Self, ConfigErrors> {
+        Self::from_toml(DEFAULT_CONFIG)
+    }
+}
+
+/// Where one WABA's events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The WABA id (or `*`).
+    pub waba_id: String,
+    /// The dataset (`/{WABA_ID}/dataset`) events are posted to.
+    pub dataset_id: String,
+    /// Name of the access token to use (a key of the tokens secret); `None` = `default`.
+    pub token: Option<String>,
+    /// Routes events to Events Manager's Test Events tool.
+    pub test_event_code: Option<String>,
+    /// Identifies the integration to Meta.
+    pub partner_agent: Option<String>,
+}
+
+/// One conversion rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name (logs, metrics, errors).
+    pub name: String,
+    /// The event sent; `None` only for `automatic_events`, which carry Meta's own name.
+    pub event: Option<EventName>,
+    /// When it fires.
+    pub trigger: Trigger,
+    /// What makes two firings the same conversion.
+    pub dedup: DedupScope,
+    /// How `custom_data` is filled.
+    pub custom_data: CustomDataSpec,
+    /// Flow response fields hashed into `user_data`.
+    pub user_data: Vec<(UserDataTarget, String)>,
+}
+
+/// What a rule reacts to.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// The first message of an ad click: any message whose referral carries a `ctwa_clid`.
+    AdClick,
+    /// A message of this type (`order`, `request_welcome`, `image`, ...).
+    MessageType(String),
+    /// An interactive reply-button press.
+    ButtonReply(Matcher),
+    /// An interactive list-row choice.
+    ListReply(Matcher),
+    /// A template quick-reply button press, by payload.
+    TemplateButton(Matcher),
+    /// A Flow completion.
+    Flow {
+        /// `nfm_reply.name` (`flow`, `address_message`), if constrained.
+        name: Option<String>,
+        /// The `flow_token`, if constrained.
+        flow_token: Option<Matcher>,
+    },
+    /// A text matching a case-insensitive pattern.
+    Text(Regex),
+    /// Meta-detected events, optionally only some names.
+    AutomaticEvents(Option<Vec<EventName>>),
+}
+
+impl Trigger {
+    /// The trigger kind as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AdClick => "ad_click",
+            Self::MessageType(_) => "message_type",
+            Self::ButtonReply(_) => "button_reply",
+            Self::ListReply(_) => "list_reply",
+            Self::TemplateButton(_) => "template_button",
+            Self::Flow { .. } => "flow",
+            Self::Text(_) => "text",
+            Self::AutomaticEvents(_) => "automatic_events",
+        }
+    }
+}
+
+/// An exact value or a pattern.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Equal to this.
+    Exact(String),
+    /// Matching this regular expression (anchor it with `^…$` for a whole match).
+    Pattern(Regex),
+}
+
+impl Matcher {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(want) => want == value,
+            Self::Pattern(re) => re.is_match(value),
+        }
+    }
+}
+
+/// What makes two firings of a rule the same conversion (and so one event id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupScope {
+    /// One event per WhatsApp message (re-deliveries collapse).
+    #[default]
+    Message,
+    /// One event per ad click (e.g. one `LeadSubmitted` per click, however many forms).
+    Click,
+    /// One event per order (the order id when known, else the order message).
+    Order,
+}
+
+impl DedupScope {
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Click => "click",
+            Self::Order => "order",
+        }
+    }
+}
+
+/// How a rule fills `custom_data`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomDataSpec {
+    /// Derive contents, value, currency and counts from a WhatsApp order.
+    pub from_order: bool,
+    /// A fixed value.
+    pub value: Option<f64>,
+    /// A fixed currency.
+    pub currency: Option<String>,
+    /// `custom_data` key → Flow response field.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Where a Flow field goes in `user_data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDataTarget {
+    /// One hashed key.
+    Key(UserDataKey),
+    /// A full name, split into `fn` (first word) and `ln` (last word).
+    FullName,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// --- the TOML shape ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    graph_api_version: Option<String>,
+    #[serde(default)]
+    attribution_window_days: Option<u32>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    waba_id: String,
+    dataset_id: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    test_event_code: Option<String>,
+    #[serde(default)]
+    partner_agent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    #[serde(default)]
+    event: Option<String>,
+    trigger: RawTrigger,
+    #[serde(default)]
+    dedup: Option<DedupScope>,
+    #[serde(default)]
+    custom_data: Option<RawCustomData>,
+    #[serde(default)]
+    user_data: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RawTrigger {
+    AdClick,
+    MessageType {
+        message_type: String,
+    },
+    ButtonReply {
+        id: Option<String>,
+        pattern: Option<String>,
+    },
+    ListReply {
+        id: Option<String>,
+        pattern: Option<String>,
+    },
+    TemplateButton {
+        payload: Option<String>,
+        pattern: Option<String>,
+    },
+    Flow {
+        name: Option<String>,
+        flow_token: Option<String>,
+        flow_token_pattern: Option<String>,
+    },
+    Text {
+        pattern: String,
+    },
+    AutomaticEvents {
+        events: Option<Vec<String>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCustomData {
+    #[serde(default)]
+    from_order: bool,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let graph_api_version = self
+            .graph_api_version
+            .unwrap_or_else(|| DEFAULT_GRAPH_API_VERSION.to_owned());
+        if !is_graph_version(&graph_api_version) {
+            errors.push(format!(
+                "graph_api_version {graph_api_version:?} must look like \"v25.0\""
+            ));
+        }
+        let days = self
+            .attribution_window_days
+            .unwrap_or(DEFAULT_ATTRIBUTION_WINDOW_DAYS);
+        if !(1..=28).contains(&days) {
+            errors.push(format!(
+                "attribution_window_days must be between 1 and 28, not {days}"
+            ));
+        }
+
+        let mut accounts = BTreeMap::new();
+        if self.accounts.is_empty() {
+            errors.push("no [[accounts]]: add one per WABA (or waba_id = \"*\")".to_owned());
+        }
+        for a in self.accounts {
+            let label = format!("account {:?}", a.waba_id);
+            if a.waba_id.trim().is_empty() {
+                errors.push("an account has an empty waba_id".to_owned());
+            }
+            if a.dataset_id.trim().is_empty() || !a.dataset_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                errors.push(format!("{label}: dataset_id must be the numeric dataset id"));
+            }
+            for (field, value) in [
+                ("token", &a.token),
+                ("test_event_code", &a.test_event_code),
+                ("partner_agent", &a.partner_agent),
+            ] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    errors.push(format!("{label}: {field} is empty (remove it instead)"));
+                }
+            }
+            let account = Account {
+                waba_id: a.waba_id.clone(),
+                dataset_id: a.dataset_id,
+                token: a.token,
+                test_event_code: a.test_event_code,
+                partner_agent: a.partner_agent,
+            };
+            if accounts.insert(a.waba_id, account).is_some() {
+                errors.push(format!("{label} is listed twice"));
+            }
+        }
+
+        let mut names = HashSet::new();
+        let mut rules = Vec::new();
+        if self.rules.is_empty() {
+            errors.push("no [[rules]]: nothing would ever be sent".to_owned());
+        }
+        for raw in self.rules {
+            if raw.name.trim().is_empty() {
+                errors.push("a rule has an empty name".to_owned());
+            } else if !names.insert(raw.name.clone()) {
+                errors.push(format!("rule {:?} is defined twice", raw.name));
+            }
+            match raw.validate() {
+                Ok(rule) => rules.push(rule),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(Config {
+                graph_api_version,
+                attribution_window_seconds: i64::from(days) * 24 * 3600,
+                accounts,
+                rules,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+impl RawRule {
+    fn validate(self) -> Result<Rule, Vec<String>> {
+        let label = format!("rule {:?}", self.name);
+        let mut errors = Vec::new();
+        let trigger = match self.trigger.compile() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(format!("{label}: {e}"));
+                None
+            }
+        };
+        let is_automatic = matches!(trigger, Some(Trigger::AutomaticEvents(_)));
+        let event = match (&self.event, is_automatic) {
+            (Some(name), false) => match name.parse::<EventName>() {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    errors.push(format!("{label}: event {e}"));
+                    None
+                }
+            },
+            (None, false) => {
+                errors.push(format!(
+                    "{label}: event is required; allowed: {}",
+                    EventName::allowed_list()
+                ));
+                None
+            }
+            (Some(_), true) => {
+                errors.push(format!(
+                    "{label}: automatic_events carry Meta's own event name; use trigger.events to filter instead of event"
+                ));
+                None
+            }
+            (None, true) => None,
+        };
+        let is_flow = matches!(trigger, Some(Trigger::Flow { .. }));
+        let is_order = matches!(&trigger, Some(Trigger::MessageType(t)) if t == "order");
+
+        let raw_custom = self.custom_data.unwrap_or(RawCustomData {
+            from_order: false,
+            value: None,
+            currency: None,
+            fields: BTreeMap::new(),
+        });
+        if raw_custom.from_order && !is_order {
+            errors.push(format!(
+                "{label}: custom_data.from_order needs trigger message_type = \"order\""
+            ));
+        }
+        if !raw_custom.fields.is_empty() && !is_flow {
+            errors.push(format!(
+                "{label}: custom_data.fields maps Flow response fields, but the trigger is not a flow"
+            ));
+        }
+        if let Some(currency) = &raw_custom.currency
+            && !is_currency_code(currency)
+        {
+            errors.push(format!(
+                "{label}: currency {currency:?} must be an ISO 4217 code such as \"USD\""
+            ));
+        }
+        if raw_custom.value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            errors.push(format!("{label}: value must be a non-negative number"));
+        }
+        if event == Some(EventName::Purchase) {
+            let has_value = raw_custom.from_order
+                || raw_custom.value.is_some()
+                || raw_custom.fields.contains_key("value");
+            let has_currency = raw_custom.from_order
+                || raw_custom.currency.is_some()
+                || raw_custom.fields.contains_key("currency");
+            if !(has_value && has_currency) {
+                errors.push(format!(
+                    "{label}: Purchase needs custom_data value and currency (from_order = true, fixed value and currency, or Flow fields)"
+                ));
+            }
+        }
+
+        let mut user_data = Vec::new();
+        if !self.user_data.is_empty() && !is_flow {
+            errors.push(format!(
+                "{label}: user_data maps Flow response fields, but the trigger is not a flow"
+            ));
+        }
+        for (key, field) in self.user_data {
+            let target = if key == "full_name" {
+                Some(UserDataTarget::FullName)
+            } else {
+                match key.parse::<UserDataKey>() {
+                    Ok(k) => Some(UserDataTarget::Key(k)),
+                    Err(_) => {
+                        errors.push(format!(
+                            "{label}: user_data key {key:?} is not one of em, ph, fn, ln, ct, st, zp, country, db, ge, external_id, full_name"
+                        ));
+                        None
+                    }
+                }
+            };
+            if field.trim().is_empty() {
+                errors.push(format!("{label}: user_data.{key} names no Flow field"));
+            }
+            if let Some(target) = target {
+                user_data.push((target, field));
+            }
+        }
+
+        let dedup = self.dedup.unwrap_or_default();
+        if dedup == DedupScope::Order && !is_order {
+            errors.push(format!(
+                "{label}: dedup = \"order\" needs trigger message_type = \"order\""
+            ));
+        }
+
+        match (trigger, errors.is_empty()) {
+            (Some(trigger), true) => Ok(Rule {
+                name: self.name,
+                event,
+                trigger,
+                dedup,
+                custom_data: CustomDataSpec {
+                    from_order: raw_custom.from_order,
+                    value: raw_custom.value,
+                    currency: raw_custom.currency,
+                    fields: raw_custom.fields,
+                },
+                user_data,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl RawTrigger {
+    fn compile(self) -> Result<Trigger, String> {
+        Ok(match self {
+            Self::AdClick => Trigger::AdClick,
+            Self::MessageType { message_type } => {
+                if message_type.trim().is_empty() {
+                    return Err("trigger.message_type is empty".to_owned());
+                }
+                Trigger::MessageType(message_type)
+            }
+            Self::ButtonReply { id, pattern } => {
+                Trigger::ButtonReply(matcher("button_reply", "id", id, pattern)?)
+            }
+            Self::ListReply { id, pattern } => {
+                Trigger::ListReply(matcher("list_reply", "id", id, pattern)?)
+            }
+            Self::TemplateButton { payload, pattern } => {
+                Trigger::TemplateButton(matcher("template_button", "payload", payload, pattern)?)
+            }
+            Self::Flow {
+                name,
+                flow_token,
+                flow_token_pattern,
+            } => Trigger::Flow {
+                name,
+                flow_token: match (flow_token, flow_token_pattern) {
+                    (None, None) => None,
+                    (t, p) => Some(matcher("flow", "flow_token", t, p)?),
+                },
+            },
+            Self::Text { pattern } => Trigger::Text(regex(&pattern, true)?),
+            Self::AutomaticEvents { events } => Trigger::AutomaticEvents(
+                events
+                    .map(|names| {
+                        names
+                            .iter()
+                            .map(|n| n.parse::<EventName>().map_err(|e| format!("trigger.events: {e}")))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .transpose()?,
+            ),
+        })
+    }
+}
+
+fn matcher(
+    kind: &str,
+    field: &str,
+    exact: Option<String>,
+    pattern: Option<String>,
+) -> Result<Matcher, String> {
+    match (exact, pattern) {
+        (Some(v), None) => Ok(Matcher::Exact(v)),
+        (None, Some(p)) => Ok(Matcher::Pattern(regex(&p, false)?)),
+        _ => Err(format!(
+            "trigger {kind} needs exactly one of {field} (exact) or pattern"
+        )),
+    }
+}
+
+fn regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("pattern {pattern:?} is not a valid regular expression: {e}"))
+}
+
+fn is_graph_version(v: &str) -> bool {
+    v.strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Whether `code` has the ISO 4217 shape (three uppercase ASCII letters).
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_is_valid() {
+        let config = Config::default_config().expect("valid default");
+        assert!(config.account("any-waba").is_some(), "placeholder for every WABA");
+        assert_eq!(config.graph_api_version, "v25.0");
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let text = include_str!("../../examples/wacapi.toml");
+        let config = Config::from_toml(text).expect("valid example");
+        let kinds: HashSet<&str> = config.rules.iter().map(|r| r.trigger.kind()).collect();
+        for kind in [
+            "ad_click",
+            "message_type",
+            "button_reply",
+            "list_reply",
+            "template_button",
+            "flow",
+            "text",
+            "automatic_events",
+        ] {
+            assert!(kinds.contains(kind), "the example exercises {kind}");
+        }
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        Config::from_toml(text).expect_err("invalid").0
+    }
+
+    const ACCOUNT: &str = "[[accounts]]\nwaba_id = \"1\"\ndataset_id = \"2\"\n";
+
+    #[test]
+    fn unknown_event_names_name_the_rule_and_list_the_allowed_names() {
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"r1\"\nevent = \"Lead\"\ntrigger = {{ kind = \"ad_click\" }}\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("rule \"r1\": event \"Lead\" is not a business-messaging event name; allowed: Purchase, LeadSubmitted,"), "{}", e[0]);
+    }
+
+    #[test]
+    fn purchase_without_value_and_currency_is_refused() {
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"p\"\nevent = \"Purchase\"\ntrigger = {{ kind = \"button_reply\", id = \"buy\" }}\ncustom_data = {{ value = 10.0 }}\n"
+        ));
+        assert_eq!(e, vec!["rule \"p\": Purchase needs custom_data value and currency (from_order = true, fixed value and currency, or Flow fields)"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+graph_api_version = "25"
+attribution_window_days = 90
+[[accounts]]
+waba_id = "1"
+dataset_id = "abc"
+[[accounts]]
+waba_id = "1"
+dataset_id = "2"
+[[rules]]
+name = "a"
+event = "LeadSubmitted"
+trigger = { kind = "button_reply" }
+[[rules]]
+name = "a"
+event = "ViewContent"
+trigger = { kind = "text", pattern = "(" }
+user_data = { em = "email" }
+[[rules]]
+name = "c"
+event = "AddToCart"
+trigger = { kind = "flow" }
+user_data = { email = "e" }
+custom_data = { currency = "usd" }
+[[rules]]
+name = "d"
+event = "LeadSubmitted"
+trigger = { kind = "ad_click" }
+dedup = "order"
+"#;
+        let e = errors(text);
+        let expected = [
+            "graph_api_version \"25\" must look like \"v25.0\"",
+            "attribution_window_days must be between 1 and 28, not 90",
+            "account \"1\": dataset_id must be the numeric dataset id",
+            "account \"1\" is listed twice",
+            "rule \"a\": trigger button_reply needs exactly one of id (exact) or pattern",
+            "rule \"a\" is defined twice",
+            "rule \"a\": pattern \"(\" is not a valid regular expression",
+            "rule \"a\": user_data maps Flow response fields, but the trigger is not a flow",
+            "rule \"c\": currency \"usd\" must be an ISO 4217 code such as \"USD\"",
+            "rule \"c\": user_data key \"email\" is not one of",
+            "rule \"d\": dedup = \"order\" needs trigger message_type = \"order\"",
+        ];
+        for want in expected {
+            assert!(e.iter().any(|got| got.starts_with(want)), "missing {want:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), expected.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_trigger_kinds_are_refused() {
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"r\"\nevent = \"LeadSubmitted\"\ntrigger = {{ kind = \"telepathy\" }}\n"
+        ));
+        assert!(e[0].contains("unknown variant `telepathy`"), "{e:?}");
+        let e = errors(&format!("{ACCOUNT}colour = \"blue\"\n"));
+        assert!(e[0].contains("unknown field `colour`"), "{e:?}");
+    }
+
+    #[test]
+    fn automatic_events_take_no_event_name() {
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"m\"\nevent = \"Purchase\"\ntrigger = {{ kind = \"automatic_events\" }}\n"
+        ));
+        assert!(e[0].contains("carry Meta's own event name"), "{e:?}");
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"m\"\ntrigger = {{ kind = \"automatic_events\", events = [\"Lead\"] }}\n"
+        ));
+        assert!(e[0].contains("trigger.events: \"Lead\" is not"), "{e:?}");
+    }
+}
