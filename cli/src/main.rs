@@ -17,7 +17,11 @@ use wacapi_shared::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
 use wacapi_shared::rules::Config;
 
 #[derive(Parser)]
-#[command(name = "wacapi", version, about = "WhatsApp Business conversations → Meta Conversions API events")]
+#[command(
+    name = "wacapi",
+    version,
+    about = "WhatsApp Business conversations → Meta Conversions API events"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

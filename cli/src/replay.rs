@@ -33,7 +33,11 @@ pub(crate) fn now_or_clock(now: Option<i64>) -> i64 {
     })
 }
 
-pub(crate) fn run(config: Option<&Path>, now: Option<i64>, files: &[PathBuf]) -> Result<(), String> {
+pub(crate) fn run(
+    config: Option<&Path>,
+    now: Option<i64>,
+    files: &[PathBuf],
+) -> Result<(), String> {
     let config = load_config(config)?;
     let now = now_or_clock(now);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,1 +1,163 @@
-fn main() {}
+//! Criterion benchmarks of the hot paths: verify+parse+split (and queue message building) of
+//! webhook bodies, the bare floor (HMAC-SHA256 + a `serde_json` parse of the same bytes),
+//! normalise+hash per user record, mapping per signal, and CAPI request serialisation.
+//!
+//! Run: `cargo bench -p wacapi-shared --bench ingest` (results in target/criterion).
+
+#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use wacapi_shared::clicks::{Click, MemoryClickStore};
+use wacapi_shared::hashing::{UserDataKey, hash};
+use wacapi_shared::ingest::signal_messages;
+use wacapi_shared::mapping::{Outcome, attributed_click, map_signal};
+use wacapi_shared::pipeline::batch_requests;
+use wacapi_shared::rules::Config;
+use wacapi_shared::signal::split;
+use wacapi_shared::signature::{ClaimedSignature, sign};
+
+const SECRET: &[u8] = b"bench-app-secret";
+const NOW: i64 = 1_750_100_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A body of `n` text messages of `text_len` characters from distinct users.
+fn bulk(n: usize, text_len: usize) -> Vec<u8> {
+    let text = "x".repeat(text_len);
+    let changes: Vec<Value> = (0..10)
+        .map(|c| {
+            let per = n / 10;
+            let contacts: Vec<Value> = (0..per)
+                .map(|i| json!({"profile": {"name": "User"}, "wa_id": format!("1555{:07}", c * per + i)}))
+                .collect();
+            let messages: Vec<Value> = (0..per)
+                .map(|i| {
+                    let k = c * per + i;
+                    json!({"from": format!("1555{k:07}"), "id": format!("wamid.bulk{k:06}"),
+                           "timestamp": (1_750_095_000 + k).to_string(), "type": "text",
+                           "text": {"body": text}})
+                })
+                .collect();
+            json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1"},
+                "contacts": contacts, "messages": messages}})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": changes}]}))
+    .unwrap()
+}
+
+fn verify_parse_split(header: &[u8], body: &[u8]) -> usize {
+    ClaimedSignature::parse(Some(header))
+        .and_then(|c| c.verify(SECRET, body))
+        .expect("valid");
+    let split = split(body).expect("parses");
+    signal_messages(&split).expect("serialises").len()
+}
+
+fn floor(body: &[u8]) -> Value {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+    mac.update(body);
+    black_box(mac.finalize());
+    serde_json::from_slice(body).unwrap()
+}
+
+fn ingest(c: &mut Criterion) {
+    let small = std::fs::read(repo().join("examples/webhooks/01-text-from-ctwa-ad.json")).unwrap();
+    let large = bulk(1000, 2900);
+    let mut group = c.benchmark_group("ingest");
+    for (name, body) in [("sample_2kb", &small), ("1000_messages_3mb", &large)] {
+        let header = sign(SECRET, body);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("verify_parse_split", name),
+            body,
+            |b, body| b.iter(|| verify_parse_split(header.as_bytes(), black_box(body))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("floor_hmac_plus_json", name),
+            body,
+            |b, body| b.iter(|| floor(black_box(body))),
+        );
+    }
+    group.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let record = [
+        (UserDataKey::Ph, "+1 (650) 555-1234"),
+        (UserDataKey::Em, " Sheena.Nelson@Example.com "),
+        (UserDataKey::Fn, "Sheena"),
+        (UserDataKey::Ln, "Nelson"),
+        (UserDataKey::Ct, "Menlo Park"),
+        (UserDataKey::Zp, "94025-1234"),
+    ];
+    let mut group = c.benchmark_group("hashing");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("normalise_hash_user_record", |b| {
+        b.iter(|| {
+            for (key, value) in &record {
+                black_box(hash(*key, black_box(value)).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+fn mapping(c: &mut Criterion) {
+    let config =
+        Config::from_toml(&std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap())
+            .unwrap();
+    let order = split(&std::fs::read(repo().join("examples/webhooks/02-order.json")).unwrap())
+        .unwrap()
+        .signals
+        .remove(0);
+    let flow =
+        split(&std::fs::read(repo().join("examples/webhooks/04-flow-lead-form.json")).unwrap())
+            .unwrap()
+            .signals
+            .remove(0);
+    let click = Click {
+        ctwa_clid: "Aff-n8ZTODiE79d22KtAwQKj9e".into(),
+        ad_id: Some("1".into()),
+        clicked_at: NOW - 3600,
+    };
+    let _ = MemoryClickStore::new();
+    let mut group = c.benchmark_group("mapping");
+    group.throughput(Throughput::Elements(1));
+    for (name, signal) in [("order_signal", &order), ("flow_signal", &flow)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let click = attributed_click(&config, signal, Some(&click));
+                black_box(map_signal(&config, black_box(signal), click.as_ref(), NOW))
+            })
+        });
+    }
+    group.finish();
+
+    let mapped = match map_signal(&config, &order, Some(&click), NOW).remove(0) {
+        Outcome::Event(e) => *e,
+        other => panic!("{other:?}"),
+    };
+    let mut group = c.benchmark_group("capi_serialise");
+    for n in [1usize, 1000] {
+        let events: Vec<_> = (0..n).map(|_| mapped.clone()).collect();
+        let request = batch_requests(events).remove(0);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| serde_json::to_vec(black_box(&request.body)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ingest, hashing, mapping);
+criterion_main!(benches);

@@ -208,7 +208,9 @@ fn normalize_email(value: &str) -> Result<String, NormalizeError> {
     }
     let labels_ok = domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty());
     if !labels_ok {
-        return Err(invalid("an email's domain needs a dot between non-empty labels"));
+        return Err(invalid(
+            "an email's domain needs a dot between non-empty labels",
+        ));
     }
     if email.chars().any(char::is_whitespace) {
         return Err(invalid("an email cannot contain spaces"));
@@ -295,7 +297,11 @@ mod tests {
     #[test]
     fn documented_normalisations() {
         let cases = [
-            (UserDataKey::Em, " John_Smith@gmail.com ", "john_smith@gmail.com"),
+            (
+                UserDataKey::Em,
+                " John_Smith@gmail.com ",
+                "john_smith@gmail.com",
+            ),
             (UserDataKey::Ph, "+1 (650)555-1212", "16505551212"),
             (UserDataKey::Ph, "0044 844 412 4653", "448444124653"),
             (UserDataKey::Fn, "Valéry", "valéry"),
@@ -312,7 +318,11 @@ mod tests {
             (UserDataKey::ExternalId, " crm-42 ", "crm-42"),
         ];
         for (key, input, want) in cases {
-            assert_eq!(normalize(key, input).as_deref(), Ok(want), "{key} {input:?}");
+            assert_eq!(
+                normalize(key, input).as_deref(),
+                Ok(want),
+                "{key} {input:?}"
+            );
         }
     }
 

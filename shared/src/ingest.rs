@@ -127,7 +127,8 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 _ => {}
             }
         }
-        let outcome = |m: &mut Metrics, o: &'static str| m.count_by(names::HANDSHAKES, "Outcome", o, 1);
+        let outcome =
+            |m: &mut Metrics, o: &'static str| m.count_by(names::HANDSHAKES, "Outcome", o, 1);
         let Some(challenge) = challenge.filter(|c| !c.is_empty() && c.len() <= MAX_CHALLENGE_LEN)
         else {
             outcome(metrics, "bad_request");
@@ -277,12 +278,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             }
         }
 
-        let mut messages = Vec::with_capacity(split.signals.len());
-        for signal in &split.signals {
-            let body = serde_json::to_string(signal)
-                .map_err(|e| QueueError::Transport(format!("signal serialisation: {e}")))?;
-            messages.push(OutboundMessage::new(body, signal.group_id(), signal.dedup_id()));
-        }
+        let messages = signal_messages(&split)?;
         let signals = messages.len();
         if signals > 0 {
             self.signals.send_all(messages).await?;
@@ -302,6 +298,23 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             quarantined,
         })
     }
+}
+
+/// The queue messages for a split's signals: JSON body, FIFO group and deduplication ids.
+pub fn signal_messages(split: &Split) -> Result<Vec<OutboundMessage>, QueueError> {
+    split
+        .signals
+        .iter()
+        .map(|signal| {
+            let body = serde_json::to_string(signal)
+                .map_err(|e| QueueError::Transport(format!("signal serialisation: {e}")))?;
+            Ok(OutboundMessage::new(
+                body,
+                signal.group_id(),
+                signal.dedup_id(),
+            ))
+        })
+        .collect()
 }
 
 /// A dead-letter message holding raw bytes exactly, with the reason as attributes.
@@ -348,7 +361,10 @@ mod tests {
     fn quarantine_keeps_bytes_exactly() {
         let m = quarantine_message(b"{not json", "webhook_body", "not_an_envelope", "d", None);
         assert_eq!(m.body, "{not json");
-        assert!(m.attributes.contains(&(attributes::ENCODING.into(), "utf-8".into())));
+        assert!(
+            m.attributes
+                .contains(&(attributes::ENCODING.into(), "utf-8".into()))
+        );
 
         let raw = [0xff, 0x00, b'x'];
         let m = quarantine_message(&raw, "webhook_body", "not_an_envelope", "d", None);
@@ -356,7 +372,10 @@ mod tests {
             .decode(&m.body)
             .expect("base64");
         assert_eq!(decoded, raw);
-        assert!(m.attributes.contains(&(attributes::ENCODING.into(), "base64".into())));
+        assert!(
+            m.attributes
+                .contains(&(attributes::ENCODING.into(), "base64".into()))
+        );
     }
 
     #[test]

@@ -90,11 +90,7 @@ impl Outcome {
 
 /// The click a signal is attributed to: its own referral (or Meta's click id for automatic
 /// events) first, else `stored` when it falls inside the attribution window.
-pub fn attributed_click(
-    config: &Config,
-    signal: &Signal,
-    stored: Option<&Click>,
-) -> Option<Click> {
+pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>) -> Option<Click> {
     if let SignalEvent::AutomaticEvent {
         ctwa_clid: Some(clid),
         ..
@@ -129,7 +125,12 @@ pub fn own_click(signal: &Signal) -> Option<Click> {
 
 /// Maps one signal. `click` is the attributed click ([`attributed_click`]); `now` is unix
 /// seconds. Returns one outcome per matching rule, or a single `NoRule`/`UnknownAccount` skip.
-pub fn map_signal(config: &Config, signal: &Signal, click: Option<&Click>, now: i64) -> Vec<Outcome> {
+pub fn map_signal(
+    config: &Config,
+    signal: &Signal,
+    click: Option<&Click>,
+    now: i64,
+) -> Vec<Outcome> {
     let matching: Vec<&Rule> = config.rules.iter().filter(|r| matches(r, signal)).collect();
     if matching.is_empty() {
         return vec![Outcome::Skipped {
@@ -198,8 +199,8 @@ fn map_rule(
         )
         .as_bytes(),
     );
-    let messaging_outcome_data = matches!(signal.event, SignalEvent::AutomaticEvent { .. })
-        .then(|| MessagingOutcomeData {
+    let messaging_outcome_data =
+        matches!(signal.event, SignalEvent::AutomaticEvent { .. }).then(|| MessagingOutcomeData {
             outcome_type: "automatic_events".to_owned(),
         });
     Outcome::Event(Box::new(MappedEvent {
@@ -287,7 +288,11 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
             }
         }
     }
-    if data.currency.as_deref().is_some_and(|c| !is_currency_code(c)) {
+    if data
+        .currency
+        .as_deref()
+        .is_some_and(|c| !is_currency_code(c))
+    {
         return None;
     }
     Some((!data.is_empty()).then_some(data))
@@ -321,7 +326,12 @@ fn order_custom_data(items: &[ProductItem]) -> Option<CustomData> {
                 })
                 .collect(),
         ),
-        content_ids: Some(items.iter().map(|i| i.product_retailer_id.clone()).collect()),
+        content_ids: Some(
+            items
+                .iter()
+                .map(|i| i.product_retailer_id.clone())
+                .collect(),
+        ),
         content_type: Some("product".to_owned()),
         num_items: Some(num_items.round() as u64),
         order_id: None,
@@ -385,7 +395,9 @@ fn user_data(rule: &Rule, signal: &Signal) -> (BTreeMap<String, Vec<String>>, Ve
                     let parts = match words.as_slice() {
                         [] => vec![],
                         [only] => vec![(UserDataKey::Fn, *only)],
-                        [first, .., last] => vec![(UserDataKey::Fn, *first), (UserDataKey::Ln, *last)],
+                        [first, .., last] => {
+                            vec![(UserDataKey::Fn, *first), (UserDataKey::Ln, *last)]
+                        }
                     };
                     for (key, part) in parts {
                         match hash(key, part) {

@@ -150,7 +150,10 @@ impl Metrics {
     pub fn total_by(&self, name: &str, dimension: &str, value: &str) -> f64 {
         self.values
             .iter()
-            .filter(|(k, _)| k.as_ref().is_some_and(|(d, v)| *d == dimension && v == value))
+            .filter(|(k, _)| {
+                k.as_ref()
+                    .is_some_and(|(d, v)| *d == dimension && v == value)
+            })
             .filter_map(|(_, m)| m.get(name))
             .flat_map(|(_, v)| v.iter())
             .sum()

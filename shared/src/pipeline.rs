@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
 use crate::clicks::{ClickStore, StoreError};
-use crate::mapping::{MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click};
+use crate::mapping::{
+    MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click,
+};
 use crate::rules::{Account, Config};
 use crate::signal::{Signal, SignalEvent};
 
@@ -34,7 +36,9 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         if let Some(click) = &own
             && !signal.user.is_empty()
         {
-            self.clicks.record(&signal.waba_id, &signal.user, click).await?;
+            self.clicks
+                .record(&signal.waba_id, &signal.user, click)
+                .await?;
         }
         if let SignalEvent::IdentityChanged { new, .. } = &signal.event
             && !new.is_empty()

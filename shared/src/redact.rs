@@ -34,6 +34,9 @@ mod tests {
             id: String,
         }
         let err = serde_json::from_str::<T>("{}").expect_err("missing");
-        assert_eq!(safe_json_error(&err), "missing field `id` at line 1 column 2");
+        assert_eq!(
+            safe_json_error(&err),
+            "missing field `id` at line 1 column 2"
+        );
     }
 }

@@ -333,9 +333,10 @@ impl RawConfig {
             if a.waba_id.trim().is_empty() {
                 errors.push("an account has an empty waba_id".to_owned());
             }
-            if a.dataset_id.trim().is_empty() || !a.dataset_id.bytes().all(|b| b.is_ascii_digit())
-            {
-                errors.push(format!("{label}: dataset_id must be the numeric dataset id"));
+            if a.dataset_id.trim().is_empty() || !a.dataset_id.bytes().all(|b| b.is_ascii_digit()) {
+                errors.push(format!(
+                    "{label}: dataset_id must be the numeric dataset id"
+                ));
             }
             for (field, value) in [
                 ("token", &a.token),
@@ -556,7 +557,10 @@ impl RawTrigger {
                     .map(|names| {
                         names
                             .iter()
-                            .map(|n| n.parse::<EventName>().map_err(|e| format!("trigger.events: {e}")))
+                            .map(|n| {
+                                n.parse::<EventName>()
+                                    .map_err(|e| format!("trigger.events: {e}"))
+                            })
                             .collect::<Result<Vec<_>, _>>()
                     })
                     .transpose()?,
@@ -611,7 +615,10 @@ mod tests {
     #[test]
     fn the_default_configuration_is_valid() {
         let config = Config::default_config().expect("valid default");
-        assert!(config.account("any-waba").is_some(), "placeholder for every WABA");
+        assert!(
+            config.account("any-waba").is_some(),
+            "placeholder for every WABA"
+        );
         assert_eq!(config.graph_api_version, "v25.0");
     }
 
@@ -654,7 +661,12 @@ mod tests {
         let e = errors(&format!(
             "{ACCOUNT}[[rules]]\nname = \"p\"\nevent = \"Purchase\"\ntrigger = {{ kind = \"button_reply\", id = \"buy\" }}\ncustom_data = {{ value = 10.0 }}\n"
         ));
-        assert_eq!(e, vec!["rule \"p\": Purchase needs custom_data value and currency (from_order = true, fixed value and currency, or Flow fields)"]);
+        assert_eq!(
+            e,
+            vec![
+                "rule \"p\": Purchase needs custom_data value and currency (from_order = true, fixed value and currency, or Flow fields)"
+            ]
+        );
     }
 
     #[test]
@@ -704,7 +716,10 @@ dedup = "order"
             "rule \"d\": dedup = \"order\" needs trigger message_type = \"order\"",
         ];
         for want in expected {
-            assert!(e.iter().any(|got| got.starts_with(want)), "missing {want:?} in {e:#?}");
+            assert!(
+                e.iter().any(|got| got.starts_with(want)),
+                "missing {want:?} in {e:#?}"
+            );
         }
         assert_eq!(e.len(), expected.len(), "{e:#?}");
     }

@@ -94,9 +94,17 @@ pub fn parse_secret<T: DeserializeOwned>(raw: &SecretString) -> Result<T, Secret
         let what = e.to_string();
         // serde names missing fields without quoting input; other messages may quote values.
         let detail = if what.starts_with("missing field") {
-            what.split(" at line").next().unwrap_or("missing field").to_owned()
+            what.split(" at line")
+                .next()
+                .unwrap_or("missing field")
+                .to_owned()
         } else {
-            format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+            format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
         };
         SecretError::Invalid(detail)
     })
@@ -220,11 +228,18 @@ mod tests {
         cache.get().await.expect("get");
         assert_eq!(source.calls.load(Ordering::SeqCst), 1);
 
-        let refreshed = cache.refresh().await.expect("refresh").expect("not limited");
+        let refreshed = cache
+            .refresh()
+            .await
+            .expect("refresh")
+            .expect("not limited");
         assert_eq!(refreshed.app_secret.expose_secret(), "b");
         assert!(cache.refresh().await.expect("refresh").is_none());
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
-        assert_eq!(cache.get().await.expect("get").app_secret.expose_secret(), "b");
+        assert_eq!(
+            cache.get().await.expect("get").app_secret.expose_secret(),
+            "b"
+        );
     }
 
     #[test]

@@ -472,7 +472,12 @@ fn message_event(message: &Message) -> Result<SignalEvent, RejectReason> {
         },
         MessageType::RequestWelcome => SignalEvent::RequestWelcome,
         MessageType::Interactive => match &message.interactive {
-            Some(i) => match (i.kind.as_str(), &i.button_reply, &i.list_reply, &i.nfm_reply) {
+            Some(i) => match (
+                i.kind.as_str(),
+                &i.button_reply,
+                &i.list_reply,
+                &i.nfm_reply,
+            ) {
                 ("button_reply", Some(reply), _, _) => SignalEvent::ButtonReply {
                     id: reply.id.clone(),
                 },

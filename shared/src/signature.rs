@@ -110,7 +110,9 @@ mod tests {
     #[test]
     fn uppercase_hex_is_accepted() {
         let body = b"{}";
-        let sig = sign(SECRET, body).to_uppercase().replace("SHA256=", "sha256=");
+        let sig = sign(SECRET, body)
+            .to_uppercase()
+            .replace("SHA256=", "sha256=");
         assert_eq!(verify(Some(sig.as_bytes()), SECRET, body), Ok(()));
     }
 

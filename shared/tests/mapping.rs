@@ -76,7 +76,12 @@ fn click_signal(clid: &str, at: i64) -> Signal {
     }))
 }
 
-async fn run(config: &Config, store: &MemoryClickStore, signals: &[Signal], now: i64) -> Vec<Outcome> {
+async fn run(
+    config: &Config,
+    store: &MemoryClickStore,
+    signals: &[Signal],
+    now: i64,
+) -> Vec<Outcome> {
     let p = Processor::new(config, store);
     let mut out = Vec::new();
     for s in signals {
@@ -160,13 +165,34 @@ async fn every_trigger_kind_fires() {
     let store = MemoryClickStore::new();
     run(&config, &store, &[click_signal("clid-1", NOW - 3600)], NOW).await;
     let cases = [
-        (json!({"type": "order", "items": [{"product_retailer_id": "a", "quantity": 1, "item_price": 5, "currency": "EUR"}]}), "order-purchase"),
-        (json!({"type": "button_reply", "id": "confirm-order"}), "confirm-order-button"),
-        (json!({"type": "list_reply", "id": "product-42"}), "product-list-choice"),
-        (json!({"type": "template_button", "payload": "REORDER"}), "reorder-template"),
-        (json!({"type": "flow_reply", "name": "flow", "flow_token": "lead_form_v1", "fields": {"email": "a@b.co"}}), "lead-form"),
-        (json!({"type": "flow_reply", "name": "flow", "flow_token": "quote_big", "fields": {"budget": "1200.50", "email": "a@b.co", "country": "DE"}}), "quote-request"),
-        (json!({"type": "text", "body": "I want to BUY two"}), "ready-to-buy"),
+        (
+            json!({"type": "order", "items": [{"product_retailer_id": "a", "quantity": 1, "item_price": 5, "currency": "EUR"}]}),
+            "order-purchase",
+        ),
+        (
+            json!({"type": "button_reply", "id": "confirm-order"}),
+            "confirm-order-button",
+        ),
+        (
+            json!({"type": "list_reply", "id": "product-42"}),
+            "product-list-choice",
+        ),
+        (
+            json!({"type": "template_button", "payload": "REORDER"}),
+            "reorder-template",
+        ),
+        (
+            json!({"type": "flow_reply", "name": "flow", "flow_token": "lead_form_v1", "fields": {"email": "a@b.co"}}),
+            "lead-form",
+        ),
+        (
+            json!({"type": "flow_reply", "name": "flow", "flow_token": "quote_big", "fields": {"budget": "1200.50", "email": "a@b.co", "country": "DE"}}),
+            "quote-request",
+        ),
+        (
+            json!({"type": "text", "body": "I want to BUY two"}),
+            "ready-to-buy",
+        ),
         (json!({"type": "request_welcome"}), "welcome"),
     ];
     for (i, (event, rule)) in cases.into_iter().enumerate() {
@@ -176,14 +202,27 @@ async fn every_trigger_kind_fires() {
         assert_eq!(fired, [rule], "{rule}: {outcomes:?}");
     }
     // ad_click fires on the message that carries the click.
-    let outcomes = run(&config, &MemoryClickStore::new(), &[click_signal("clid-2", NOW - 10)], NOW).await;
-    assert_eq!(names(&outcomes), [("chat-from-ad".to_owned(), EventName::ViewContent)]);
+    let outcomes = run(
+        &config,
+        &MemoryClickStore::new(),
+        &[click_signal("clid-2", NOW - 10)],
+        NOW,
+    )
+    .await;
+    assert_eq!(
+        names(&outcomes),
+        [("chat-from-ad".to_owned(), EventName::ViewContent)]
+    );
     // automatic_events pass through with Meta's name and the outcome type.
     let outcomes = run(&config, &store, &sample_signals("automatic-events"), NOW).await;
     let e = events(&outcomes)[0];
     assert_eq!(e.event.event_name, EventName::Purchase);
     assert_eq!(
-        e.event.messaging_outcome_data.as_ref().unwrap().outcome_type,
+        e.event
+            .messaging_outcome_data
+            .as_ref()
+            .unwrap()
+            .outcome_type,
         "automatic_events"
     );
 }
@@ -201,7 +240,13 @@ async fn non_matching_values_do_not_fire() {
         json!({"type": "text", "body": "buyer's remorse"}),
         json!({"type": "other", "message_type": "image"}),
     ] {
-        let outcomes = run(&config, &store, &[signal(json!({"event": event.clone()}))], NOW).await;
+        let outcomes = run(
+            &config,
+            &store,
+            &[signal(json!({"event": event.clone()}))],
+            NOW,
+        )
+        .await;
         assert_eq!(skips(&outcomes), [SkipReason::NoRule], "{event}");
     }
 }
@@ -228,7 +273,14 @@ async fn flow_fields_are_normalised_and_hashed() {
     assert_eq!(ud["zp"], [h(K::Zp, "94025")]);
     assert_eq!(ud["ph"], [h(K::Ph, "16505551234")]);
     let text = serde_json::to_string(&lead.event).unwrap();
-    for clear in ["Sheena", "sheena", "Nelson", "Menlo", "example.com", "16505551234"] {
+    for clear in [
+        "Sheena",
+        "sheena",
+        "Nelson",
+        "Menlo",
+        "example.com",
+        "16505551234",
+    ] {
         assert!(!text.contains(clear), "{clear} in {text}");
     }
 }
@@ -238,8 +290,10 @@ async fn invalid_flow_fields_are_dropped_not_sent() {
     let config = example_config();
     let store = MemoryClickStore::new();
     run(&config, &store, &[click_signal("clid-1", NOW - 3600)], NOW).await;
-    let s = signal(json!({"event": {"type": "flow_reply", "name": "flow", "flow_token": "lead_form_v1",
-        "fields": {"email": "not-an-email", "full_name": "  ", "zip": "94025"}}}));
+    let s = signal(
+        json!({"event": {"type": "flow_reply", "name": "flow", "flow_token": "lead_form_v1",
+        "fields": {"email": "not-an-email", "full_name": "  ", "zip": "94025"}}}),
+    );
     let outcomes = run(&config, &store, &[s], NOW).await;
     let e = events(&outcomes)[0];
     assert!(!e.event.user_data.hashed.contains_key("em"));
@@ -254,7 +308,11 @@ async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
     let config = Config::default_config().unwrap();
     let store = MemoryClickStore::new();
     let click = run(&config, &store, &sample_signals("text-from-ctwa-ad"), NOW).await;
-    assert_eq!(skips(&click), [SkipReason::NoRule], "the default config has no ad_click rule");
+    assert_eq!(
+        skips(&click),
+        [SkipReason::NoRule],
+        "the default config has no ad_click rule"
+    );
     let order = run(&config, &store, &sample_signals("order"), NOW).await;
     let e = events(&order)[0];
     assert_eq!(e.event.event_name, EventName::Purchase);
@@ -282,15 +340,29 @@ async fn a_click_recorded_with_bsuid_and_phone_is_found_by_phone_alone() {
 async fn a_second_click_replaces_the_first() {
     let config = example_config();
     let store = MemoryClickStore::new();
-    run(&config, &store, &[click_signal("first", NOW - 2 * DAY)], NOW).await;
+    run(
+        &config,
+        &store,
+        &[click_signal("first", NOW - 2 * DAY)],
+        NOW,
+    )
+    .await;
     run(&config, &store, &[click_signal("second", NOW - DAY)], NOW).await;
     let s = signal(json!({"event": {"type": "button_reply", "id": "confirm-order"}}));
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(events(&outcomes)[0].event.user_data.ctwa_clid, "second");
 
     // An older click arriving late (out of order) does not replace a newer one.
-    run(&config, &store, &[click_signal("stale", NOW - 3 * DAY)], NOW).await;
-    let s = signal(json!({"id": "wamid.again", "event": {"type": "button_reply", "id": "confirm-order"}}));
+    run(
+        &config,
+        &store,
+        &[click_signal("stale", NOW - 3 * DAY)],
+        NOW,
+    )
+    .await;
+    let s = signal(
+        json!({"id": "wamid.again", "event": {"type": "button_reply", "id": "confirm-order"}}),
+    );
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(events(&outcomes)[0].event.user_data.ctwa_clid, "second");
 }
@@ -307,9 +379,13 @@ async fn a_click_outside_the_window_does_not_attribute() {
     // A window of 10 days, set in the configuration, takes it.
     let text = std::fs::read_to_string(repo().join("examples/wacapi.toml"))
         .unwrap()
-        .replace("attribution_window_days = 7", "attribution_window_days = 10");
+        .replace(
+            "attribution_window_days = 7",
+            "attribution_window_days = 10",
+        );
     let wide = Config::from_toml(&text).unwrap();
-    let s = signal(json!({"id": "wamid.w", "event": {"type": "button_reply", "id": "confirm-order"}}));
+    let s =
+        signal(json!({"id": "wamid.w", "event": {"type": "button_reply", "id": "confirm-order"}}));
     assert_eq!(events(&run(&wide, &store, &[s], NOW).await).len(), 1);
 }
 
@@ -343,12 +419,18 @@ async fn no_click_too_old_and_unknown_account() {
     let config = example_config();
     let store = MemoryClickStore::new();
     let order = sample_signals("order");
-    assert_eq!(skips(&run(&config, &store, &order, NOW).await), [SkipReason::NoClick]);
+    assert_eq!(
+        skips(&run(&config, &store, &order, NOW).await),
+        [SkipReason::NoClick]
+    );
 
     run(&config, &store, &sample_signals("text-from-ctwa-ad"), NOW).await;
     // Seven days after the order, less the safety margin, it is too old to send.
     let late = NOW + 7 * DAY;
-    assert_eq!(skips(&run(&config, &store, &order, late).await), [SkipReason::TooOld]);
+    assert_eq!(
+        skips(&run(&config, &store, &order, late).await),
+        [SkipReason::TooOld]
+    );
 
     let only_one = r#"
 [[accounts]]
@@ -395,26 +477,54 @@ async fn orders_with_mixed_currencies_are_not_sent_as_purchases() {
 #[tokio::test]
 async fn event_ids_are_deterministic_and_scoped() {
     let config = example_config();
-    let a = run(&config, &MemoryClickStore::new(), &sample_signals("text-from-ctwa-ad"), NOW).await;
-    let b = run(&config, &MemoryClickStore::new(), &sample_signals("text-from-ctwa-ad"), NOW + 3600).await;
+    let a = run(
+        &config,
+        &MemoryClickStore::new(),
+        &sample_signals("text-from-ctwa-ad"),
+        NOW,
+    )
+    .await;
+    let b = run(
+        &config,
+        &MemoryClickStore::new(),
+        &sample_signals("text-from-ctwa-ad"),
+        NOW + 3600,
+    )
+    .await;
     assert_eq!(events(&a)[0].event.event_id, events(&b)[0].event.event_id);
 
     // dedup = "click": two Flow leads after one click share one id.
     let store = MemoryClickStore::new();
     run(&config, &store, &[click_signal("one-click", NOW - 60)], NOW).await;
     let lead = |id: &str| {
-        signal(json!({"id": id, "event": {"type": "flow_reply", "name": "flow",
-            "flow_token": "lead_form_v1", "fields": {}}}))
+        signal(
+            json!({"id": id, "event": {"type": "flow_reply", "name": "flow",
+            "flow_token": "lead_form_v1", "fields": {}}}),
+        )
     };
     let outcomes = run(&config, &store, &[lead("wamid.f1"), lead("wamid.f2")], NOW).await;
-    let ids: Vec<_> = events(&outcomes).iter().map(|e| e.event.event_id.clone()).collect();
+    let ids: Vec<_> = events(&outcomes)
+        .iter()
+        .map(|e| e.event.event_id.clone())
+        .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
 
     // dedup = "message": two button presses are two events.
-    let press = |id: &str| signal(json!({"id": id, "event": {"type": "button_reply", "id": "confirm-order"}}));
-    let outcomes = run(&config, &store, &[press("wamid.b1"), press("wamid.b2")], NOW).await;
-    let ids: Vec<_> = events(&outcomes).iter().map(|e| e.event.event_id.clone()).collect();
+    let press = |id: &str| {
+        signal(json!({"id": id, "event": {"type": "button_reply", "id": "confirm-order"}}))
+    };
+    let outcomes = run(
+        &config,
+        &store,
+        &[press("wamid.b1"), press("wamid.b2")],
+        NOW,
+    )
+    .await;
+    let ids: Vec<_> = events(&outcomes)
+        .iter()
+        .map(|e| e.event.event_id.clone())
+        .collect();
     assert_ne!(ids[0], ids[1]);
 }
 
@@ -424,7 +534,11 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
     let store = MemoryClickStore::new();
     let mut signals = Vec::new();
     for i in 0..1500 {
-        let waba = if i % 3 == 0 { "other-waba" } else { "102290129340398" };
+        let waba = if i % 3 == 0 {
+            "other-waba"
+        } else {
+            "102290129340398"
+        };
         let mut s = click_signal(&format!("c{i}"), NOW - 60);
         s.id = format!("wamid.{i}");
         s.waba_id = waba.to_owned();
@@ -445,5 +559,11 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
         ]
     );
     assert!(store.len() >= 1500);
-    assert!(store.latest("other-waba", &signals[0].user).await.unwrap().is_some());
+    assert!(
+        store
+            .latest("other-waba", &signals[0].user)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

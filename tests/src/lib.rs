@@ -52,7 +52,9 @@ pub fn sample_webhooks() -> Vec<(String, Vec<u8>)> {
 pub fn sample(name: &str) -> Vec<u8> {
     sample_webhooks()
         .into_iter()
-        .find(|(stem, _)| stem == name || stem.split_once('-').is_some_and(|(_, rest)| rest == name))
+        .find(|(stem, _)| {
+            stem == name || stem.split_once('-').is_some_and(|(_, rest)| rest == name)
+        })
         .map(|(_, body)| body)
         .unwrap_or_else(|| panic!("no sample webhook named {name}"))
 }
@@ -166,7 +168,10 @@ pub fn signed_post(body: &[u8]) -> lambda_http::Request {
         "POST",
         "/webhook",
         "",
-        &[("X-Hub-Signature-256", &sig), ("content-type", "application/json")],
+        &[
+            ("X-Hub-Signature-256", &sig),
+            ("content-type", "application/json"),
+        ],
         Some(body),
         false,
     )
@@ -186,6 +191,7 @@ pub fn moto_url() -> &'static str {
     })
 }
 
+#[allow(clippy::zombie_processes)]
 fn start_moto() -> String {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -196,7 +202,13 @@ fn start_moto() -> String {
 while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 0.5; done
 kill "$m" 2>/dev/null"#;
     Command::new("sh")
-        .args(["-c", script, "sh", &port.to_string(), &std::process::id().to_string()])
+        .args([
+            "-c",
+            script,
+            "sh",
+            &port.to_string(),
+            &std::process::id().to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -281,7 +293,10 @@ pub async fn drain_queue(
 }
 
 /// A system attribute of a received message.
-pub fn system_attribute(m: &aws_sdk_sqs::types::Message, name: MessageSystemAttributeName) -> String {
+pub fn system_attribute(
+    m: &aws_sdk_sqs::types::Message,
+    name: MessageSystemAttributeName,
+) -> String {
     m.attributes()
         .and_then(|a| a.get(&name))
         .cloned()

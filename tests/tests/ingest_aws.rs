@@ -191,7 +191,11 @@ async fn a_failing_queue_answers_500_and_the_retry_enqueues_nothing_twice() {
     let received = drain_queue(&aws.sqs, &aws.signal_url).await;
     let ids: Vec<String> = received
         .iter()
-        .map(|m| serde_json::from_str::<Signal>(m.body().unwrap()).unwrap().id)
+        .map(|m| {
+            serde_json::from_str::<Signal>(m.body().unwrap())
+                .unwrap()
+                .id
+        })
         .collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(ids.len(), 40, "every message exactly once");
@@ -261,9 +265,12 @@ async fn the_handshake_reads_the_verify_token_from_secrets_manager() {
     let aws = aws().await;
     let state = deployed_state(&aws);
     let query = format!("hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42");
-    let response = handler(&state, apigw_request("GET", "/webhook", &query, &[], None, false))
-        .await
-        .unwrap();
+    let response = handler(
+        &state,
+        apigw_request("GET", "/webhook", &query, &[], None, false),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     assert!(matches!(response.body(), Body::Text(t) if t == "42"));
 }
@@ -273,7 +280,10 @@ async fn a_rotated_app_secret_is_picked_up_without_a_redeploy() {
     let aws = aws().await;
     let state = deployed_state(&aws);
     let body = sample("order");
-    assert_eq!(handler(&state, signed_post(&body)).await.unwrap().status(), 200);
+    assert_eq!(
+        handler(&state, signed_post(&body)).await.unwrap().status(),
+        200
+    );
 
     let rotated = r#"{"app_secret":"rotated-secret","verify_token":"t"}"#;
     aws.secrets
@@ -338,5 +348,8 @@ async fn an_empty_secret_is_a_clear_error_and_a_500() {
         emit_metrics: false,
     };
     let body = sample("order");
-    assert_eq!(handler(&state, signed_post(&body)).await.unwrap().status(), 500);
+    assert_eq!(
+        handler(&state, signed_post(&body)).await.unwrap().status(),
+        500
+    );
 }

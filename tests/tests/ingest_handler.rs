@@ -80,7 +80,8 @@ async fn refused_signatures_enqueue_nothing() {
     let i = tampered.iter().position(|&b| b == b'2').expect("a digit");
     tampered[i] = b'3';
     let legacy = "sha1=2fd4e1c67a2d28fced849ee1bb76e7391b93eb12";
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+    let cases: Vec<Case<'_>> = vec![
         ("missing header", vec![], body.clone(), 401),
         (
             "sha1 only",
@@ -96,7 +97,10 @@ async fn refused_signatures_enqueue_nothing() {
         ),
         (
             "no sha256= prefix",
-            vec![("X-Hub-Signature-256", good.trim_start_matches("sha256=").to_owned())],
+            vec![(
+                "X-Hub-Signature-256",
+                good.trim_start_matches("sha256=").to_owned(),
+            )],
             body.clone(),
             401,
         ),
@@ -134,7 +138,10 @@ async fn legacy_sha1_header_beside_a_valid_one_is_ignored() {
         "/webhook",
         "",
         &[
-            ("X-Hub-Signature", "sha1=0000000000000000000000000000000000000000"),
+            (
+                "X-Hub-Signature",
+                "sha1=0000000000000000000000000000000000000000",
+            ),
             ("X-Hub-Signature-256", &sig),
         ],
         Some(&body),
@@ -147,7 +154,10 @@ async fn legacy_sha1_header_beside_a_valid_one_is_ignored() {
 async fn escaped_unicode_verifies_as_received_not_reserialised() {
     let h = harness();
     let raw = fixture("escaped-unicode.json");
-    assert!(raw.windows(6).any(|w| w == br"\u00e9"), "fixture is ASCII-escaped");
+    assert!(
+        raw.windows(6).any(|w| w == br"\u00e9"),
+        "fixture is ASCII-escaped"
+    );
     let (status, _) = call(&h, signed_post(&raw)).await;
     assert_eq!(status, 200);
     let signals = decode(&h.signals.drain());
@@ -244,7 +254,11 @@ async fn handshake_matrix() {
     ];
     for (name, query, want, body) in cases {
         let h = harness();
-        let (status, text) = call(&h, apigw_request("GET", "/webhook", &query, &[], None, false)).await;
+        let (status, text) = call(
+            &h,
+            apigw_request("GET", "/webhook", &query, &[], None, false),
+        )
+        .await;
         assert_eq!(status, want, "{name}");
         if let Some(body) = body {
             assert_eq!(text, body, "{name}: raw challenge, not JSON-quoted");
@@ -256,7 +270,11 @@ async fn handshake_matrix() {
 async fn handshake_decodes_percent_encoded_values() {
     let h = harness();
     let query = "hub.mode=subscribe&hub.verify_token=test%2Dverify%2Dtoken&hub.challenge=a%20b";
-    let (status, text) = call(&h, apigw_request("GET", "/webhook", query, &[], None, false)).await;
+    let (status, text) = call(
+        &h,
+        apigw_request("GET", "/webhook", query, &[], None, false),
+    )
+    .await;
     assert_eq!((status, text.as_str()), (200, "a b"));
 }
 
@@ -298,10 +316,7 @@ async fn system_messages_and_username_only_users() {
         assert!(!m.body.contains("@private"), "username is not carried");
         assert!(!m.body.contains("video.example"), "ad media is not carried");
     }
-    insta::assert_json_snapshot!(
-        "signals-system-and-bsuid-only",
-        decode(&messages)
-    );
+    insta::assert_json_snapshot!("signals-system-and-bsuid-only", decode(&messages));
 }
 
 /// Only the payloads the mapping reads (text for pattern rules, Flow form fields for hashed user
@@ -313,7 +328,13 @@ fn assert_no_personal_data(body: &str) {
         event.remove("body");
     }
     let body = signal.to_string();
-    for pii in ["16505551234", "Sheena", "Nelson", "Test User", "Private Person"] {
+    for pii in [
+        "16505551234",
+        "Sheena",
+        "Nelson",
+        "Test User",
+        "Private Person",
+    ] {
         assert!(!body.contains(pii), "signal carries {pii:?}: {body}");
     }
 }
@@ -336,10 +357,7 @@ async fn bad_items_are_quarantined_and_the_rest_flows() {
     assert_eq!(ids, ["wamid.good0001", "wamid.future01"]);
 
     let dead = h.dead_letters.drain();
-    let reasons: Vec<String> = dead
-        .iter()
-        .map(|m| attr(m, attributes::REASON))
-        .collect();
+    let reasons: Vec<String> = dead.iter().map(|m| attr(m, attributes::REASON)).collect();
     assert_eq!(reasons, ["bad_message", "bad_flow_response"]);
     assert_eq!(
         attr(&dead[0], attributes::DETAIL),
@@ -355,7 +373,10 @@ async fn bad_items_are_quarantined_and_the_rest_flows() {
 #[tokio::test]
 async fn signed_garbage_is_quarantined_whole_and_acknowledged() {
     for (body, reason) in [
-        (b"{\"object\": \"whatsapp_business_account\", \"entry\": [".to_vec(), "not_an_envelope"),
+        (
+            b"{\"object\": \"whatsapp_business_account\", \"entry\": [".to_vec(),
+            "not_an_envelope",
+        ),
         (br#"{"object":"page","entry":[]}"#.to_vec(), "wrong_object"),
         (vec![0xff, 0xfe, 0x00, 0x01], "not_an_envelope"),
     ] {

@@ -61,10 +61,10 @@ pub async fn handler<S: SecretSource, Q: MessageSink, D: MessageSink>(
 ) -> Result<Response<Body>, Infallible> {
     let mut metrics = Metrics::new(state.metrics_namespace.clone(), SERVICE);
     let reply = route(state, &request, &mut metrics).await;
-    if state.emit_metrics {
-        if let Err(err) = metrics.flush_to(&mut std::io::stdout().lock()) {
-            tracing::warn!(error = %err, "metrics could not be written");
-        }
+    if state.emit_metrics
+        && let Err(err) = metrics.flush_to(&mut std::io::stdout().lock())
+    {
+        tracing::warn!(error = %err, "metrics could not be written");
     }
     Ok(into_response(reply))
 }
@@ -74,19 +74,18 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
     request: &Request,
     metrics: &mut Metrics,
 ) -> Reply {
-    if !request.raw_http_path().trim_end_matches('/').ends_with("/webhook") {
+    if !request
+        .raw_http_path()
+        .trim_end_matches('/')
+        .ends_with("/webhook")
+    {
         return Reply {
             status: 404,
             body: "not found".into(),
         };
     }
     match *request.method() {
-        Method::GET => {
-            state
-                .ingest
-                .handshake(request.uri().query(), metrics)
-                .await
-        }
+        Method::GET => state.ingest.handshake(request.uri().query(), metrics).await,
         Method::POST => {
             let signature = request
                 .headers()

@@ -13,5 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let state = webhook_ingest::State::from_aws(&aws, &settings);
     let state = &state;
-    run(service_fn(move |request| webhook_ingest::handler(state, request))).await
+    run(service_fn(move |request| {
+        webhook_ingest::handler(state, request)
+    }))
+    .await
 }

@@ -1,0 +1,223 @@
+//! The `wacapi` binary as a user runs it: replay, hash, sign, check-config.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn wacapi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wacapi"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("wacapi runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+fn sample_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("examples/webhooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            p.strip_prefix(repo())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn replay_prints_the_graph_requests_of_the_examples() {
+    let files = sample_files();
+    let mut args = vec![
+        "replay",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let out = wacapi(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one dataset, one request");
+    assert_eq!(lines[0]["dataset_id"], "1234567890123456");
+    insta::assert_json_snapshot!("replay-example-config", lines);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("7 file(s), 6 signal(s), 6 event(s) in 1 request(s); skipped: none"),
+        "{stderr}"
+    );
+    assert_no_clear_personal_data(&stdout, &stderr);
+}
+
+#[test]
+fn replay_with_the_built_in_defaults() {
+    let files = sample_files();
+    let mut args = vec!["replay", "--now", "1750100000"];
+    args.extend(files.iter().map(String::as_str));
+    let out = wacapi(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["dataset_id"], "0");
+    let names: Vec<&str> = line["body"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Purchase", "LeadSubmitted"]);
+    assert!(
+        text(&out.stderr).contains("skipped: no_rule=4"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_no_clear_personal_data(&stdout, &text(&out.stderr));
+}
+
+#[test]
+fn replay_reports_too_old_without_now() {
+    // Without --now the clock is used, and June 2025 samples are far outside the 7-day window.
+    let out = wacapi(&[
+        "replay",
+        "examples/webhooks/01-text-from-ctwa-ad.json",
+        "examples/webhooks/02-order.json",
+    ]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        text(&out.stderr).contains("too_old=1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn replay_of_a_missing_or_broken_file_fails_clearly() {
+    let out = wacapi(&["replay", "no/such/file.json"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no/such/file.json"));
+    let out = wacapi(&["replay", "cli/tests/fixtures/bad-config.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a webhook envelope"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn assert_no_clear_personal_data(stdout: &str, stderr: &str) {
+    for clear in [
+        "16505551234",
+        "Sheena",
+        "sheena",
+        "Nelson",
+        "Example.com",
+        "example.com",
+        "Menlo",
+        "US.13491208655302741918",
+    ] {
+        assert!(!stdout.contains(clear), "stdout shows {clear}");
+        assert!(!stderr.contains(clear), "stderr shows {clear}");
+    }
+}
+
+#[test]
+fn hash_prints_the_normalised_value_and_its_sha256() {
+    let cases = [
+        (
+            "em",
+            "John_Smith@gmail.com",
+            "john_smith@gmail.com\t62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f",
+        ),
+        (
+            "ph",
+            "+1 (650) 555-1212",
+            "16505551212\te323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176",
+        ),
+        (
+            "fn",
+            "Mary",
+            "mary\t6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec",
+        ),
+    ];
+    for (key, value, want) in cases {
+        let out = wacapi(&["hash", key, value]);
+        assert!(out.status.success());
+        assert_eq!(text(&out.stdout), format!("{want}\n"));
+    }
+}
+
+#[test]
+fn hash_refuses_what_it_cannot_normalise() {
+    let out = wacapi(&["hash", "em", "not an email"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot hash: em:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("not an email"),
+        "the value is not echoed"
+    );
+    let out = wacapi(&["hash", "fn", "   "]);
+    assert!(!out.status.success());
+    let out = wacapi(&["hash", "email", "a@b.co"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown user data key"));
+}
+
+#[test]
+fn sign_prints_the_header_meta_would_send() {
+    let out = wacapi(&[
+        "sign",
+        "--secret",
+        "test-app-secret",
+        "examples/webhooks/02-order.json",
+    ]);
+    assert!(out.status.success());
+    let body = std::fs::read(repo().join("examples/webhooks/02-order.json")).unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        wacapi_shared::signature::sign(b"test-app-secret", &body)
+    );
+}
+
+#[test]
+fn check_config_accepts_the_example_and_explains_errors() {
+    let out = wacapi(&["check-config", "examples/wacapi.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok (2 account(s), 10 rule(s)"));
+
+    let out = wacapi(&["check-config", "cli/tests/fixtures/bad-config.toml"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for want in [
+        "4 configuration error(s)",
+        "graph_api_version \"latest\" must look like \"v25.0\"",
+        "account \"102290129340398\": dataset_id must be the numeric dataset id",
+        "rule \"lead\": event \"Lead\" is not a business-messaging event name; allowed: Purchase, LeadSubmitted",
+        "rule \"purchase\": Purchase needs custom_data value and currency",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in {stderr}");
+    }
+}
