@@ -256,7 +256,10 @@ fn normalize_date_of_birth(value: &str) -> Result<String, NormalizeError> {
         .filter(|p| !p.is_empty())
         .collect();
     let (y, m, d) = match parts.as_slice() {
-        [ymd] if ymd.len() == 8 => (&ymd[..4], &ymd[4..6], &ymd[6..]),
+        // Only all-ASCII-digit strings are sliced by byte position.
+        [ymd] if ymd.len() == 8 && ymd.bytes().all(|b| b.is_ascii_digit()) => {
+            (&ymd[..4], &ymd[4..6], &ymd[6..])
+        }
         [y, m, d] if y.len() == 4 => (*y, *m, *d),
         [m, d, y] if y.len() == 4 => (*y, *m, *d),
         [] => return Ok(String::new()),
@@ -359,6 +362,8 @@ mod tests {
         assert!(hash(UserDataKey::Ph, "12345").is_err());
         assert!(hash(UserDataKey::Country, "United States").is_err());
         assert!(hash(UserDataKey::Db, "1997-13-01").is_err());
+        // Found by the property test: 8 bytes that are not 8 ASCII digits must not be sliced.
+        assert!(hash(UserDataKey::Db, "6\\\u{d47}Sx\\").is_err());
         assert!(hash(UserDataKey::Ge, "x").is_err());
         assert!("zz".parse::<UserDataKey>().is_err());
     }
