@@ -16,11 +16,34 @@ pub mod env {
     /// CloudWatch namespace of the EMF metrics (default `wacapi`).
     pub const METRICS_NAMESPACE: &str = "WACAPI_METRICS_NAMESPACE";
 
+    /// Name of the DynamoDB table (clicks and sent-ledger).
+    pub const TABLE_NAME: &str = "WACAPI_TABLE_NAME";
+    /// ARN of the Graph tokens secret (`{"access_tokens": {...}, "app_secret"?}`).
+    pub const GRAPH_TOKEN_SECRET_ARN: &str = "WACAPI_GRAPH_TOKEN_SECRET_ARN";
+    /// Path of the rules and accounts file (the built-in defaults when unset).
+    pub const CONFIG_FILE: &str = "WACAPI_CONFIG_FILE";
+    /// Graph API base URL (default `https://graph.facebook.com`; tests point it at loopback).
+    pub const GRAPH_BASE_URL: &str = "WACAPI_GRAPH_BASE_URL";
+    /// Graph request timeout in seconds (default 10).
+    pub const GRAPH_TIMEOUT_SECONDS: &str = "WACAPI_GRAPH_TIMEOUT_SECONDS";
+
     /// What the ingest function reads.
     pub const INGEST: &[&str] = &[
         SIGNAL_QUEUE_URL,
         DEAD_LETTER_QUEUE_URL,
         WEBHOOK_SECRET_ARN,
+        SECRET_TTL_SECONDS,
+        METRICS_NAMESPACE,
+    ];
+
+    /// What the dispatch function reads.
+    pub const DISPATCH: &[&str] = &[
+        DEAD_LETTER_QUEUE_URL,
+        TABLE_NAME,
+        GRAPH_TOKEN_SECRET_ARN,
+        CONFIG_FILE,
+        GRAPH_BASE_URL,
+        GRAPH_TIMEOUT_SECONDS,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
     ];
@@ -55,6 +78,71 @@ pub struct IngestSettings {
     pub secret_ttl: Duration,
     /// Metrics namespace.
     pub metrics_namespace: String,
+}
+
+/// Settings of the dispatch function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchEnv {
+    /// Dead-letter queue URL.
+    pub dead_letter_queue_url: String,
+    /// DynamoDB table.
+    pub table_name: String,
+    /// Graph tokens secret ARN.
+    pub graph_token_secret_arn: String,
+    /// Rules and accounts file; `None` = built-in defaults.
+    pub config_file: Option<String>,
+    /// Graph API base URL.
+    pub graph_base_url: String,
+    /// Graph request timeout.
+    pub graph_timeout: Duration,
+    /// Secret cache TTL.
+    pub secret_ttl: Duration,
+    /// Metrics namespace.
+    pub metrics_namespace: String,
+}
+
+impl DispatchEnv {
+    /// Reads the settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let graph_timeout = seconds(&lookup, env::GRAPH_TIMEOUT_SECONDS, 10)?;
+        if graph_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: env::GRAPH_TIMEOUT_SECONDS,
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            dead_letter_queue_url: required(&lookup, env::DEAD_LETTER_QUEUE_URL)?,
+            table_name: required(&lookup, env::TABLE_NAME)?,
+            graph_token_secret_arn: required(&lookup, env::GRAPH_TOKEN_SECRET_ARN)?,
+            config_file: lookup(env::CONFIG_FILE).filter(|v| !v.trim().is_empty()),
+            graph_base_url: lookup(env::GRAPH_BASE_URL)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| crate::graph::DEFAULT_BASE_URL.to_owned()),
+            graph_timeout,
+            secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
+            metrics_namespace: lookup(env::METRICS_NAMESPACE)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+        })
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the rules and accounts: the file when set, else the built-in defaults.
+    pub fn load_rules(&self) -> Result<crate::rules::Config, String> {
+        match &self.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+                crate::rules::Config::from_toml(&text).map_err(|e| format!("{path}: {e}"))
+            }
+            None => crate::rules::Config::default_config()
+                .map_err(|e| format!("built-in configuration: {e}")),
+        }
+    }
 }
 
 /// Forced secret re-reads (after a signature mismatch) happen at most this often.

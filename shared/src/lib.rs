@@ -9,8 +9,12 @@
 pub mod capi;
 pub mod clicks;
 pub mod config;
+pub mod dispatch;
+pub mod dynamo;
+pub mod graph;
 pub mod hashing;
 pub mod ingest;
+pub mod ledger;
 pub mod mapping;
 pub mod metrics;
 pub mod pipeline;

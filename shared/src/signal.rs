@@ -395,25 +395,51 @@ fn split_change(waba_id: &str, value: &ChangeValue<'_>, out: &mut Split) {
     }
     for raw in &value.automatic_events {
         match serde_json::from_str::<AutomaticEvent>(raw.get()) {
-            Ok(event) => out.signals.push(Signal {
-                v: SIGNAL_VERSION,
-                id: event.id,
-                waba_id: waba_id.to_owned(),
-                phone_number_id: phone_number_id.clone(),
-                timestamp: event.timestamp,
-                user: UserRef::default(),
-                referral: None,
-                event: SignalEvent::AutomaticEvent {
-                    event_name: event.event_name,
-                    ctwa_clid: event.ctwa_clid,
-                    custom_data: event.custom_data,
-                },
-            }),
+            Ok(event) => {
+                out.signals
+                    .push(automatic_signal(waba_id, phone_number_id.as_ref(), event))
+            }
             Err(e) => out.rejected.push(reject(
                 RejectReason::BadAutomaticEvent(crate::redact::safe_json_error(&e)),
                 raw.get(),
             )),
         }
+    }
+}
+
+/// Re-reads one quarantined webhook item (a `messages[]` or `automatic_events[]` element) as a
+/// signal, for items redriven from the dead-letter queue after a fix. The envelope is gone, so
+/// the user is known only from the message's own `from`/`from_user_id`.
+pub fn signal_from_item(waba_id: &str, raw: &str) -> Result<Signal, RejectReason> {
+    match serde_json::from_str::<Message>(raw) {
+        Ok(message) => message_signal(waba_id, None, &[], message),
+        Err(message_err) => match serde_json::from_str::<AutomaticEvent>(raw) {
+            Ok(event) => Ok(automatic_signal(waba_id, None, event)),
+            Err(_) => Err(RejectReason::BadMessage(crate::redact::safe_json_error(
+                &message_err,
+            ))),
+        },
+    }
+}
+
+fn automatic_signal(
+    waba_id: &str,
+    phone_number_id: Option<&String>,
+    event: AutomaticEvent,
+) -> Signal {
+    Signal {
+        v: SIGNAL_VERSION,
+        id: event.id,
+        waba_id: waba_id.to_owned(),
+        phone_number_id: phone_number_id.cloned(),
+        timestamp: event.timestamp,
+        user: UserRef::default(),
+        referral: None,
+        event: SignalEvent::AutomaticEvent {
+            event_name: event.event_name,
+            ctwa_clid: event.ctwa_clid,
+            custom_data: event.custom_data,
+        },
     }
 }
 

@@ -1,2 +1,21 @@
-//! placeholder
-fn main() {}
+//! `bootstrap` of the capi-dispatch Lambda: wires settings, rules, AWS clients and the token
+//! cache once, then serves SQS batches with [`capi_dispatch::handler`].
+
+use lambda_runtime::{run, service_fn};
+use wacapi_shared::config::DispatchEnv;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = DispatchEnv::from_env()?;
+    // An invalid rules file stops the function at init: nothing is sent under wrong rules, the
+    // records wait in the queue, and the Lambda error alarm fires.
+    let rules = env.load_rules()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let state = capi_dispatch::State::from_aws(&aws, &env, rules)?;
+    let state = &state;
+    run(service_fn(move |event| {
+        capi_dispatch::handler(state, event)
+    }))
+    .await
+}

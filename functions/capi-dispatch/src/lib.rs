@@ -1,0 +1,144 @@
+//! The `capi-dispatch` Lambda: an SQS FIFO event source (with `ReportBatchItemFailures`) in
+//! front of [`wacapi_shared::dispatch::Dispatcher`].
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+use wacapi_shared::clicks::ClickStore;
+use wacapi_shared::config::{DispatchEnv, SECRET_FORCED_REFRESH_INTERVAL};
+use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
+use wacapi_shared::dynamo::DynamoStore;
+use wacapi_shared::graph::{GraphClient, GraphSender};
+use wacapi_shared::ledger::Ledger;
+use wacapi_shared::metrics::Metrics;
+use wacapi_shared::queue::MessageSink;
+use wacapi_shared::secrets::{CachedSecret, SecretsManagerSource};
+use wacapi_shared::sqs::SqsQueue;
+
+/// The `Service` dimension of this function's metrics.
+pub const SERVICE: &str = "capi-dispatch";
+
+/// The dispatcher as deployed.
+pub type AwsDispatcher =
+    Dispatcher<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue>;
+
+/// What every invocation borrows.
+#[derive(Debug)]
+pub struct State<C, L, G, D> {
+    /// The dispatcher core.
+    pub dispatcher: Dispatcher<C, L, G, D>,
+    /// CloudWatch namespace for EMF metrics.
+    pub metrics_namespace: String,
+    /// Whether EMF documents are written to stdout (off in tests).
+    pub emit_metrics: bool,
+}
+
+impl State<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
+    /// Wires the deployed dispatcher from settings, rules and one AWS configuration.
+    pub fn from_aws(
+        aws: &aws_config::SdkConfig,
+        env: &DispatchEnv,
+        rules: wacapi_shared::rules::Config,
+    ) -> Result<Self, String> {
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &env.table_name,
+            rules.attribution_window_seconds,
+        );
+        let tokens = CachedSecret::new(
+            SecretsManagerSource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                &env.graph_token_secret_arn,
+            ),
+            env.secret_ttl,
+            SECRET_FORCED_REFRESH_INTERVAL,
+        );
+        let graph = GraphClient::new(&env.graph_base_url, env.graph_timeout, tokens)
+            .map_err(|e| e.to_string())?;
+        let dead_letters = SqsQueue::new(aws_sdk_sqs::Client::new(aws), &env.dead_letter_queue_url);
+        let settings = DispatchSettings {
+            request_timeout: env.graph_timeout,
+            ..DispatchSettings::default()
+        };
+        Ok(Self {
+            dispatcher: Dispatcher::new(rules, store.clone(), store, graph, dead_letters, settings),
+            metrics_namespace: env.metrics_namespace.clone(),
+            emit_metrics: true,
+        })
+    }
+}
+
+/// What one invocation came to.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The answer to the event source mapping.
+    pub response: SqsBatchResponse,
+    /// Per-record outcomes.
+    pub report: DispatchReport,
+    /// The invocation's metrics (already flushed when emitting is on).
+    pub metrics: Metrics,
+}
+
+/// Handles one SQS batch; failed records are reported, never raised.
+pub async fn handler<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink>(
+    state: &State<C, L, G, D>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    Ok(handle(state, event).await.response)
+}
+
+/// [`handler`], returning the report and metrics as well.
+pub async fn handle<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink>(
+    state: &State<C, L, G, D>,
+    event: LambdaEvent<SqsEvent>,
+) -> Invocation {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    // The runtime gives the deadline in epoch milliseconds; keep the invocation's own clock.
+    let remaining = Duration::from_millis(event.context.deadline).saturating_sub(now);
+    let deadline = Instant::now() + remaining;
+    let records: Vec<InboundRecord> = event
+        .payload
+        .records
+        .into_iter()
+        .map(|r| InboundRecord {
+            message_id: r.message_id.unwrap_or_default(),
+            group_id: r.attributes.get("MessageGroupId").cloned(),
+            body: r.body.unwrap_or_default(),
+            attributes: r
+                .message_attributes
+                .into_iter()
+                .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+                .collect::<HashMap<_, _>>(),
+        })
+        .collect();
+    let mut metrics = Metrics::new(state.metrics_namespace.clone(), SERVICE);
+    let report = state
+        .dispatcher
+        .dispatch(&records, now.as_secs() as i64, deadline, &mut metrics)
+        .await;
+    let mut emitted = metrics.clone();
+    if state.emit_metrics
+        && let Err(err) = emitted.flush_to(&mut std::io::stdout().lock())
+    {
+        tracing::warn!(error = %err, "metrics could not be written");
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = report
+        .failed
+        .iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            failure
+        })
+        .collect();
+    Invocation {
+        response,
+        report,
+        metrics,
+    }
+}

@@ -1,0 +1,832 @@
+//! The dispatcher, independent of its edge: a batch of queue records in, the records to retry
+//! out. The Lambda (`functions/capi-dispatch`) and `wacapi serve` both run it.
+//!
+//! Per batch:
+//! 1. Each record is decoded (a signal; or a quarantined webhook body or item redriven from the
+//!    dead-letter queue), its clicks recorded, mapped, and each resulting event *claimed* in the
+//!    ledger. Message groups run concurrently; inside a group, records run in order and the
+//!    first failure stops the group (FIFO order).
+//! 2. Claimed events are grouped per destination into requests of at most 1,000.
+//! 3. Requests go out with retries chosen by Meta's error code: transient and throttling errors
+//!    back off with jitter inside the invocation's remaining time; code 100 splits the request
+//!    to isolate the invalid events, delivers the rest, and dead-letters each invalid event's
+//!    record with Meta's code, subcode and message; token and permission errors keep the records
+//!    (reported failed, so SQS retries and finally dead-letters them) and raise an alarm metric.
+//! 4. Accepted events are marked sent; failed ones are released for the retry.
+//!
+//! Every record ends as exactly one of: sent, duplicate (already sent), skipped (with reasons),
+//! dead-lettered (with a reason), or failed (redelivered by SQS).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::future::join_all;
+
+use crate::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
+use crate::clicks::ClickStore;
+use crate::graph::{ErrorClass, GraphError, GraphSender};
+use crate::hashing::sha256_hex;
+use crate::ingest::attributes;
+use crate::ledger::{Claim, Ledger, SentMark};
+use crate::mapping::{MappedEvent, Outcome, SkipReason};
+use crate::metrics::{Metrics, Unit};
+use crate::pipeline::Processor;
+use crate::queue::{MessageSink, OutboundMessage};
+use crate::redact::safe_json_error;
+use crate::rules::{Account, Config};
+use crate::signal::{SIGNAL_VERSION, Signal, signal_from_item, split};
+
+/// Metric names of the dispatcher (the contract with `infra/`).
+pub mod metric_names {
+    /// Queue records received.
+    pub const RECORDS_RECEIVED: &str = "RecordsReceived";
+    /// Records reported failed (SQS redelivers them).
+    pub const RECORDS_FAILED: &str = "RecordsFailed";
+    /// Events Meta accepted; dimension `EventName`.
+    pub const EVENTS_SENT: &str = "EventsSent";
+    /// Events not sent; dimension `Reason`.
+    pub const EVENTS_SKIPPED: &str = "EventsSkipped";
+    /// Events already sent (durable or in-batch dedup).
+    pub const DEDUP_HITS: &str = "DedupHits";
+    /// Graph requests made.
+    pub const GRAPH_REQUESTS: &str = "GraphRequests";
+    /// Graph errors; dimension `Code`.
+    pub const GRAPH_ERRORS: &str = "GraphErrors";
+    /// Token and permission errors (an alarm).
+    pub const GRAPH_AUTH_ERRORS: &str = "GraphAuthErrors";
+    /// Events per Graph request (a distribution).
+    pub const EVENTS_PER_REQUEST: &str = "EventsPerRequest";
+    /// Seconds between an event and its acceptance by Meta (a distribution).
+    pub const EVENT_AGE_AT_SEND: &str = "EventAgeAtSend";
+    /// Records moved to the dead-letter queue; dimension `Reason`.
+    pub const DLQ_MOVES: &str = "DeadLetterMoves";
+    /// Sent marks that could not be written (a duplicate becomes possible): an alarm.
+    pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
+    /// Flow fields left out of `user_data` because they could not be normalised.
+    pub const USER_DATA_DROPPED: &str = "UserDataFieldsDropped";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        RECORDS_RECEIVED,
+        RECORDS_FAILED,
+        EVENTS_SENT,
+        EVENTS_SKIPPED,
+        DEDUP_HITS,
+        GRAPH_REQUESTS,
+        GRAPH_ERRORS,
+        GRAPH_AUTH_ERRORS,
+        EVENTS_PER_REQUEST,
+        EVENT_AGE_AT_SEND,
+        DLQ_MOVES,
+        LEDGER_WRITE_FAILURES,
+        USER_DATA_DROPPED,
+    ];
+}
+use metric_names as m;
+
+/// Dead-letter attributes the dispatcher adds beside [`attributes`].
+pub mod graph_attributes {
+    /// Meta's error code.
+    pub const CODE: &str = "wacapi_graph_code";
+    /// Meta's error subcode.
+    pub const SUBCODE: &str = "wacapi_graph_subcode";
+    /// Meta's message.
+    pub const MESSAGE: &str = "wacapi_graph_message";
+    /// Meta's trace id.
+    pub const FBTRACE_ID: &str = "wacapi_fbtrace_id";
+    /// The refused event's id.
+    pub const EVENT_ID: &str = "wacapi_event_id";
+}
+
+/// One queue record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboundRecord {
+    /// The queue's message id (reported back when the record fails).
+    pub message_id: String,
+    /// The FIFO message group.
+    pub group_id: Option<String>,
+    /// The body.
+    pub body: String,
+    /// String message attributes (set on dead-lettered items that were redriven).
+    pub attributes: HashMap<String, String>,
+}
+
+/// Retry and lease tuning.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Attempts per Graph request for retryable errors.
+    pub max_attempts: u32,
+    /// First backoff delay (doubled per attempt, before jitter).
+    pub backoff_base: Duration,
+    /// The longest single backoff delay.
+    pub backoff_max: Duration,
+    /// The Graph client's timeout: a retry starts only if it can finish before the deadline.
+    pub request_timeout: Duration,
+    /// Time kept free before the deadline to write marks and answer.
+    pub safety_margin: Duration,
+    /// A claim's lease outlives the invocation by this much.
+    pub lease_margin: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(8),
+            request_timeout: Duration::from_secs(10),
+            safety_margin: Duration::from_secs(2),
+            lease_margin: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How each record ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordTally {
+    /// At least one event accepted by Meta.
+    pub sent: usize,
+    /// Every event was already sent.
+    pub duplicate: usize,
+    /// No event to send (reasons in [`DispatchReport::skipped`]).
+    pub skipped: usize,
+    /// Moved to the dead-letter queue.
+    pub dead_lettered: usize,
+    /// Reported failed, for redelivery.
+    pub failed: usize,
+}
+
+/// What a batch came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Message ids to report as batch item failures.
+    pub failed: Vec<String>,
+    /// Record outcomes.
+    pub records: RecordTally,
+    /// Events accepted by Meta.
+    pub events_sent: usize,
+    /// Events skipped, by reason.
+    pub skipped: BTreeMap<&'static str, usize>,
+    /// Dedup hits.
+    pub dedup_hits: usize,
+    /// Graph requests made (retries and splits included).
+    pub graph_requests: usize,
+}
+
+/// The dispatcher's ports and configuration.
+#[derive(Debug)]
+pub struct Dispatcher<C, L, G, D> {
+    config: Config,
+    clicks: C,
+    ledger: L,
+    graph: G,
+    dead_letters: D,
+    settings: DispatchSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    Skipped,
+    Duplicate,
+    DeadLettered,
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct RecordResult {
+    state: State,
+    claimed: Vec<MappedEvent>,
+    skips: Vec<SkipReason>,
+    dedup_hits: usize,
+    dropped_user_data: usize,
+    dlq_reason: Option<&'static str>,
+}
+
+impl RecordResult {
+    fn new() -> Self {
+        Self {
+            state: State::Open,
+            claimed: Vec::new(),
+            skips: Vec::new(),
+            dedup_hits: 0,
+            dropped_user_data: 0,
+            dlq_reason: None,
+        }
+    }
+
+    fn failed(why: impl Into<String>) -> Self {
+        Self {
+            state: State::Failed(why.into()),
+            ..Self::new()
+        }
+    }
+}
+
+#[derive(Debug)]
+enum EventResult {
+    Sent(Option<String>),
+    Invalid(GraphError),
+    Failed(GraphError),
+}
+
+#[derive(Debug, Default)]
+struct SendLog {
+    results: Vec<(usize, Event, EventResult)>,
+    requests: usize,
+    sizes: Vec<usize>,
+    errors: Vec<GraphError>,
+}
+
+/// A dead-letter move: reason, detail, and extra attributes.
+struct DeadLetter {
+    reason: &'static str,
+    detail: String,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, G, D> {
+    /// Wires the dispatcher.
+    pub fn new(
+        config: Config,
+        clicks: C,
+        ledger: L,
+        graph: G,
+        dead_letters: D,
+        settings: DispatchSettings,
+    ) -> Self {
+        Self {
+            config,
+            clicks,
+            ledger,
+            graph,
+            dead_letters,
+            settings,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Dispatches one batch. `now` is unix seconds; `deadline` is when the invocation ends.
+    pub async fn dispatch(
+        &self,
+        records: &[InboundRecord],
+        now: i64,
+        deadline: Instant,
+        metrics: &mut Metrics,
+    ) -> DispatchReport {
+        metrics.count(m::RECORDS_RECEIVED, records.len() as u64);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let lease_until = now + (remaining + self.settings.lease_margin).as_secs() as i64;
+        let processor = Processor::new(&self.config, &self.clicks);
+        let in_batch = Mutex::new(HashSet::new());
+
+        // 1. Decode, attribute, map and claim: groups concurrently, records in order inside one.
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let group = r.group_id.clone().unwrap_or_else(|| r.message_id.clone());
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((group, vec![i])),
+            }
+        }
+        let per_group = join_all(groups.iter().map(|(_, members)| {
+            let processor = &processor;
+            let in_batch = &in_batch;
+            async move {
+                let mut out = Vec::with_capacity(members.len());
+                let mut blocked = false;
+                for &i in members {
+                    let result = if blocked {
+                        RecordResult::failed("an earlier record of its group failed")
+                    } else {
+                        self.process_record(&records[i], processor, now, lease_until, in_batch)
+                            .await
+                    };
+                    blocked |= matches!(result.state, State::Failed(_));
+                    out.push((i, result));
+                }
+                out
+            }
+        }))
+        .await;
+        let mut results: Vec<Option<RecordResult>> = (0..records.len()).map(|_| None).collect();
+        for (i, result) in per_group.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        let mut results: Vec<RecordResult> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| RecordResult::failed("not processed")))
+            .collect();
+
+        // 2. Requests per destination, at most 1,000 events each.
+        let mut destinations: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
+        for (i, result) in results.iter_mut().enumerate() {
+            for mapped in std::mem::take(&mut result.claimed) {
+                match destinations.iter_mut().find(|(a, _)| *a == mapped.account) {
+                    Some((_, events)) => events.push((i, mapped.event)),
+                    None => destinations.push((mapped.account, vec![(i, mapped.event)])),
+                }
+            }
+        }
+        let mut requests: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
+        for (account, events) in destinations {
+            let mut events = events.into_iter().peekable();
+            while events.peek().is_some() {
+                let chunk: Vec<_> = events.by_ref().take(MAX_EVENTS_PER_REQUEST).collect();
+                requests.push((account.clone(), chunk));
+            }
+        }
+
+        // 3. Send, with retries by error class.
+        let logs = join_all(
+            requests
+                .iter()
+                .map(|(account, events)| self.send_with_retry(account, events.clone(), deadline)),
+        )
+        .await;
+
+        // 4. Mark sent, release the rest, dead-letter invalid events' records.
+        let mut report = DispatchReport::default();
+        let mut marks = Vec::new();
+        let mut release = Vec::new();
+        let mut invalid: BTreeMap<usize, (Event, GraphError)> = BTreeMap::new();
+        let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
+        let send_time = unix_now().max(now);
+        for log in logs {
+            report.graph_requests += log.requests;
+            metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
+            for size in log.sizes {
+                metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
+            }
+            for err in &log.errors {
+                metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
+                if err.class().is_auth() {
+                    metrics.count(m::GRAPH_AUTH_ERRORS, 1);
+                    tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");
+                }
+            }
+            for (owner, event, outcome) in log.results {
+                match outcome {
+                    EventResult::Sent(fbtrace_id) => {
+                        metrics.count_by(m::EVENTS_SENT, "EventName", event.event_name.as_str(), 1);
+                        metrics.observe(
+                            m::EVENT_AGE_AT_SEND,
+                            Unit::Seconds,
+                            (send_time - event.event_time) as f64,
+                        );
+                        report.events_sent += 1;
+                        marks.push(SentMark {
+                            event_id: event.event_id.clone(),
+                            fbtrace_id,
+                            sent_at: send_time,
+                            expires_at: ledger_expiry(event.event_time),
+                        });
+                    }
+                    EventResult::Invalid(err) => {
+                        release.push(event.event_id.clone());
+                        invalid.entry(owner).or_insert((event, err));
+                    }
+                    EventResult::Failed(err) => {
+                        release.push(event.event_id.clone());
+                        graph_failed.entry(owner).or_insert(err);
+                    }
+                }
+            }
+        }
+        if !marks.is_empty()
+            && let Err(err) = self.ledger.mark_sent(&marks).await
+        {
+            // The events did reach Meta; failing the records would resend them. Alarm instead.
+            metrics.count(m::LEDGER_WRITE_FAILURES, marks.len() as u64);
+            tracing::error!(error = %err, events = marks.len(), "sent marks not written: a redelivery could resend these events");
+        }
+        if !release.is_empty()
+            && let Err(err) = self.ledger.release(&release).await
+        {
+            tracing::warn!(error = %err, "claims not released; they expire with their lease");
+        }
+        for (owner, err) in graph_failed {
+            results[owner].state = State::Failed(format!("graph: {err}"));
+        }
+        for (owner, (event, err)) in invalid {
+            if matches!(results[owner].state, State::Failed(_)) {
+                continue;
+            }
+            let letter = DeadLetter {
+                reason: "graph_invalid_event",
+                detail: err.message.clone(),
+                extra: [
+                    (graph_attributes::CODE, err.code.map(|c| c.to_string())),
+                    (
+                        graph_attributes::SUBCODE,
+                        err.subcode.map(|c| c.to_string()),
+                    ),
+                    (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
+                    (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
+                    (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+            };
+            results[owner] = match self.dead_letter(&records[owner], letter).await {
+                Ok(reason) => RecordResult {
+                    state: State::DeadLettered,
+                    dlq_reason: Some(reason),
+                    ..RecordResult::new()
+                },
+                Err(why) => RecordResult::failed(why),
+            };
+        }
+
+        // FIFO: a failed record fails the later records of its group too.
+        let mut failed_groups = HashSet::new();
+        for (i, r) in records.iter().enumerate() {
+            let group = r.group_id.clone().unwrap_or_else(|| r.message_id.clone());
+            if failed_groups.contains(&group) {
+                if !matches!(results[i].state, State::Failed(_)) {
+                    results[i].state =
+                        State::Failed("an earlier record of its group failed".into());
+                }
+            } else if matches!(results[i].state, State::Failed(_)) {
+                failed_groups.insert(group);
+            }
+        }
+
+        // 5. Tally and metrics.
+        for (i, result) in results.iter().enumerate() {
+            for skip in &result.skips {
+                *report.skipped.entry(skip.label()).or_default() += 1;
+                metrics.count_by(m::EVENTS_SKIPPED, "Reason", skip.label(), 1);
+            }
+            report.dedup_hits += result.dedup_hits;
+            metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
+            metrics.count(m::USER_DATA_DROPPED, result.dropped_user_data as u64);
+            match &result.state {
+                State::Failed(why) => {
+                    report.records.failed += 1;
+                    report.failed.push(records[i].message_id.clone());
+                    tracing::warn!(message_id = %records[i].message_id, reason = %why, "record failed; SQS will redeliver it");
+                }
+                State::DeadLettered => {
+                    report.records.dead_lettered += 1;
+                    let reason = result.dlq_reason.unwrap_or("unknown");
+                    metrics.count_by(m::DLQ_MOVES, "Reason", reason, 1);
+                }
+                // Open at the end: every claimed event was accepted.
+                State::Open => report.records.sent += 1,
+                State::Duplicate => report.records.duplicate += 1,
+                State::Skipped => report.records.skipped += 1,
+            }
+        }
+        metrics.count(m::RECORDS_FAILED, report.records.failed as u64);
+        tracing::info!(
+            records = records.len(),
+            sent = report.records.sent,
+            duplicate = report.records.duplicate,
+            skipped = report.records.skipped,
+            dead_lettered = report.records.dead_lettered,
+            failed = report.records.failed,
+            events_sent = report.events_sent,
+            graph_requests = report.graph_requests,
+            "batch dispatched"
+        );
+        report
+    }
+
+    async fn process_record(
+        &self,
+        record: &InboundRecord,
+        processor: &Processor<'_, &C>,
+        now: i64,
+        lease_until: i64,
+        in_batch: &Mutex<HashSet<String>>,
+    ) -> RecordResult {
+        let signals = match decode(record) {
+            Ok(signals) => signals,
+            Err(letter) => return self.dead_letter_result(record, letter).await,
+        };
+        let mut result = RecordResult::new();
+        let mut claimed_ids = Vec::new();
+        for signal in &signals {
+            let outcomes = match processor.process(signal, now).await {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    self.release_quietly(&claimed_ids).await;
+                    return RecordResult::failed(format!("click store: {err}"));
+                }
+            };
+            if outcomes.iter().any(|o| {
+                matches!(
+                    o,
+                    Outcome::Skipped {
+                        reason: SkipReason::UnknownAccount,
+                        ..
+                    }
+                )
+            }) {
+                self.release_quietly(&claimed_ids).await;
+                let letter = DeadLetter {
+                    reason: "unknown_account",
+                    detail: format!(
+                        "no account is configured for WABA {}: add it and redrive",
+                        signal.waba_id
+                    ),
+                    extra: vec![(attributes::WABA_ID, signal.waba_id.clone())],
+                };
+                return self.dead_letter_result(record, letter).await;
+            }
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Skipped { reason, .. } => result.skips.push(reason),
+                    Outcome::Event(mapped) => {
+                        result.dropped_user_data += mapped.dropped_user_data.len();
+                        let id = mapped.event.event_id.clone();
+                        let fresh = in_batch
+                            .lock()
+                            .map(|mut s| s.insert(id.clone()))
+                            .unwrap_or(true);
+                        if !fresh {
+                            result.dedup_hits += 1;
+                            continue;
+                        }
+                        let expires_at = ledger_expiry(mapped.event.event_time);
+                        match self.ledger.claim(&id, now, lease_until, expires_at).await {
+                            Ok(Claim::Claimed) => {
+                                claimed_ids.push(id);
+                                result.claimed.push(*mapped);
+                            }
+                            Ok(Claim::AlreadySent) => result.dedup_hits += 1,
+                            Ok(Claim::Leased) => {
+                                self.release_quietly(&claimed_ids).await;
+                                return RecordResult::failed(
+                                    "an event is leased by another invocation",
+                                );
+                            }
+                            Err(err) => {
+                                self.release_quietly(&claimed_ids).await;
+                                return RecordResult::failed(format!("ledger: {err}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        result.state = if !result.claimed.is_empty() {
+            State::Open
+        } else if result.dedup_hits > 0 {
+            State::Duplicate
+        } else {
+            State::Skipped
+        };
+        result
+    }
+
+    async fn release_quietly(&self, ids: &[String]) {
+        if !ids.is_empty()
+            && let Err(err) = self.ledger.release(ids).await
+        {
+            tracing::warn!(error = %err, "claims not released; they expire with their lease");
+        }
+    }
+
+    async fn dead_letter_result(&self, record: &InboundRecord, letter: DeadLetter) -> RecordResult {
+        match self.dead_letter(record, letter).await {
+            Ok(reason) => RecordResult {
+                state: State::DeadLettered,
+                dlq_reason: Some(reason),
+                ..RecordResult::new()
+            },
+            Err(why) => RecordResult::failed(why),
+        }
+    }
+
+    /// Moves a record to the dead-letter queue, body unchanged, reason as attributes.
+    async fn dead_letter(
+        &self,
+        record: &InboundRecord,
+        letter: DeadLetter,
+    ) -> Result<&'static str, String> {
+        let group = record
+            .group_id
+            .clone()
+            .unwrap_or_else(|| sha256_hex(record.message_id.as_bytes()));
+        let kind = record
+            .attributes
+            .get(attributes::KIND)
+            .cloned()
+            .unwrap_or_else(|| "signal".to_owned());
+        let mut message = OutboundMessage::new(
+            record.body.clone(),
+            group,
+            sha256_hex(format!("{}\u{1f}{}", record.message_id, letter.reason).as_bytes()),
+        )
+        .with_attribute(attributes::KIND, kind)
+        .with_attribute(attributes::REASON, letter.reason)
+        .with_attribute(attributes::DETAIL, truncate(&letter.detail, 512));
+        for name in [attributes::ENCODING, attributes::WABA_ID] {
+            if let Some(v) = record.attributes.get(name) {
+                message = message.with_attribute(name, v.clone());
+            }
+        }
+        for (name, value) in letter.extra {
+            if !message.attributes.iter().any(|(n, _)| n == name) {
+                message = message.with_attribute(name, value);
+            }
+        }
+        self.dead_letters
+            .send_all(vec![message])
+            .await
+            .map_err(|e| format!("dead-letter queue: {e}"))?;
+        tracing::warn!(message_id = %record.message_id, reason = letter.reason, "record moved to the dead-letter queue");
+        Ok(letter.reason)
+    }
+
+    /// Sends one request, retrying and splitting as Meta's error code says.
+    fn send_with_retry<'a>(
+        &'a self,
+        account: &'a Account,
+        events: Vec<(usize, Event)>,
+        deadline: Instant,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendLog> + Send + 'a>> {
+        Box::pin(async move {
+            let mut log = SendLog::default();
+            let request = EventsRequest {
+                data: events.iter().map(|(_, e)| e.clone()).collect(),
+                test_event_code: account.test_event_code.clone(),
+                partner_agent: account.partner_agent.clone(),
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                log.requests += 1;
+                log.sizes.push(request.data.len());
+                let err = match self
+                    .graph
+                    .send(&self.config.graph_api_version, account, &request)
+                    .await
+                {
+                    Ok(success) => {
+                        log.results.extend(events.into_iter().map(|(owner, e)| {
+                            (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
+                        }));
+                        return log;
+                    }
+                    Err(err) => err,
+                };
+                log.errors.push(err.clone());
+                let class = err.class();
+                match class {
+                    ErrorClass::InvalidEvent if events.len() > 1 => {
+                        let mut left = events;
+                        let right = left.split_off(left.len() / 2);
+                        for half in [left, right] {
+                            let sub = self.send_with_retry(account, half, deadline).await;
+                            log.requests += sub.requests;
+                            log.sizes.extend(sub.sizes);
+                            log.errors.extend(sub.errors);
+                            log.results.extend(sub.results);
+                        }
+                        return log;
+                    }
+                    ErrorClass::InvalidEvent => {
+                        log.results.extend(
+                            events
+                                .into_iter()
+                                .map(|(o, e)| (o, e, EventResult::Invalid(err.clone()))),
+                        );
+                        return log;
+                    }
+                    c if c.retryable() && attempt < self.settings.max_attempts => {
+                        let delay = self.backoff(attempt, c);
+                        let needed =
+                            delay + self.settings.request_timeout + self.settings.safety_margin;
+                        if Instant::now() + needed < deadline {
+                            tracing::info!(attempt, code = ?err.code, delay_ms = delay.as_millis() as u64, "Graph API busy; retrying");
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+                log.results.extend(
+                    events
+                        .into_iter()
+                        .map(|(o, e)| (o, e, EventResult::Failed(err.clone()))),
+                );
+                return log;
+            }
+        })
+    }
+
+    /// Exponential backoff with full jitter; throttling and blocks back off longer.
+    fn backoff(&self, attempt: u32, class: ErrorClass) -> Duration {
+        let factor = match class {
+            ErrorClass::Throttled => 4,
+            ErrorClass::Blocked => 8,
+            _ => 1,
+        };
+        let ceiling = self
+            .settings
+            .backoff_base
+            .saturating_mul(factor << (attempt.saturating_sub(1)).min(16))
+            .min(self.settings.backoff_max);
+        let jitter = RandomState::new().hash_one((attempt, Instant::now())) % 1000;
+        // Half fixed, half random: never zero, never synchronised across invocations.
+        ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2000.0)
+    }
+}
+
+/// Ledger records outlive Meta's 7-day window by a day: an older duplicate is refused as
+/// `too_old` anyway, so the record is no longer needed.
+fn ledger_expiry(event_time: i64) -> i64 {
+    event_time + MAX_EVENT_AGE_SECONDS + 86_400
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads a record: a signal, or a quarantined webhook body or item redriven from the DLQ.
+fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> {
+    let kind = record.attributes.get(attributes::KIND).map(String::as_str);
+    let raw = || -> Result<String, DeadLetter> {
+        match record
+            .attributes
+            .get(attributes::ENCODING)
+            .map(String::as_str)
+        {
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(&record.body)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(DeadLetter {
+                    reason: "not_an_envelope",
+                    detail: "redriven body is not UTF-8 JSON".into(),
+                    extra: vec![],
+                }),
+            _ => Ok(record.body.clone()),
+        }
+    };
+    match kind {
+        Some("webhook_body") => {
+            let body = raw()?;
+            let split = split(body.as_bytes()).map_err(|e| DeadLetter {
+                reason: "not_an_envelope",
+                detail: e.to_string(),
+                extra: vec![],
+            })?;
+            if let Some(rejected) = split.rejected.first() {
+                return Err(DeadLetter {
+                    reason: rejected.reason.label(),
+                    detail: rejected.reason.to_string(),
+                    extra: vec![],
+                });
+            }
+            Ok(split.signals)
+        }
+        Some("webhook_item") => {
+            let waba = record
+                .attributes
+                .get(attributes::WABA_ID)
+                .cloned()
+                .unwrap_or_default();
+            signal_from_item(&waba, &raw()?)
+                .map(|s| vec![s])
+                .map_err(|e| DeadLetter {
+                    reason: e.label(),
+                    detail: e.to_string(),
+                    extra: vec![],
+                })
+        }
+        _ => {
+            let signal: Signal = serde_json::from_str(&record.body).map_err(|e| DeadLetter {
+                reason: "undecodable_signal",
+                detail: safe_json_error(&e),
+                extra: vec![],
+            })?;
+            if signal.v != SIGNAL_VERSION {
+                return Err(DeadLetter {
+                    reason: "unsupported_signal_version",
+                    detail: format!("signal version {} is not {SIGNAL_VERSION}", signal.v),
+                    extra: vec![],
+                });
+            }
+            Ok(vec![signal])
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The Graph API client for `POST {base}/{version}/{dataset_id}/events`, and the classification
+//! of Meta's errors that decides retries.
+//!
+//! The access token travels only in the `Authorization` header, never in a URL or a log. When
+//! the tokens secret carries the app secret, `appsecret_proof` (HMAC-SHA256 of the token) is
+//! added. Tokens come from Secrets Manager through [`CachedSecret`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::capi::EventsRequest;
+use crate::rules::Account;
+use crate::secrets::{CachedSecret, SecretError, SecretSource};
+
+/// Meta's Graph API.
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+
+/// The token used by accounts that name none.
+pub const DEFAULT_TOKEN_NAME: &str = "default";
+
+/// The tokens secret document:
+/// `{"access_tokens": {"default": "EAAG...", "<name>": "..."}, "app_secret": "..."?}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessTokens {
+    /// System-user access tokens by name (accounts pick one with `token = "<name>"`).
+    pub access_tokens: BTreeMap<String, SecretString>,
+    /// The Meta app secret; when present, requests carry `appsecret_proof`.
+    #[serde(default)]
+    pub app_secret: Option<SecretString>,
+}
+
+/// Meta's answer to an accepted request.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct GraphSuccess {
+    /// How many events Meta received.
+    #[serde(default)]
+    pub events_received: Option<u64>,
+    /// Warnings.
+    #[serde(default)]
+    pub messages: Vec<Value>,
+    /// Meta's trace id.
+    #[serde(default)]
+    pub fbtrace_id: Option<String>,
+}
+
+/// A failed request: Meta's error object, or a transport failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[error("graph error (status {status:?}, code {code:?}, subcode {subcode:?}): {message}")]
+pub struct GraphError {
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Meta's error code.
+    pub code: Option<i64>,
+    /// Meta's error subcode.
+    pub subcode: Option<i64>,
+    /// Meta's error type (`OAuthException`, ...).
+    pub kind: Option<String>,
+    /// Meta's message, or the transport failure.
+    pub message: String,
+    /// Meta's `is_transient` flag.
+    pub is_transient: bool,
+    /// Meta's trace id.
+    pub fbtrace_id: Option<String>,
+    /// A timeout or connection failure (no answer).
+    pub transport: bool,
+}
+
+/// What to do about a [`GraphError`], per Meta's error-code table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 1, 2, HTTP 5xx, timeouts, `is_transient`: retry with backoff.
+    Transient,
+    /// 4, 17, 32, 341, 613, HTTP 429: retry, backing off longer.
+    Throttled,
+    /// 368: temporarily blocked; retry slowly.
+    Blocked,
+    /// 100: an invalid event; isolate it, the rest of the request is fine.
+    InvalidEvent,
+    /// 190, 102, `OAuthException` without a code: token invalid or expired; alert, keep events.
+    Auth,
+    /// 3, 10, 200–299: permission; alert, keep events.
+    Permission,
+    /// Anything else: keep the events (they reach the DLQ after the queue's retries).
+    Other,
+}
+
+impl ErrorClass {
+    /// Whether waiting and retrying inside the invocation can help.
+    pub fn retryable(self) -> bool {
+        matches!(self, Self::Transient | Self::Throttled | Self::Blocked)
+    }
+
+    /// Whether the error means the token or its permissions are wrong (an alarm).
+    pub fn is_auth(self) -> bool {
+        matches!(self, Self::Auth | Self::Permission)
+    }
+}
+
+impl GraphError {
+    /// Classifies the error.
+    pub fn class(&self) -> ErrorClass {
+        if self.transport || self.is_transient {
+            return ErrorClass::Transient;
+        }
+        match self.code {
+            Some(1 | 2) => ErrorClass::Transient,
+            Some(4 | 17 | 32 | 341 | 613) => ErrorClass::Throttled,
+            Some(368) => ErrorClass::Blocked,
+            Some(100) => ErrorClass::InvalidEvent,
+            Some(190 | 102) => ErrorClass::Auth,
+            Some(3 | 10 | 200..=299) => ErrorClass::Permission,
+            None if self.kind.as_deref() == Some("OAuthException") => ErrorClass::Auth,
+            _ => match self.status {
+                Some(429) => ErrorClass::Throttled,
+                Some(500..=599) => ErrorClass::Transient,
+                _ => ErrorClass::Other,
+            },
+        }
+    }
+
+    /// The metric label of the error code (`transport` when there was no answer).
+    pub fn code_label(&self) -> String {
+        match (self.code, self.transport) {
+            (Some(code), _) => code.to_string(),
+            (None, true) => "transport".to_owned(),
+            (None, false) => format!("http_{}", self.status.unwrap_or(0)),
+        }
+    }
+
+    fn local(message: String, class_code: Option<i64>, transport: bool) -> Self {
+        Self {
+            code: class_code,
+            message,
+            transport,
+            ..Self::default()
+        }
+    }
+}
+
+/// Something that delivers event requests.
+pub trait GraphSender: Send + Sync {
+    /// Posts `request` to `account`'s dataset with Graph API `version`.
+    fn send(
+        &self,
+        version: &str,
+        account: &Account,
+        request: &EventsRequest,
+    ) -> impl Future<Output = Result<GraphSuccess, GraphError>> + Send;
+}
+
+/// The real Graph API over HTTPS (rustls).
+#[derive(Debug)]
+pub struct GraphClient<S> {
+    http: reqwest::Client,
+    base_url: String,
+    tokens: CachedSecret<AccessTokens, S>,
+}
+
+impl<S: SecretSource> GraphClient<S> {
+    /// A client for `base_url` (Meta's, or a loopback mock) with a per-request timeout.
+    pub fn new(
+        base_url: impl Into<String>,
+        timeout: Duration,
+        tokens: CachedSecret<AccessTokens, S>,
+    ) -> Result<Self, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("wacapi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| GraphError::local(format!("http client: {e}"), None, false))?;
+        Ok(Self {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            tokens,
+        })
+    }
+}
+
+impl<S: SecretSource> GraphSender for GraphClient<S> {
+    async fn send(
+        &self,
+        version: &str,
+        account: &Account,
+        request: &EventsRequest,
+    ) -> Result<GraphSuccess, GraphError> {
+        let tokens = self.tokens.get().await.map_err(|e| match e {
+            // Secrets Manager unreachable: worth retrying. A missing or malformed value is a
+            // configuration problem that needs a person, like a bad token.
+            SecretError::Fetch(_) => GraphError::local(e.to_string(), None, true),
+            _ => GraphError::local(e.to_string(), Some(190), false),
+        })?;
+        let name = account.token.as_deref().unwrap_or(DEFAULT_TOKEN_NAME);
+        let token = tokens.access_tokens.get(name).ok_or_else(|| {
+            GraphError::local(
+                format!("the tokens secret has no access token named {name:?}"),
+                Some(190),
+                false,
+            )
+        })?;
+        let mut url = format!("{}/{version}/{}/events", self.base_url, account.dataset_id);
+        if let Some(app_secret) = &tokens.app_secret {
+            // Hex only, so it needs no escaping; it proves the token without revealing it.
+            url.push_str("?appsecret_proof=");
+            url.push_str(&appsecret_proof(
+                app_secret.expose_secret(),
+                token.expose_secret(),
+            ));
+        }
+        let body = serde_json::to_vec(request)
+            .map_err(|e| GraphError::local(format!("serialise: {e}"), None, false))?;
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                GraphError::local(format!("request {what}: {}", e.without_url()), None, true)
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            GraphError::local(
+                format!("reading the response: {}", e.without_url()),
+                None,
+                true,
+            )
+        })?;
+        if status.is_success() {
+            return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+        }
+        Err(parse_error(status.as_u16(), &bytes))
+    }
+}
+
+/// `appsecret_proof`: lowercase hex HMAC-SHA256 of the token with the app secret.
+pub fn appsecret_proof(app_secret: &str, token: &str) -> String {
+    crate::signature::sign(app_secret.as_bytes(), token.as_bytes())
+        .trim_start_matches("sha256=")
+        .to_owned()
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: Option<bool>,
+    #[serde(default)]
+    error_user_msg: Option<String>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+/// Reads Meta's error object from a non-2xx response.
+pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(ErrorEnvelope { error }) => GraphError {
+            status: Some(status),
+            code: error.code,
+            subcode: error.error_subcode,
+            kind: error.kind,
+            message: match (error.message, error.error_user_msg) {
+                (Some(m), Some(u)) => format!("{m} ({u})"),
+                (Some(m), None) | (None, Some(m)) => m,
+                (None, None) => format!("HTTP {status}"),
+            },
+            is_transient: error.is_transient.unwrap_or(false),
+            fbtrace_id: error.fbtrace_id,
+            transport: false,
+        },
+        Err(_) => GraphError {
+            status: Some(status),
+            message: format!("HTTP {status} without a Graph error object"),
+            ..GraphError::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(status: u16, body: &str) -> GraphError {
+        parse_error(status, body.as_bytes())
+    }
+
+    #[test]
+    fn classification_follows_meta_s_table() {
+        let code =
+            |c: i64| err(400, &format!(r#"{{"error":{{"message":"m","code":{c}}}}}"#)).class();
+        for c in [1, 2] {
+            assert_eq!(code(c), ErrorClass::Transient);
+        }
+        for c in [4, 17, 32, 341, 613] {
+            assert_eq!(code(c), ErrorClass::Throttled, "{c}");
+        }
+        assert_eq!(code(368), ErrorClass::Blocked);
+        assert_eq!(code(100), ErrorClass::InvalidEvent);
+        assert_eq!(code(190), ErrorClass::Auth);
+        assert_eq!(code(102), ErrorClass::Auth);
+        for c in [3, 10, 200, 250, 299] {
+            assert_eq!(code(c), ErrorClass::Permission, "{c}");
+        }
+        assert_eq!(code(12345), ErrorClass::Other);
+        assert_eq!(
+            err(400, r#"{"error":{"message":"m","type":"OAuthException"}}"#).class(),
+            ErrorClass::Auth
+        );
+        assert_eq!(
+            err(
+                400,
+                r#"{"error":{"message":"m","code":100,"is_transient":true}}"#
+            )
+            .class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(err(503, "<html>").class(), ErrorClass::Transient);
+        assert_eq!(err(429, "").class(), ErrorClass::Throttled);
+        assert_eq!(err(404, "").class(), ErrorClass::Other);
+    }
+
+    #[test]
+    fn error_objects_are_read_whole() {
+        let e = err(
+            400,
+            r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,"error_user_msg":"Event Timestamp Too Old","fbtrace_id":"AbC"}}"#,
+        );
+        assert_eq!(e.code, Some(100));
+        assert_eq!(e.subcode, Some(2804003));
+        assert_eq!(e.fbtrace_id.as_deref(), Some("AbC"));
+        assert_eq!(e.message, "Invalid parameter (Event Timestamp Too Old)");
+        assert_eq!(e.code_label(), "100");
+    }
+
+    #[test]
+    fn appsecret_proof_is_hex_hmac_of_the_token() {
+        assert_eq!(
+            appsecret_proof("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

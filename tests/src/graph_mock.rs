@@ -1,0 +1,331 @@
+//! A loopback Graph API for tests: `POST /{version}/{dataset_id}/events` that checks every
+//! request against Meta's contract (auth header, shape, hashing, ≤ 1,000 events, no raw personal
+//! data), records it, and answers as scripted: success, Meta error objects, or a hang.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// The access token the mock accepts.
+pub const MOCK_TOKEN: &str = "EAAG-test-token";
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// This status and JSON body.
+    Status(u16, Value),
+    /// No answer for this long (longer than the client's timeout: a hang), then a 504.
+    Hang(Duration),
+}
+
+impl Reply {
+    /// A Meta error object with `code` (and `subcode`) under HTTP `status`.
+    pub fn error(status: u16, code: i64, subcode: Option<i64>) -> Self {
+        let mut error = json!({"message": format!("mock error {code}"), "type": "OAuthException",
+                               "code": code, "fbtrace_id": "mock-trace-error"});
+        if let Some(sub) = subcode {
+            error["error_subcode"] = json!(sub);
+        }
+        Self::Status(status, json!({ "error": error }))
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The Graph API version in the path.
+    pub version: String,
+    /// The dataset id in the path.
+    pub dataset_id: String,
+    /// The body.
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: Mutex<VecDeque<Reply>>,
+    poison: Mutex<HashSet<String>>,
+    received: Mutex<Vec<Received>>,
+    violations: Mutex<Vec<String>>,
+    counter: AtomicUsize,
+}
+
+/// A running mock.
+#[derive(Clone)]
+pub struct MockGraph {
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    inner: Arc<Inner>,
+}
+
+impl MockGraph {
+    /// Starts a mock on a free loopback port, on the current tokio runtime.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Inner::default());
+        let app = Router::new()
+            .route("/{version}/{dataset}/events", post(events))
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, inner }
+    }
+
+    /// Answers the next requests with these replies, in order (then 200s).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.inner.script.lock().expect("lock").extend(replies);
+    }
+
+    /// Any request carrying an event with this `ctwa_clid` is refused with code 100.
+    pub fn poison_click(&self, ctwa_clid: &str) {
+        self.inner
+            .poison
+            .lock()
+            .expect("lock")
+            .insert(ctwa_clid.to_owned());
+    }
+
+    /// Every request received, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().expect("lock").clone()
+    }
+
+    /// The events of every request answered 200, in order.
+    pub fn accepted_events(&self) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .flat_map(|r| r.body["data"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Contract violations seen (must be empty).
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.violations.lock().expect("lock").clone()
+    }
+}
+
+async fn events(
+    State(inner): State<Arc<Inner>>,
+    Path((version, dataset)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let mut violations = Vec::new();
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            violations.push(format!("body is not JSON: {e}"));
+            Value::Null
+        }
+    };
+    check_request(
+        &version,
+        &dataset,
+        query.as_deref(),
+        &headers,
+        &body,
+        &mut violations,
+    );
+    if !violations.is_empty() {
+        inner.violations.lock().expect("lock").extend(violations);
+    }
+    let scripted = inner.script.lock().expect("lock").pop_front();
+    let poisoned = {
+        let poison = inner.poison.lock().expect("lock");
+        body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| poison.contains(e["user_data"]["ctwa_clid"].as_str().unwrap_or_default()))
+    };
+    let (status, answer) = match scripted {
+        Some(Reply::Hang(d)) => {
+            // By the time this answers, the client has given up: not an accepted request.
+            tokio::time::sleep(d).await;
+            (504, json!({"error": {"message": "mock hang", "code": 2}}))
+        }
+        Some(Reply::Status(status, value)) => (status, value),
+        None if poisoned => match Reply::error(400, 100, Some(2_804_003)) {
+            Reply::Status(s, v) => (s, v),
+            Reply::Hang(_) => unreachable!(),
+        },
+        None => (200, success(&inner, &body)),
+    };
+    inner.received.lock().expect("lock").push(Received {
+        version,
+        dataset_id: dataset,
+        body,
+        status,
+    });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer.to_string(),
+    )
+}
+
+fn success(inner: &Inner, body: &Value) -> Value {
+    let n = inner.counter.fetch_add(1, Ordering::SeqCst);
+    json!({
+        "events_received": body["data"].as_array().map_or(0, Vec::len),
+        "messages": [],
+        "fbtrace_id": format!("mock-trace-{n}"),
+    })
+}
+
+const EVENT_NAMES: [&str; 14] = [
+    "Purchase",
+    "LeadSubmitted",
+    "InitiateCheckout",
+    "AddToCart",
+    "ViewContent",
+    "OrderCreated",
+    "OrderShipped",
+    "OrderDelivered",
+    "OrderCanceled",
+    "OrderReturned",
+    "CartAbandoned",
+    "QualifiedLead",
+    "RatingProvided",
+    "ReviewProvided",
+];
+
+const HASHED_KEYS: [&str; 11] = [
+    "em",
+    "ph",
+    "fn",
+    "ln",
+    "ct",
+    "st",
+    "zp",
+    "country",
+    "db",
+    "ge",
+    "external_id",
+];
+
+fn check_request(
+    version: &str,
+    dataset: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Value,
+    v: &mut Vec<String>,
+) {
+    if !version.starts_with('v') || !version[1..].contains('.') {
+        v.push(format!("version {version:?} is not vNN.N"));
+    }
+    if dataset.is_empty() || !dataset.bytes().all(|b| b.is_ascii_digit()) {
+        v.push(format!("dataset {dataset:?} is not numeric"));
+    }
+    if query.is_some_and(|q| q.contains("access_token")) {
+        v.push("access token in the URL".into());
+    }
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if auth != format!("Bearer {MOCK_TOKEN}") {
+        v.push("missing or wrong Authorization header".into());
+    }
+    let Some(data) = body["data"].as_array() else {
+        v.push("no data array".into());
+        return;
+    };
+    if data.is_empty() || data.len() > 1000 {
+        v.push(format!("{} events in one request", data.len()));
+    }
+    let text = body.to_string();
+    if text.contains('@') {
+        v.push("an email in clear".into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut ids = HashSet::new();
+    for e in data {
+        let name = e["event_name"].as_str().unwrap_or_default();
+        if !EVENT_NAMES.contains(&name) {
+            v.push(format!("event name {name:?}"));
+        }
+        match e["event_time"].as_i64() {
+            Some(t) if t <= now + 60 && t > now - 7 * 86_400 => {}
+            other => v.push(format!(
+                "event_time {other:?} not seconds within the last 7 days"
+            )),
+        }
+        if e["action_source"] != "business_messaging" || e["messaging_channel"] != "whatsapp" {
+            v.push("action_source/messaging_channel".into());
+        }
+        let id = e["event_id"].as_str().unwrap_or_default();
+        if id.is_empty() || !ids.insert(id.to_owned()) {
+            v.push(format!("event_id {id:?} empty or repeated in one request"));
+        }
+        let Some(ud) = e["user_data"].as_object() else {
+            v.push("no user_data".into());
+            continue;
+        };
+        if ud
+            .get("ctwa_clid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            v.push("no ctwa_clid".into());
+        }
+        if ud
+            .get("whatsapp_business_account_id")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            v.push("no whatsapp_business_account_id".into());
+        }
+        for (key, value) in ud {
+            if key == "ctwa_clid" || key == "whatsapp_business_account_id" {
+                continue;
+            }
+            if !HASHED_KEYS.contains(&key.as_str()) {
+                v.push(format!("unexpected user_data key {key}"));
+                continue;
+            }
+            let ok = value.as_array().is_some_and(|list| {
+                !list.is_empty()
+                    && list.iter().all(|h| {
+                        h.as_str().is_some_and(|h| {
+                            h.len() == 64
+                                && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                        })
+                    })
+            });
+            if !ok {
+                v.push(format!(
+                    "user_data.{key} is not a list of lowercase SHA-256 hex"
+                ));
+            }
+        }
+        if name == "Purchase" {
+            let cd = &e["custom_data"];
+            let currency_ok = cd["currency"]
+                .as_str()
+                .is_some_and(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
+            if !cd["value"].is_number() || !currency_ok {
+                v.push("Purchase without value and ISO currency".into());
+            }
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The whole pipeline as deployed: webhook-ingest → SQS FIFO (moto) → capi-dispatch with
+//! DynamoDB and Secrets Manager (moto) → a loopback Graph API that checks every request.
+//! Every test also checks the accounting: accepted signals = sent + duplicate + skipped + DLQ.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wacapi_shared::clicks::MemoryClickStore;
+use wacapi_shared::dispatch::{
+    DispatchSettings, Dispatcher, InboundRecord, graph_attributes, metric_names,
+};
+use wacapi_shared::dynamo::DynamoStore;
+use wacapi_shared::ingest::attributes;
+use wacapi_shared::ledger::{Claim, Ledger, SentMark};
+use wacapi_shared::mapping::Outcome;
+use wacapi_shared::metrics::Metrics;
+use wacapi_shared::pipeline::Processor;
+use wacapi_shared::rules::Config;
+use wacapi_shared::signal::{Signal, split};
+use wacapi_shared::sqs::SqsQueue;
+use wacapi_tests::graph_mock::Reply;
+use wacapi_tests::stack::{
+    SAMPLE_NOW, Stack, StackOptions, example_rules, freshen, total, unix_now,
+};
+use wacapi_tests::{message_attribute, sample, sample_webhooks};
+
+fn assert_clean(stack: &Stack) {
+    let violations = stack.graph.violations();
+    assert!(
+        violations.is_empty(),
+        "Graph contract violations: {violations:#?}"
+    );
+}
+
+/// Events as snapshot-stable JSON: `event_time` back on the sample clock.
+fn stable(events: Vec<Value>, now: i64) -> Vec<Value> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            let t = e["event_time"].as_i64().unwrap();
+            e["event_time"] = json!(t - now + SAMPLE_NOW);
+            e
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_example_webhook_reaches_the_graph_api_as_expected() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    let mut accepted = 0;
+    let mut invocations = Vec::new();
+    for (name, body) in sample_webhooks() {
+        let before = stack.graph.received().len();
+        let (status, n) = stack.post(&freshen(&body, now)).await;
+        assert_eq!(status, 200, "{name}");
+        accepted += n;
+        invocations.extend(stack.pump(5).await);
+        let requests: Vec<Value> = stack.graph.received()[before..]
+            .iter()
+            .map(|r| {
+                assert_eq!(r.status, 200);
+                json!({
+                    "version": r.version,
+                    "dataset_id": r.dataset_id,
+                    "test_event_code": r.body["test_event_code"],
+                    "partner_agent": r.body["partner_agent"],
+                    "data": stable(r.body["data"].as_array().unwrap().clone(), now),
+                })
+            })
+            .collect();
+        insta::assert_json_snapshot!(format!("graph-{name}"), requests);
+    }
+    assert_clean(&stack);
+    let t = total(&invocations);
+    assert_eq!(accepted, 6);
+    assert_eq!((t.sent, t.failed, t.dead_lettered), (6, 0, 0));
+    assert_eq!(accepted, t.sent + t.duplicate + t.skipped + t.dead_lettered);
+    assert_eq!(stack.graph.accepted_events().len(), 6);
+}
+
+#[tokio::test]
+async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
+    let stack = Stack::new(StackOptions {
+        rules: Some(wacapi_shared::rules::DEFAULT_CONFIG.to_owned()),
+        ..StackOptions::default()
+    })
+    .await;
+    let now = unix_now();
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), now))
+        .await;
+    let first = stack.pump(5).await;
+    assert_eq!(
+        total(&first).skipped,
+        1,
+        "the default rules send nothing for a first message"
+    );
+    stack.post(&freshen(&sample("order"), now)).await;
+    let second = stack.pump(5).await;
+    assert_eq!(total(&second).sent, 1);
+    let events = stack.graph.accepted_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_name"], "Purchase");
+    assert!(
+        events[0]["user_data"]["ctwa_clid"]
+            .as_str()
+            .unwrap()
+            .starts_with("Aff-n8ZT")
+    );
+    assert_eq!(events[0]["custom_data"]["value"], 85.5);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn duplicates_and_redelivered_batches_are_sent_once() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    let body = freshen(&sample("text-from-ctwa-ad"), now);
+    // Meta delivers the same webhook twice: the FIFO dedup id drops the copy.
+    assert_eq!(stack.post(&body).await, (200, 1));
+    assert_eq!(stack.post(&body).await, (200, 1));
+
+    // The first invocation sends, then "times out": nothing is deleted, SQS redelivers.
+    let messages = stack.receive().await;
+    assert_eq!(messages.len(), 1);
+    let first = stack.invoke(&messages, Duration::from_secs(30)).await;
+    assert_eq!(first.report.records.sent, 1);
+    for m in &messages {
+        stack
+            .sqs
+            .change_message_visibility()
+            .queue_url(&stack.signal_url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    let redelivered = stack.pump(5).await;
+    let t = total(&redelivered);
+    assert_eq!((t.duplicate, t.sent), (1, 0));
+    assert_eq!(redelivered[0].report.dedup_hits, 1);
+
+    // Days later (past the 5-minute FIFO window) Meta re-delivers again: the ledger holds.
+    let signal = messages[0].body().unwrap();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.signal_url)
+        .message_body(signal)
+        .message_group_id("g")
+        .message_deduplication_id("a-different-dedup-id")
+        .send()
+        .await
+        .unwrap();
+    let later = stack.pump(5).await;
+    assert_eq!(total(&later).duplicate, 1);
+
+    assert_eq!(stack.graph.accepted_events().len(), 1, "exactly one send");
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn graph_500_then_200_is_sent_once() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.script([Reply::Status(
+        500,
+        json!({"error": {"message": "boom", "code": 1}}),
+    )]);
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), unix_now()))
+        .await;
+    let invocations = stack.pump(5).await;
+    let statuses: Vec<u16> = stack.graph.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 200]);
+    assert_eq!(stack.graph.accepted_events().len(), 1);
+    assert_eq!(total(&invocations).sent, 1);
+    assert_eq!(
+        invocations[0]
+            .metrics
+            .total_by(metric_names::GRAPH_ERRORS, "Code", "1"),
+        1.0
+    );
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn throttling_backs_off_then_sends() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.script([
+        Reply::Status(429, json!({"error": {"message": "slow down"}})),
+        Reply::error(400, 4, None),
+        Reply::error(400, 17, Some(2_446_079)),
+    ]);
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), unix_now()))
+        .await;
+    let started = Instant::now();
+    let invocations = stack.pump(5).await;
+    let statuses: Vec<u16> = stack.graph.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 400, 400, 200]);
+    assert_eq!(total(&invocations).sent, 1);
+    assert_eq!(invocations.len(), 1, "recovered inside one invocation");
+    // Throttling waits at least the jittered floor of three backoffs (0.4 + 0.8 + 1.6 s).
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn a_hanging_graph_times_out_and_nothing_is_marked_sent() {
+    let stack = Stack::new(StackOptions {
+        graph_timeout: Duration::from_secs(1),
+        ..StackOptions::default()
+    })
+    .await;
+    stack.graph.script([Reply::Hang(Duration::from_secs(3))]);
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), unix_now()))
+        .await;
+    let messages = stack.receive().await;
+    // A short invocation: no time for a retry after the timeout.
+    let hung = stack.invoke(&messages, Duration::from_secs(4)).await;
+    assert_eq!(hung.response.batch_item_failures.len(), 1);
+    assert_eq!(hung.report.records.failed, 1);
+    assert_eq!(
+        hung.metrics
+            .total_by(metric_names::GRAPH_ERRORS, "Code", "transport"),
+        1.0
+    );
+    let items = stack
+        .ddb
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap();
+    let sent = items
+        .items()
+        .iter()
+        .filter(|i| {
+            i.get("state")
+                .and_then(|s| s.as_s().ok())
+                .map(String::as_str)
+                == Some("sent")
+        })
+        .count();
+    assert_eq!(sent, 0, "nothing marked sent");
+    stack.settle(&messages, &hung.response).await;
+
+    let retried = stack.pump(5).await;
+    assert_eq!(total(&retried).sent, 1);
+    assert_eq!(stack.graph.accepted_events().len(), 1);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn a_token_error_loses_nothing_and_raises_the_alarm_metric() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.script([Reply::error(401, 190, Some(463))]);
+    let (_, accepted) = stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), unix_now()))
+        .await;
+    let first = stack.pump(1).await;
+    assert_eq!(first[0].report.records.failed, 1);
+    assert_eq!(first[0].metrics.total(metric_names::GRAPH_AUTH_ERRORS), 1.0);
+    assert_eq!(
+        stack.graph.received().len(),
+        1,
+        "no retry inside the invocation"
+    );
+    // The token is fixed: the kept record goes out on redelivery.
+    let then = stack.pump(5).await;
+    let t = total(&then);
+    assert_eq!(t.sent, 1);
+    assert_eq!(accepted, t.sent + t.duplicate + t.skipped + t.dead_lettered);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn an_unknown_account_goes_to_the_dead_letter_queue_with_its_reason() {
+    let rules = r#"
+[[accounts]]
+waba_id = "999"
+dataset_id = "1"
+[[rules]]
+name = "click"
+event = "ViewContent"
+trigger = { kind = "ad_click" }
+"#;
+    let stack = Stack::new(StackOptions {
+        rules: Some(rules.to_owned()),
+        ..StackOptions::default()
+    })
+    .await;
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), unix_now()))
+        .await;
+    let invocations = stack.pump(5).await;
+    assert_eq!(total(&invocations).dead_lettered, 1);
+    let dead = stack.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        message_attribute(&dead[0], attributes::REASON).as_deref(),
+        Some("unknown_account")
+    );
+    let signal: Signal = serde_json::from_str(dead[0].body().unwrap()).unwrap();
+    assert_eq!(
+        signal.waba_id, "102290129340398",
+        "the signal is kept whole for a redrive"
+    );
+    assert!(stack.graph.received().is_empty());
+}
+
+/// 50 users, each with an ad click; `n` signals.
+fn fifty_clicks(now: i64) -> Vec<u8> {
+    let messages: Vec<Value> = (0..50)
+        .map(|i| {
+            json!({"from": format!("1555000{i:04}"), "id": format!("wamid.fifty{i:02}"),
+                   "timestamp": (now - 100 + i).to_string(), "type": "text", "text": {"body": "hi"},
+                   "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("clid-{i:02}")}})
+        })
+        .collect();
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn one_invalid_event_in_a_request_of_50_is_isolated() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    stack.graph.poison_click("clid-17");
+    let (_, accepted) = stack.post(&fifty_clicks(now)).await;
+    assert_eq!(accepted, 50);
+    // One invocation with all 50 records (as a standard-queue batch would bring them), so the
+    // 50 events share one Graph request.
+    let mut messages = Vec::new();
+    while messages.len() < 50 {
+        let batch = stack.receive().await;
+        assert!(!batch.is_empty());
+        messages.extend(batch);
+    }
+    let invocation = stack.invoke(&messages, Duration::from_secs(30)).await;
+    stack.settle(&messages, &invocation.response).await;
+    let r = &invocation.report.records;
+    assert_eq!((r.sent, r.dead_lettered, r.failed), (49, 1, 0));
+    assert_eq!(invocation.report.events_sent, 49);
+    assert_eq!(
+        stack.graph.received()[0].body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+    let accepted_events = stack.graph.accepted_events();
+    assert_eq!(accepted_events.len(), 49);
+    assert!(
+        accepted_events
+            .iter()
+            .all(|e| e["user_data"]["ctwa_clid"] != "clid-17")
+    );
+
+    let dead = stack.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(
+        message_attribute(d, attributes::REASON).as_deref(),
+        Some("graph_invalid_event")
+    );
+    assert_eq!(
+        message_attribute(d, graph_attributes::CODE).as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        message_attribute(d, graph_attributes::SUBCODE).as_deref(),
+        Some("2804003")
+    );
+    assert!(
+        message_attribute(d, graph_attributes::MESSAGE)
+            .unwrap()
+            .contains("mock error 100")
+    );
+    assert!(d.body().unwrap().contains("clid-17"));
+    assert_eq!(accepted, r.sent + r.duplicate + r.skipped + r.dead_lettered);
+    assert_clean(&stack);
+}
+
+/// A ledger over the real DynamoDB adapter that fails claims of chosen events, as a throttled
+/// or unavailable table would.
+struct FailingClaims {
+    inner: DynamoStore,
+    fail: Vec<String>,
+}
+
+impl Ledger for FailingClaims {
+    async fn claim(
+        &self,
+        event_id: &str,
+        now: i64,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<Claim, wacapi_shared::clicks::StoreError> {
+        if self.fail.iter().any(|f| f == event_id) {
+            return Err(wacapi_shared::clicks::StoreError(
+                "ProvisionedThroughputExceededException (injected)".into(),
+            ));
+        }
+        self.inner
+            .claim(event_id, now, lease_until, expires_at)
+            .await
+    }
+    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), wacapi_shared::clicks::StoreError> {
+        self.inner.mark_sent(marks).await
+    }
+    async fn release(&self, ids: &[String]) -> Result<(), wacapi_shared::clicks::StoreError> {
+        self.inner.release(ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_dynamodb_failure_fails_only_the_affected_records() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    let body = fifty_clicks(now);
+    let config = Config::from_toml(&example_rules()).unwrap();
+    // The event id the 8th user's click maps to, from the pure mapping.
+    let signals = split(&body).unwrap().signals;
+    let clicks = MemoryClickStore::new();
+    let target = match Processor::new(&config, &clicks)
+        .process(&signals[7], now)
+        .await
+        .unwrap()
+        .remove(0)
+    {
+        Outcome::Event(e) => e.event.event_id,
+        other => panic!("{other:?}"),
+    };
+    let aws = wacapi_tests::aws_config().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &stack.table,
+        86_400 * 7,
+    );
+    let graph = wacapi_shared::graph::GraphClient::new(
+        &stack.graph.url,
+        Duration::from_secs(5),
+        wacapi_shared::secrets::CachedSecret::new(
+            wacapi_shared::secrets::SecretsManagerSource::new(
+                stack.secrets.clone(),
+                &stack.token_secret_arn,
+            ),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        ),
+    )
+    .unwrap();
+    let dispatcher = Dispatcher::new(
+        config,
+        store.clone(),
+        FailingClaims {
+            inner: store,
+            fail: vec![target],
+        },
+        graph,
+        SqsQueue::new(stack.sqs.clone(), &stack.dlq_url),
+        DispatchSettings::default(),
+    );
+    let records: Vec<InboundRecord> = signals
+        .iter()
+        .take(10)
+        .enumerate()
+        .map(|(i, s)| InboundRecord {
+            message_id: format!("m{i}"),
+            group_id: Some(s.group_id()),
+            body: serde_json::to_string(s).unwrap(),
+            attributes: HashMap::new(),
+        })
+        .collect();
+    let mut metrics = Metrics::new("wacapi", "test");
+    let report = dispatcher
+        .dispatch(
+            &records,
+            now,
+            Instant::now() + Duration::from_secs(30),
+            &mut metrics,
+        )
+        .await;
+    assert_eq!(report.failed, ["m7"]);
+    assert_eq!((report.records.sent, report.records.failed), (9, 1));
+    assert_eq!(stack.graph.accepted_events().len(), 9);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn a_record_that_fails_holds_back_the_later_records_of_its_group() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    // One user: the click, then an order. The click's send fails with a token error.
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), now))
+        .await;
+    stack.post(&freshen(&sample("order"), now)).await;
+    stack.graph.script([Reply::error(400, 190, None)]);
+    let messages = stack.receive().await;
+    assert_eq!(messages.len(), 2, "one group, in order");
+    let invocation = stack.invoke(&messages, Duration::from_secs(30)).await;
+    assert_eq!(
+        invocation.response.batch_item_failures.len(),
+        2,
+        "the later record fails too"
+    );
+    stack.settle(&messages, &invocation.response).await;
+    let retried = stack.pump(5).await;
+    assert_eq!(total(&retried).sent, 2);
+    let names: Vec<String> = stack
+        .graph
+        .accepted_events()
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["ViewContent", "Purchase"]);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn undecodable_records_are_dead_lettered_and_quarantined_bodies_can_be_redriven() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    // A signed body that is not a webhook is quarantined by ingest.
+    stack
+        .post(b"{\"object\":\"whatsapp_business_account\",\"entry\":[{")
+        .await;
+    let quarantined = stack.dead_letters().await;
+    assert_eq!(quarantined.len(), 1);
+    // Not a signal at all, and a webhook body redriven from the DLQ after a fix.
+    let fixed = freshen(&sample("text-from-ctwa-ad"), now);
+    for (body, kind) in [
+        ("not json".to_owned(), None),
+        (String::from_utf8(fixed).unwrap(), Some("webhook_body")),
+    ] {
+        let mut send = stack
+            .sqs
+            .send_message()
+            .queue_url(&stack.signal_url)
+            .message_body(body)
+            .message_group_id("redrive")
+            .message_deduplication_id(wacapi_tests::unique("d"));
+        if let Some(kind) = kind {
+            send = send.message_attributes(
+                attributes::KIND,
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(kind)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        send.send().await.unwrap();
+    }
+    let invocations = stack.pump(5).await;
+    let t = total(&invocations);
+    assert_eq!((t.dead_lettered, t.sent), (1, 1));
+    let dead = stack.dead_letters().await;
+    assert_eq!(
+        message_attribute(&dead[0], attributes::REASON).as_deref(),
+        Some("undecodable_signal")
+    );
+    assert_eq!(stack.graph.accepted_events().len(), 1);
+    assert_clean(&stack);
+}
