@@ -1,11 +1,15 @@
 //! `wacapi`: the pipeline on one machine, with embedded defaults and no AWS account.
 //!
+//! - `wacapi demo`: the whole local pipeline on sample webhooks: signed, posted over HTTP,
+//!   queued, dispatched, and the Graph requests printed.
+//! - `wacapi serve`: the same pipeline as a long-running local server (`GET`/`POST /webhook`).
 //! - `wacapi replay`: webhook bodies → signals → clicks → rules → hashing → dedup → batches, printed
 //!   as the Graph requests that would be sent (no network).
 //! - `wacapi hash KEY VALUE`: one value normalised and hashed as Meta requires.
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
 //! - `wacapi check-config FILE`: validates a configuration and explains every error.
 
+mod local;
 mod replay;
 
 use std::io::Write;
@@ -27,8 +31,69 @@ struct Cli {
     command: Command,
 }
 
+/// Where the local pipeline sends events.
+#[derive(clap::Args)]
+struct GraphArgs {
+    /// A Graph API access token: events are really sent. Without one they are printed.
+    #[arg(long, env = "WACAPI_GRAPH_TOKEN", hide_env_values = true)]
+    graph_token: Option<String>,
+    /// The Graph API base URL (with a token).
+    #[arg(long, env = "WACAPI_GRAPH_BASE_URL", default_value = wacapi_shared::graph::DEFAULT_BASE_URL)]
+    graph_base_url: String,
+}
+
+impl GraphArgs {
+    fn mode(self) -> local::GraphMode {
+        match self.graph_token {
+            Some(token) => local::GraphMode::Live {
+                token: secrecy::SecretString::from(token),
+                base_url: self.graph_base_url,
+            },
+            None => local::GraphMode::DryRun,
+        }
+    }
+}
+
+/// The local app secret the demo signs with (`serve` takes yours).
+const DEMO_APP_SECRET: &str = "wacapi-local-app-secret";
+
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the whole local pipeline on webhook files: each is signed, posted to the ingest
+    /// route over HTTP, queued, dispatched, and the Graph requests are printed.
+    Demo {
+        /// Configuration file (TOML); the built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Webhook bodies, posted in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        graph: GraphArgs,
+    },
+    /// Serves the ingest routes on loopback and dispatches what arrives, until Ctrl-C.
+    Serve {
+        /// Configuration file (TOML); the built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
+        #[arg(long)]
+        now: Option<i64>,
+        /// The loopback port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The Meta app secret webhooks are signed with.
+        #[arg(long, env = "WACAPI_APP_SECRET", hide_env_values = true, default_value = DEMO_APP_SECRET)]
+        app_secret: String,
+        /// The verify token of the subscription handshake.
+        #[arg(long, env = "WACAPI_VERIFY_TOKEN", hide_env_values = true, default_value = "wacapi-local-verify-token")]
+        verify_token: String,
+        #[command(flatten)]
+        graph: GraphArgs,
+    },
     /// Replays webhook bodies through the whole pipeline and prints the Graph requests.
     Replay {
         /// Configuration file (TOML); the built-in defaults when omitted.
@@ -66,6 +131,33 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo {
+            config,
+            now,
+            files,
+            graph,
+        } => demo(config.as_deref(), now, &files, graph.mode()),
+        Command::Serve {
+            config,
+            now,
+            port,
+            app_secret,
+            verify_token,
+            graph,
+        } => serve(local::LocalOptions {
+            config: match replay::load_config(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "wacapi: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            now,
+            port,
+            app_secret,
+            verify_token,
+            graph: graph.mode(),
+        }),
         Command::Replay { config, now, files } => replay::run(config.as_deref(), now, &files),
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
@@ -78,6 +170,88 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}
+
+fn demo(
+    config: Option<&std::path::Path>,
+    now: Option<i64>,
+    files: &[PathBuf],
+    graph: local::GraphMode,
+) -> Result<(), String> {
+    let config = replay::load_config(config)?;
+    let bodies = files
+        .iter()
+        .map(|f| read(f).map(|b| (f, b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    runtime()?.block_on(async move {
+        let pipeline = local::start(local::LocalOptions {
+            config,
+            now,
+            port: 0,
+            app_secret: DEMO_APP_SECRET.to_owned(),
+            verify_token: "wacapi-local-verify-token".to_owned(),
+            graph,
+        })
+        .await?;
+        let url = format!("http://{}/webhook", pipeline.addr);
+        let client = reqwest::Client::new();
+        let mut refused = 0;
+        for (file, body) in &bodies {
+            let signature = wacapi_shared::signature::sign(DEMO_APP_SECRET.as_bytes(), body);
+            let response = client
+                .post(&url)
+                .header(wacapi_shared::signature::SIGNATURE_HEADER, signature)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| format!("POST {url}: {e}"))?;
+            if response.status() != 200 {
+                refused += 1;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: HTTP {}",
+                    file.display(),
+                    response.status()
+                );
+            }
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(60), pipeline.stats.wait_idle())
+            .await
+            .map_err(|_| "the dispatcher did not finish within 60 s".to_owned())?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "wacapi demo: {} webhook(s) signed and posted to {url} ({} refused); {}",
+            bodies.len(),
+            refused,
+            pipeline.stats.summary()
+        );
+        Ok(())
+    })
+}
+
+fn serve(options: local::LocalOptions) -> Result<(), String> {
+    runtime()?.block_on(async move {
+        let pipeline = local::start(options).await?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "wacapi serve: webhooks on http://{}/webhook (Ctrl-C to stop)",
+            pipeline.addr
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("signal: {e}"))?;
+        pipeline.stats.wait_idle().await;
+        let _ = writeln!(std::io::stderr(), "wacapi serve: {}", pipeline.stats.summary());
+        Ok(())
+    })
 }
 
 fn hash(key: &str, value: &str) -> Result<(), String> {

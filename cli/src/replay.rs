@@ -24,13 +24,12 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
     }
 }
 
-pub(crate) fn now_or_clock(now: Option<i64>) -> i64 {
-    now.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
+/// Unix seconds by the clock.
+pub(crate) fn clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn run(
@@ -39,7 +38,7 @@ pub(crate) fn run(
     files: &[PathBuf],
 ) -> Result<(), String> {
     let config = load_config(config)?;
-    let now = now_or_clock(now);
+    let now = now.unwrap_or_else(clock);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;

@@ -221,3 +221,87 @@ fn check_config_accepts_the_example_and_explains_errors() {
         assert!(stderr.contains(want), "missing {want:?} in {stderr}");
     }
 }
+
+#[test]
+fn demo_runs_the_whole_local_pipeline() {
+    let files = sample_files();
+    let mut args = vec!["demo", "--config", "examples/wacapi.toml", "--now", "1750100000"];
+    args.extend(files.iter().map(String::as_str));
+    let out = wacapi(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = text(&out.stdout);
+    let mut events: Vec<Value> = Vec::new();
+    for line in stdout.lines() {
+        let request: Value = serde_json::from_str(line).expect("one request per line");
+        assert_eq!(request["dataset_id"], "1234567890123456");
+        events.extend(request["body"]["data"].as_array().unwrap().iter().cloned());
+    }
+    // The same events replay computes, now through HTTP, the queue and the dispatcher.
+    let mut replay_args = vec!["replay", "--config", "examples/wacapi.toml", "--now", "1750100000"];
+    replay_args.extend(files.iter().map(String::as_str));
+    let replayed: Value = serde_json::from_str(text(&wacapi(&replay_args).stdout).trim()).unwrap();
+    assert_eq!(&events, replayed["body"]["data"].as_array().unwrap());
+    assert!(stderr.contains("7 webhook(s) signed and posted"), "{stderr}");
+    assert!(stderr.contains("(0 refused); 6 signal(s) queued, 6 event(s)"), "{stderr}");
+    assert_no_clear_personal_data(&stdout, &stderr);
+}
+
+/// A raw HTTP/1.1 exchange with the local server (no client library needed for two requests).
+fn http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn serve_answers_the_handshake_and_refuses_bad_signatures() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+        .args(["serve", "--port", &port.to_string(), "--verify-token", "vt-123"])
+        .current_dir(repo())
+        .env("WACAPI_APP_SECRET", "s3cret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ok = http(
+        port,
+        "GET /webhook?hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=777 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let wrong = http(
+        port,
+        "GET /webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=777 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let body = r#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let good_sig = wacapi_shared::signature::sign(b"s3cret", body.as_bytes());
+    let post = |sig: &str| {
+        http(
+            port,
+            &format!(
+                "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let signed = post(&good_sig);
+    let forged = post(&wacapi_shared::signature::sign(b"other", body.as_bytes()));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("777"), "{ok}");
+    assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
+    assert!(signed.starts_with("HTTP/1.1 200"), "{signed}");
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+}

@@ -157,8 +157,14 @@ pub fn freshen(body: &[u8], now: i64) -> Vec<u8> {
 }
 
 impl Stack {
-    /// Deploys a fresh stack on moto with the Graph mock.
+    /// Deploys a fresh stack on moto with a new Graph mock.
     pub async fn new(options: StackOptions) -> Self {
+        let graph = MockGraph::start().await;
+        Self::new_with_graph(options, graph).await
+    }
+
+    /// Deploys a fresh stack on moto with the given Graph mock.
+    pub async fn new_with_graph(options: StackOptions, graph: MockGraph) -> Self {
         let aws = aws_config().await;
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let ddb = aws_sdk_dynamodb::Client::new(&aws);
@@ -169,7 +175,6 @@ impl Stack {
         let webhook_secret_arn = create_secret(&secrets, "webhook", &secret_document()).await;
         let tokens = json!({"access_tokens": {"default": MOCK_TOKEN, "succulents": MOCK_TOKEN}});
         let token_secret_arn = create_secret(&secrets, "graph-tokens", &tokens.to_string()).await;
-        let graph = MockGraph::start().await;
 
         // Exactly the variables Terraform sets, read the way the binaries read them.
         let vars = [
