@@ -195,7 +195,9 @@ struct LocalDeadLetters {
 impl MessageSink for LocalDeadLetters {
     async fn send_all(&self, messages: Vec<OutboundMessage>) -> Result<(), QueueError> {
         if let Some(stats) = &self.quarantined {
-            stats.quarantined.fetch_add(messages.len(), Ordering::SeqCst);
+            stats
+                .quarantined
+                .fetch_add(messages.len(), Ordering::SeqCst);
         }
         for m in &messages {
             let attr = |name: &str| {
@@ -303,7 +305,13 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
         GraphMode::Live { token, base_url } => {
             // One token for every account: the default and each name the accounts use.
             let mut names: Vec<String> = vec!["default".into()];
-            names.extend(options.config.accounts.values().filter_map(|a| a.token.clone()));
+            names.extend(
+                options
+                    .config
+                    .accounts
+                    .values()
+                    .filter_map(|a| a.token.clone()),
+            );
             let tokens: serde_json::Map<String, serde_json::Value> = names
                 .into_iter()
                 .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(&token))))
@@ -403,7 +411,12 @@ async fn dispatch_loop(
         let now = fixed_now.unwrap_or_else(crate::replay::clock);
         let mut metrics = Metrics::new("wacapi", "local");
         let report = dispatcher
-            .dispatch(&records, now, Instant::now() + Duration::from_secs(60), &mut metrics)
+            .dispatch(
+                &records,
+                now,
+                Instant::now() + Duration::from_secs(60),
+                &mut metrics,
+            )
             .await;
         stats
             .requests

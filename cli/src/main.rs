@@ -89,7 +89,12 @@ enum Command {
         #[arg(long, env = "WACAPI_APP_SECRET", hide_env_values = true, default_value = DEMO_APP_SECRET)]
         app_secret: String,
         /// The verify token of the subscription handshake.
-        #[arg(long, env = "WACAPI_VERIFY_TOKEN", hide_env_values = true, default_value = "wacapi-local-verify-token")]
+        #[arg(
+            long,
+            env = "WACAPI_VERIFY_TOKEN",
+            hide_env_values = true,
+            default_value = "wacapi-local-verify-token"
+        )]
         verify_token: String,
         #[command(flatten)]
         graph: GraphArgs,
@@ -223,9 +228,12 @@ fn demo(
                 );
             }
         }
-        tokio::time::timeout(std::time::Duration::from_secs(60), pipeline.stats.wait_idle())
-            .await
-            .map_err(|_| "the dispatcher did not finish within 60 s".to_owned())?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            pipeline.stats.wait_idle(),
+        )
+        .await
+        .map_err(|_| "the dispatcher did not finish within 60 s".to_owned())?;
         let _ = writeln!(
             std::io::stderr(),
             "wacapi demo: {} webhook(s) signed and posted to {url} ({} refused); {}",
@@ -249,7 +257,11 @@ fn serve(options: local::LocalOptions) -> Result<(), String> {
             .await
             .map_err(|e| format!("signal: {e}"))?;
         pipeline.stats.wait_idle().await;
-        let _ = writeln!(std::io::stderr(), "wacapi serve: {}", pipeline.stats.summary());
+        let _ = writeln!(
+            std::io::stderr(),
+            "wacapi serve: {}",
+            pipeline.stats.summary()
+        );
         Ok(())
     })
 }

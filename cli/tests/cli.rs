@@ -225,7 +225,13 @@ fn check_config_accepts_the_example_and_explains_errors() {
 #[test]
 fn demo_runs_the_whole_local_pipeline() {
     let files = sample_files();
-    let mut args = vec!["demo", "--config", "examples/wacapi.toml", "--now", "1750100000"];
+    let mut args = vec![
+        "demo",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
     args.extend(files.iter().map(String::as_str));
     let out = wacapi(&args);
     let stderr = text(&out.stderr);
@@ -238,12 +244,24 @@ fn demo_runs_the_whole_local_pipeline() {
         events.extend(request["body"]["data"].as_array().unwrap().iter().cloned());
     }
     // The same events replay computes, now through HTTP, the queue and the dispatcher.
-    let mut replay_args = vec!["replay", "--config", "examples/wacapi.toml", "--now", "1750100000"];
+    let mut replay_args = vec![
+        "replay",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
     replay_args.extend(files.iter().map(String::as_str));
     let replayed: Value = serde_json::from_str(text(&wacapi(&replay_args).stdout).trim()).unwrap();
     assert_eq!(&events, replayed["body"]["data"].as_array().unwrap());
-    assert!(stderr.contains("7 webhook(s) signed and posted"), "{stderr}");
-    assert!(stderr.contains("(0 refused); 6 signal(s) queued, 6 event(s)"), "{stderr}");
+    assert!(
+        stderr.contains("7 webhook(s) signed and posted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(0 refused); 6 signal(s) queued, 6 event(s)"),
+        "{stderr}"
+    );
     assert_no_clear_personal_data(&stdout, &stderr);
 }
 
@@ -265,7 +283,13 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
         .unwrap()
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wacapi"))
-        .args(["serve", "--port", &port.to_string(), "--verify-token", "vt-123"])
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--verify-token",
+            "vt-123",
+        ])
         .current_dir(repo())
         .env("WACAPI_APP_SECRET", "s3cret")
         .stdout(std::process::Stdio::null())
@@ -300,7 +324,10 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
     let forged = post(&wacapi_shared::signature::sign(b"other", body.as_bytes()));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("777"), "{ok}");
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.ends_with("777"),
+        "{ok}"
+    );
     assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
     assert!(signed.starts_with("HTTP/1.1 200"), "{signed}");
     assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");

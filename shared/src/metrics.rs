@@ -1,7 +1,8 @@
 //! CloudWatch Embedded Metric Format (EMF): counters gathered during one invocation, written as
 //! JSON lines that CloudWatch Logs turns into metrics. No API call, no extra latency.
 //!
-//! Every metric carries the `Service` dimension; some add one more (`Reason`, `EventName`, ...).
+//! Every metric carries the `Service` dimension; some add one more (`Reason`, `EventName`, ...),
+//! and those are published under `[Service]` alone as well, so alarms can use the total.
 //! The names below are the contract with `infra/` (alarms, dashboard), checked by tests.
 
 use std::collections::BTreeMap;
@@ -176,11 +177,12 @@ impl Metrics {
         values
             .into_iter()
             .map(|(key, metrics)| {
-                let mut dims = vec!["Service"];
+                let mut dimension_sets = vec![json!(["Service"])];
                 let mut doc = Map::new();
                 doc.insert("Service".into(), json!(self.service));
                 if let Some((name, value)) = &key {
-                    dims.push(name);
+                    // Also under [Service] alone: alarms cannot sum across a dimension.
+                    dimension_sets.insert(0, json!(["Service", name]));
                     doc.insert((*name).into(), json!(value));
                 }
                 let definitions: Vec<Value> = metrics
@@ -200,7 +202,7 @@ impl Metrics {
                         "Timestamp": timestamp_ms,
                         "CloudWatchMetrics": [{
                             "Namespace": self.namespace,
-                            "Dimensions": [dims],
+                            "Dimensions": dimension_sets,
                             "Metrics": definitions,
                         }],
                     }),
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!(by_reason["Reason"], json!("mismatch"));
         assert_eq!(
             by_reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Service", "Reason"]])
+            json!([["Service", "Reason"], ["Service"]])
         );
         assert!(m.take_documents(0).is_empty());
     }

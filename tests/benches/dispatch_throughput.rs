@@ -86,7 +86,9 @@ fn main() {
         let wall = Instant::now();
         for first in (0..users).step_by(per_webhook) {
             let started = Instant::now();
-            let (status, n) = stack.post(&webhook(first, per_webhook.min(users - first), now)).await;
+            let (status, n) = stack
+                .post(&webhook(first, per_webhook.min(users - first), now))
+                .await;
             ingest_time += started.elapsed();
             assert_eq!(status, 200);
             accepted += n;
@@ -110,13 +112,25 @@ fn main() {
         let per_event_us = cpu.as_secs_f64() * 1e6 / events.max(1) as f64;
         println!("| measure | value |");
         println!("|---|---|");
-        println!("| signals accepted by ingest | {accepted} (in {:.2} s) |", ingest_time.as_secs_f64());
+        println!(
+            "| signals accepted by ingest | {accepted} (in {:.2} s) |",
+            ingest_time.as_secs_f64()
+        );
         println!("| events sent to the Graph mock | {events} |");
         println!("| records failed (retried) | {failed} |");
         println!("| SQS batches (invocations) | {invocations} |");
-        println!("| Graph requests per SQS batch | {:.2} |", requests as f64 / invocations.max(1) as f64);
+        println!(
+            "| Graph requests per SQS batch | {:.2} |",
+            requests as f64 / invocations.max(1) as f64
+        );
         println!("| dispatcher CPU per event | {per_event_us:.1} µs |");
-        println!("| dispatcher CPU per batch | {:.2} ms |", cpu.as_secs_f64() * 1e3 / invocations.max(1) as f64);
-        println!("| events per second (wall, moto round trips included) | {:.0} |", events as f64 / wall.as_secs_f64());
+        println!(
+            "| dispatcher CPU per batch | {:.2} ms |",
+            cpu.as_secs_f64() * 1e3 / invocations.max(1) as f64
+        );
+        println!(
+            "| events per second (wall, moto round trips included) | {:.0} |",
+            events as f64 / wall.as_secs_f64()
+        );
     });
 }

@@ -20,6 +20,31 @@ use wacapi_shared::sqs::SqsQueue;
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "capi-dispatch";
 
+/// The AWS actions this function needs, on which Terraform resource: what its code calls, plus
+/// what the SQS event source mapping calls with the function's role. `infra/iam.tf` grants
+/// exactly these (plus writing its own logs); tests/tests/infra_contract.rs checks both.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    ("sqs:ReceiveMessage", "aws_sqs_queue.signals"),
+    ("sqs:DeleteMessage", "aws_sqs_queue.signals"),
+    ("sqs:GetQueueAttributes", "aws_sqs_queue.signals"),
+    ("sqs:SendMessage", "aws_sqs_queue.dead_letters"),
+    ("dynamodb:GetItem", "aws_dynamodb_table.main"),
+    ("dynamodb:UpdateItem", "aws_dynamodb_table.main"),
+    ("dynamodb:DeleteItem", "aws_dynamodb_table.main"),
+    ("dynamodb:BatchWriteItem", "aws_dynamodb_table.main"),
+    (
+        "secretsmanager:GetSecretValue",
+        "aws_secretsmanager_secret.graph_tokens",
+    ),
+];
+
+/// Actions of [`AWS_PERMISSIONS`] that the event source mapping, not the code, calls.
+pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
 /// The dispatcher as deployed.
 pub type AwsDispatcher =
     Dispatcher<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue>;

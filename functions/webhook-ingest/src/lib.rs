@@ -20,6 +20,18 @@ use wacapi_shared::sqs::SqsQueue;
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "webhook-ingest";
 
+/// The AWS actions this function's code calls, on which Terraform resource. `infra/iam.tf`
+/// grants exactly these (plus writing its own logs); tests/tests/infra_contract.rs checks both
+/// the grant and that the adapters it links call nothing else.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    ("sqs:SendMessage", "aws_sqs_queue.signals"),
+    ("sqs:SendMessage", "aws_sqs_queue.dead_letters"),
+    (
+        "secretsmanager:GetSecretValue",
+        "aws_secretsmanager_secret.webhook",
+    ),
+];
+
 /// The ingest as deployed: Secrets Manager and two SQS FIFO queues.
 pub type AwsIngest = Ingest<SecretsManagerSource, SqsQueue, SqsQueue>;
 

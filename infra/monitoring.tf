@@ -1,0 +1,293 @@
+# Alarms (to an SNS topic, optionally emailed) and a dashboard. Metric names in the wacapi
+# namespace are the ones the code emits (tests/tests/infra_contract.rs checks them).
+
+locals {
+  ingest_dims   = { Service = "webhook-ingest" }
+  dispatch_dims = { Service = "capi-dispatch" }
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = "alias/aws/sns"
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count     = var.alarm_email == null ? 0 : 1
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${var.name}-dead-letters"
+  alarm_description   = "Signals or webhook bodies are on the dead-letter queue: read their wacapi_reason attribute, fix, then redrive (README › Operate)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "oldest_signal" {
+  alarm_name          = "${var.name}-oldest-signal"
+  alarm_description   = "Signals wait in the queue: the dispatcher is failing or throttled."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = aws_sqs_queue.signals.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = var.oldest_signal_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
+  for_each            = { ingest = aws_lambda_function.ingest.function_name, dispatch = aws_lambda_function.dispatch.function_name }
+  alarm_name          = "${each.value}-errors"
+  alarm_description   = "The function failed (init error, crash or timeout)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  for_each            = { ingest = aws_lambda_function.ingest.function_name, dispatch = aws_lambda_function.dispatch.function_name }
+  alarm_name          = "${each.value}-throttles"
+  alarm_description   = "The function was throttled by Lambda concurrency limits."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx" {
+  alarm_name          = "${var.name}-api-5xx"
+  alarm_description   = "The webhook endpoint answered 5xx: Meta retries, but a queue or secret is unavailable."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "5xx"
+  dimensions          = { ApiId = aws_apigatewayv2_api.webhook.id, Stage = aws_apigatewayv2_stage.default.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "signature_failures" {
+  alarm_name          = "${var.name}-signature-failures"
+  alarm_description   = "Webhooks with a missing or wrong X-Hub-Signature-256: a rotated app secret not yet stored, or someone probing the endpoint."
+  namespace           = var.metrics_namespace
+  metric_name         = "SignatureFailures"
+  dimensions          = local.ingest_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 5
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "graph_auth_errors" {
+  alarm_name          = "${var.name}-graph-auth-errors"
+  alarm_description   = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
+  namespace           = var.metrics_namespace
+  metric_name         = "GraphAuthErrors"
+  dimensions          = local.dispatch_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "ledger_write_failures" {
+  alarm_name          = "${var.name}-ledger-write-failures"
+  alarm_description   = "Events reached Meta but their sent marks were not written: a redelivery could send them twice."
+  namespace           = var.metrics_namespace
+  metric_name         = "LedgerWriteFailures"
+  dimensions          = local.dispatch_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
+  alarm_name          = "${var.name}-graph-error-rate"
+  alarm_description   = "Graph API errors above ${var.graph_error_rate_alarm_percent}% of requests."
+  evaluation_periods  = 1
+  threshold           = var.graph_error_rate_alarm_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(requests > 0, 100 * errors / requests, 0)"
+    label       = "Graph error rate (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "GraphErrors"
+      dimensions  = local.dispatch_dims
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "requests"
+
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "GraphRequests"
+      dimensions  = local.dispatch_dims
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
+resource "aws_cloudwatch_dashboard" "main" {
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Webhooks in"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "WebhooksReceived", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "SignalsEnqueued", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "StatusesIgnored", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "SignatureFailures", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "BodiesQuarantined", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "EnqueueFailures", "Service", "webhook-ingest"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Events out"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "DedupHits", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "DeadLetterMoves", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "RecordsFailed", "Service", "capi-dispatch"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Graph API"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "GraphRequests", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "GraphErrors", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "GraphAuthErrors", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "EventsPerRequest", "Service", "capi-dispatch", { stat = "Average" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Event age at send (s)"
+          region = data.aws_region.current.region
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "EventAgeAtSend", "Service", "capi-dispatch", { stat = "p50" }],
+            [var.metrics_namespace, "EventAgeAtSend", "Service", "capi-dispatch", { stat = "p99" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Queues"
+          region = data.aws_region.current.region
+          stat   = "Maximum"
+          period = 60
+          metrics = [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.signals.name],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", aws_sqs_queue.signals.name],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letters.name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Lambda health"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", aws_lambda_function.ingest.function_name],
+            ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.ingest.function_name],
+            ["AWS/Lambda", "Throttles", "FunctionName", aws_lambda_function.ingest.function_name],
+            ["AWS/Lambda", "Invocations", "FunctionName", aws_lambda_function.dispatch.function_name],
+            ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.dispatch.function_name],
+            ["AWS/Lambda", "Throttles", "FunctionName", aws_lambda_function.dispatch.function_name],
+            ["AWS/Lambda", "Duration", "FunctionName", aws_lambda_function.dispatch.function_name, { stat = "p99" }],
+          ]
+        }
+      },
+    ]
+  })
+}
+
+data "aws_region" "current" {}

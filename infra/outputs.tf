@@ -1,0 +1,44 @@
+output "webhook_url" {
+  description = "Callback URL to register in the Meta app (WhatsApp › Configuration › Webhook)."
+  value       = "${aws_apigatewayv2_stage.default.invoke_url}webhook"
+}
+
+output "webhook_secret_arn" {
+  description = "Secret to fill with {\"app_secret\": ..., \"verify_token\": ...}."
+  value       = aws_secretsmanager_secret.webhook.arn
+}
+
+output "graph_tokens_secret_arn" {
+  description = "Secret to fill with {\"access_tokens\": {\"default\": ...}, \"app_secret\": ...}."
+  value       = aws_secretsmanager_secret.graph_tokens.arn
+}
+
+output "signal_queue_url" {
+  description = "URL of the signal FIFO queue."
+  value       = aws_sqs_queue.signals.url
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the dead-letter FIFO queue."
+  value       = aws_sqs_queue.dead_letters.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue (source of `aws sqs start-message-move-task`)."
+  value       = aws_sqs_queue.dead_letters.arn
+}
+
+output "table_name" {
+  description = "DynamoDB table holding clicks and the sent-ledger."
+  value       = aws_dynamodb_table.main.name
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard."
+  value       = "https://console.aws.amazon.com/cloudwatch/home?region=${data.aws_region.current.region}#dashboards:name=${aws_cloudwatch_dashboard.main.dashboard_name}"
+}

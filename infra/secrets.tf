@@ -1,0 +1,18 @@
+# Secrets are created empty: their values are set out of band (README › Deploy), so they never
+# enter Terraform state.
+
+resource "aws_secretsmanager_secret" "webhook" {
+  #checkov:skip=CKV_AWS_149:The AWS-managed key suffices; a customer key would add a KMS permission and cost without a second reader to separate.
+  #checkov:skip=CKV2_AWS_57:The Meta app secret and verify token are rotated in the Meta app, not by a rotation Lambda; README › Operate explains the steps.
+  name                    = "${var.name}/webhook"
+  description             = "wacapi ingest: {\"app_secret\": \"...\", \"verify_token\": \"...\"}"
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret" "graph_tokens" {
+  #checkov:skip=CKV_AWS_149:The AWS-managed key suffices; a customer key would add a KMS permission and cost without a second reader to separate.
+  #checkov:skip=CKV2_AWS_57:System-user tokens are issued in Meta Business Manager, not by a rotation Lambda; README › Operate explains the steps.
+  name                    = "${var.name}/graph-tokens"
+  description             = "wacapi dispatch: {\"access_tokens\": {\"default\": \"EAAG...\"}, \"app_secret\": \"...\"}"
+  recovery_window_in_days = 7
+}

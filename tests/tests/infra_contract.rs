@@ -1,0 +1,591 @@
+//! Holds `infra/` against the code: the Terraform is parsed (hcl-rs) and each check fails when a
+//! deployment would break in production. Each check is also run on a mutated copy of the
+//! Terraform to prove it bites.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeSet, HashMap};
+
+use hcl::expr::{Expression, ObjectKey, TraversalOperator};
+use hcl::{Block, Body};
+use wacapi_shared::config::env;
+use wacapi_shared::dispatch::metric_names;
+use wacapi_shared::metrics::names as ingest_names;
+use wacapi_tests::repo_root;
+
+/// Every `infra/*.tf` file, by name.
+fn sources() -> HashMap<String, String> {
+    std::fs::read_dir(repo_root().join("infra"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// One body holding the blocks of every file.
+fn parse(sources: &HashMap<String, String>) -> Body {
+    let mut all = Body::builder();
+    for (name, text) in sources {
+        let body: Body = hcl::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for block in body.blocks() {
+            all = all.add_block(block.clone());
+        }
+    }
+    all.build()
+}
+
+fn infra() -> Body {
+    parse(&sources())
+}
+
+/// `infra` with `find` replaced by `replace` in `file` (which must contain it).
+fn mutated(file: &str, find: &str, replace: &str) -> Body {
+    let mut s = sources();
+    let text = s.get_mut(file).unwrap();
+    assert!(text.contains(find), "{file} contains {find:?}");
+    *text = text.replacen(find, replace, 1);
+    parse(&s)
+}
+
+fn block<'a>(body: &'a Body, kind: &str, type_: &str, name: &str) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == kind
+                && b.labels().first().map(|l| l.as_str()) == Some(type_)
+                && b.labels().get(1).map(|l| l.as_str()) == Some(name)
+        })
+        .unwrap_or_else(|| panic!("{kind} {type_} {name}"))
+}
+
+fn blocks<'a>(body: &'a Body, kind: &'a str, type_: &'a str) -> impl Iterator<Item = &'a Block> {
+    body.blocks().filter(move |b| {
+        b.identifier() == kind && b.labels().first().map(|l| l.as_str()) == Some(type_)
+    })
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn object_keys(expr: &Expression) -> BTreeSet<String> {
+    match expr {
+        Expression::Object(o) => o
+            .keys()
+            .map(|k| match k {
+                ObjectKey::Identifier(i) => i.to_string(),
+                ObjectKey::Expression(Expression::String(s)) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// `aws_sqs_queue.signals` for `aws_sqs_queue.signals.arn` or `"${aws_sqs_queue.signals.arn}:*"`.
+fn resource_ref(expr: &Expression) -> Option<String> {
+    match expr {
+        Expression::Traversal(t) => {
+            let root = match &t.expr {
+                Expression::Variable(v) => v.to_string(),
+                _ => return None,
+            };
+            let first = t.operators.first().and_then(|op| match op {
+                TraversalOperator::GetAttr(id) => Some(id.to_string()),
+                _ => None,
+            })?;
+            Some(format!("{root}.{first}"))
+        }
+        Expression::TemplateExpr(t) => {
+            let text = t.to_string();
+            let inner = text.split("${").nth(1)?.split('}').next()?;
+            let mut parts = inner.split('.');
+            Some(format!("{}.{}", parts.next()?, parts.next()?))
+        }
+        _ => None,
+    }
+}
+
+// --- environment ------------------------------------------------------------------------------
+
+fn env_violations(body: &Body) -> Vec<String> {
+    let mut v = Vec::new();
+    for (function, reads) in [("ingest", env::INGEST), ("dispatch", env::DISPATCH)] {
+        let f = block(body, "resource", "aws_lambda_function", function);
+        let set = f
+            .body()
+            .blocks()
+            .find(|b| b.identifier() == "environment")
+            .and_then(|e| attr(e.body(), "variables"))
+            .map(object_keys)
+            .unwrap_or_default();
+        let reads: BTreeSet<String> = reads.iter().map(|s| s.to_string()).collect();
+        for missing in reads.difference(&set) {
+            v.push(format!(
+                "{function}: the code reads {missing}, Terraform does not set it"
+            ));
+        }
+        for unused in set.difference(&reads) {
+            v.push(format!(
+                "{function}: Terraform sets {unused}, the code never reads it"
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn every_env_var_the_code_reads_is_set_and_none_is_set_in_vain() {
+    assert_eq!(env_violations(&infra()), Vec::<String>::new());
+    let v = env_violations(&mutated(
+        "lambda.tf",
+        "      WACAPI_TABLE_NAME             = aws_dynamodb_table.main.name\n",
+        "      WACAPI_TABLE = aws_dynamodb_table.main.name\n",
+    ));
+    assert_eq!(
+        v,
+        [
+            "dispatch: the code reads WACAPI_TABLE_NAME, Terraform does not set it",
+            "dispatch: Terraform sets WACAPI_TABLE, the code never reads it"
+        ]
+    );
+}
+
+// --- IAM --------------------------------------------------------------------------------------
+
+/// (action, resource) pairs of a policy document, and any wildcard resources.
+fn policy(body: &Body, name: &str) -> (BTreeSet<(String, String)>, Vec<String>) {
+    let doc = block(body, "data", "aws_iam_policy_document", name);
+    let mut grants = BTreeSet::new();
+    let mut wildcards = Vec::new();
+    for statement in doc
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+    {
+        let list = |key| match attr(statement.body(), key) {
+            Some(Expression::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        for resource in list("resources") {
+            if matches!(&resource, Expression::String(s) if s.contains('*')) {
+                wildcards.push(format!("{name}: resource {resource}"));
+            }
+            for action in list("actions") {
+                let Expression::String(action) = action else {
+                    continue;
+                };
+                if action.contains('*') {
+                    wildcards.push(format!("{name}: action {action}"));
+                }
+                let target = resource_ref(&resource).unwrap_or_else(|| resource.to_string());
+                grants.insert((action, target));
+            }
+        }
+    }
+    (grants, wildcards)
+}
+
+/// The AWS SDK operations the given adapter sources call, as IAM actions.
+fn actions_called(files: &[&str]) -> BTreeSet<String> {
+    let operations = [
+        (".send_message_batch()", "sqs:SendMessage"),
+        (".send_message()", "sqs:SendMessage"),
+        (".receive_message()", "sqs:ReceiveMessage"),
+        (".delete_message()", "sqs:DeleteMessage"),
+        (".get_secret_value()", "secretsmanager:GetSecretValue"),
+        (".get_item()", "dynamodb:GetItem"),
+        (".put_item()", "dynamodb:PutItem"),
+        (".update_item()", "dynamodb:UpdateItem"),
+        (".delete_item()", "dynamodb:DeleteItem"),
+        (".batch_write_item()", "dynamodb:BatchWriteItem"),
+        (".batch_get_item()", "dynamodb:BatchGetItem"),
+        (".query()", "dynamodb:Query"),
+        (".transact_write_items()", "dynamodb:TransactWriteItems"),
+    ];
+    let mut out = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        // Only the code, not the tests at the end of the module.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (call, action) in operations {
+            if code.contains(call) {
+                out.insert(action.to_owned());
+            }
+        }
+    }
+    out
+}
+
+const LOGS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+
+fn iam_violations(body: &Body) -> Vec<String> {
+    let mut v = Vec::new();
+    /// name, log group, declared permissions, adapter sources, event-source-only actions.
+    type Function<'a> = (
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let functions: [Function<'_>; 2] = [
+        (
+            "ingest",
+            "aws_cloudwatch_log_group.ingest",
+            webhook_ingest::AWS_PERMISSIONS,
+            &["shared/src/sqs.rs", "shared/src/secrets.rs"],
+            &[],
+        ),
+        (
+            "dispatch",
+            "aws_cloudwatch_log_group.dispatch",
+            capi_dispatch::AWS_PERMISSIONS,
+            &[
+                "shared/src/sqs.rs",
+                "shared/src/secrets.rs",
+                "shared/src/dynamo.rs",
+            ],
+            capi_dispatch::EVENT_SOURCE_ACTIONS,
+        ),
+    ];
+    for (name, log_group, declared, adapters, event_source) in functions {
+        let (granted, wildcards) = policy(body, name);
+        v.extend(wildcards);
+        let mut wanted: BTreeSet<(String, String)> = declared
+            .iter()
+            .map(|(a, r)| (a.to_string(), r.to_string()))
+            .collect();
+        for action in LOGS {
+            wanted.insert((action.to_owned(), log_group.to_owned()));
+        }
+        for missing in wanted.difference(&granted) {
+            v.push(format!(
+                "{name}: the code calls {} on {}, IAM does not allow it",
+                missing.0, missing.1
+            ));
+        }
+        for extra in granted.difference(&wanted) {
+            v.push(format!(
+                "{name}: IAM allows {} on {}, the code never calls it",
+                extra.0, extra.1
+            ));
+        }
+        // The declared list itself must cover what the linked adapters call.
+        let declared_actions: BTreeSet<String> =
+            declared.iter().map(|(a, _)| a.to_string()).collect();
+        for called in actions_called(adapters) {
+            if !declared_actions.contains(&called) {
+                v.push(format!(
+                    "{name}: an adapter calls {called}, AWS_PERMISSIONS omits it"
+                ));
+            }
+        }
+        let called = actions_called(adapters);
+        for action in &declared_actions {
+            if !called.contains(action) && !event_source.contains(&action.as_str()) {
+                v.push(format!(
+                    "{name}: AWS_PERMISSIONS lists {action}, no adapter calls it"
+                ));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn iam_grants_exactly_what_the_code_calls_on_exactly_its_resources() {
+    assert_eq!(iam_violations(&infra()), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_action_or_a_wildcard_resource_is_caught() {
+    let v = iam_violations(&mutated(
+        "iam.tf",
+        r#"actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]"#,
+        r#"actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]"#,
+    ));
+    assert_eq!(
+        v,
+        [
+            "dispatch: the code calls dynamodb:BatchWriteItem on aws_dynamodb_table.main, IAM does not allow it"
+        ]
+    );
+    let v = iam_violations(&mutated(
+        "iam.tf",
+        "resources = [aws_secretsmanager_secret.webhook.arn]",
+        r#"resources = ["*"]"#,
+    ));
+    assert!(v.contains(&"ingest: resource \"*\"".to_owned()), "{v:?}");
+}
+
+// --- queue and event source -------------------------------------------------------------------
+
+fn variable_default(body: &Body, name: &str) -> hcl::Value {
+    let var = body
+        .blocks()
+        .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == name)
+        .unwrap();
+    let expr = attr(var.body(), "default").unwrap().clone();
+    hcl::eval::Evaluate::evaluate(&expr, &hcl::eval::Context::new()).unwrap()
+}
+
+fn queue_violations(body: &Body) -> Vec<String> {
+    use hcl::eval::{Context, Evaluate};
+    let mut v = Vec::new();
+    let signals = block(body, "resource", "aws_sqs_queue", "signals").body();
+    let visibility = attr(signals, "visibility_timeout_seconds").unwrap();
+    let default = variable_default(body, "dispatch_timeout_seconds")
+        .as_u64()
+        .unwrap();
+    // The default and both ends of the variable's validated range.
+    for timeout in [default, 15, 900] {
+        let mut ctx = Context::new();
+        let mut vars = hcl::Map::new();
+        vars.insert(
+            "dispatch_timeout_seconds".to_owned(),
+            hcl::Value::from(timeout),
+        );
+        ctx.declare_var("var", hcl::Value::Object(vars));
+        let value = visibility.evaluate(&ctx).unwrap().as_u64().unwrap();
+        if value < 6 * timeout {
+            v.push(format!(
+                "visibility timeout {value} s is below 6 × the dispatch timeout {timeout} s"
+            ));
+        }
+    }
+    let redrive = attr(signals, "redrive_policy")
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    if !redrive.contains("deadLetterTargetArn = aws_sqs_queue.dead_letters.arn")
+        || !redrive.contains("maxReceiveCount")
+    {
+        v.push("the signal queue has no redrive policy to the dead-letter queue".into());
+    }
+    for (name, queue) in [
+        ("signals", signals),
+        (
+            "dead_letters",
+            block(body, "resource", "aws_sqs_queue", "dead_letters").body(),
+        ),
+    ] {
+        if attr(queue, "fifo_queue").map(|e| e.to_string()) != Some("true".into()) {
+            v.push(format!("{name} is not FIFO"));
+        }
+    }
+    let mapping = block(
+        body,
+        "resource",
+        "aws_lambda_event_source_mapping",
+        "signals",
+    )
+    .body();
+    let types = attr(mapping, "function_response_types")
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    if !types.contains("ReportBatchItemFailures") {
+        v.push("the event source mapping does not report batch item failures".into());
+    }
+    if !mapping.blocks().any(|b| b.identifier() == "scaling_config") {
+        v.push("the event source mapping has no maximum concurrency".into());
+    }
+    v
+}
+
+#[test]
+fn the_queue_outlives_the_dispatcher_and_reports_partial_failures() {
+    assert_eq!(queue_violations(&infra()), Vec::<String>::new());
+    let v = queue_violations(&mutated(
+        "queues.tf",
+        "6 * var.dispatch_timeout_seconds",
+        "5 * var.dispatch_timeout_seconds",
+    ));
+    assert_eq!(v.len(), 3, "{v:?}");
+    let v = queue_violations(&mutated(
+        "lambda.tf",
+        r#"function_response_types = ["ReportBatchItemFailures"]"#,
+        "function_response_types = []",
+    ));
+    assert_eq!(
+        v,
+        ["the event source mapping does not report batch item failures"]
+    );
+    let v = queue_violations(&mutated(
+        "queues.tf",
+        "deadLetterTargetArn = aws_sqs_queue.dead_letters.arn",
+        "deadLetterTargetArn = \"\"",
+    ));
+    assert_eq!(
+        v,
+        ["the signal queue has no redrive policy to the dead-letter queue"]
+    );
+}
+
+// --- metrics ----------------------------------------------------------------------------------
+
+/// (service, metric) pairs used in the wacapi namespace by alarms and the dashboard.
+fn metrics_used(body: &Body) -> Vec<(Option<String>, String)> {
+    fn is_namespace(e: &Expression) -> bool {
+        e.to_string() == "var.metrics_namespace"
+    }
+    fn walk(e: &Expression, out: &mut Vec<(Option<String>, String)>) {
+        match e {
+            Expression::Array(items) => {
+                if items.first().is_some_and(is_namespace) {
+                    let s = |i: usize| match items.get(i) {
+                        Some(Expression::String(s)) => Some(s.clone()),
+                        _ => None,
+                    };
+                    let service = (s(2).as_deref() == Some("Service")).then(|| s(3)).flatten();
+                    out.push((service, s(1).unwrap_or_default()));
+                }
+                items.iter().for_each(|i| walk(i, out));
+            }
+            Expression::Object(o) => o.values().for_each(|v| walk(v, out)),
+            Expression::FuncCall(f) => f.args.iter().for_each(|a| walk(a, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let service_of = |dims: Option<&Expression>| {
+        dims.map(|d| d.to_string()).map(|d| {
+            if d.contains("ingest_dims") {
+                "webhook-ingest".to_owned()
+            } else if d.contains("dispatch_dims") {
+                "capi-dispatch".to_owned()
+            } else {
+                d
+            }
+        })
+    };
+    for alarm in blocks(body, "resource", "aws_cloudwatch_metric_alarm") {
+        let b = alarm.body();
+        if attr(b, "namespace").is_some_and(is_namespace)
+            && let Some(Expression::String(name)) = attr(b, "metric_name")
+        {
+            out.push((service_of(attr(b, "dimensions")), name.clone()));
+        }
+        for query in b.blocks().filter(|q| q.identifier() == "metric_query") {
+            for metric in query.body().blocks().filter(|m| m.identifier() == "metric") {
+                let m = metric.body();
+                if attr(m, "namespace").is_some_and(is_namespace)
+                    && let Some(Expression::String(name)) = attr(m, "metric_name")
+                {
+                    out.push((service_of(attr(m, "dimensions")), name.clone()));
+                }
+            }
+        }
+    }
+    for dashboard in blocks(body, "resource", "aws_cloudwatch_dashboard") {
+        if let Some(e) = attr(dashboard.body(), "dashboard_body") {
+            walk(e, &mut out);
+        }
+    }
+    out
+}
+
+fn metric_violations(body: &Body) -> Vec<String> {
+    let used = metrics_used(body);
+    let mut v = Vec::new();
+    for (service, name) in &used {
+        let (known, emitter): (&[&str], &str) = match service.as_deref() {
+            Some(webhook_ingest::SERVICE) => (ingest_names::INGEST, webhook_ingest::SERVICE),
+            Some(capi_dispatch::SERVICE) => (metric_names::ALL, capi_dispatch::SERVICE),
+            other => {
+                v.push(format!(
+                    "{name}: Service dimension {other:?} is not a wacapi function"
+                ));
+                continue;
+            }
+        };
+        if !known.contains(&name.as_str()) {
+            v.push(format!("{name} is not a metric {emitter} emits"));
+        }
+    }
+    v
+}
+
+#[test]
+fn alarms_and_dashboard_use_only_metrics_the_code_emits() {
+    let body = infra();
+    let used = metrics_used(&body);
+    assert!(
+        used.len() >= 20,
+        "the walk finds the dashboard's metrics: {used:?}"
+    );
+    assert_eq!(metric_violations(&body), Vec::<String>::new());
+    let v = metric_violations(&mutated(
+        "monitoring.tf",
+        r#"[var.metrics_namespace, "DedupHits", "Service", "capi-dispatch"]"#,
+        r#"[var.metrics_namespace, "DuplicateHits", "Service", "capi-dispatch"]"#,
+    ));
+    assert_eq!(v, ["DuplicateHits is not a metric capi-dispatch emits"]);
+    let v = metric_violations(&mutated(
+        "monitoring.tf",
+        r#"metric_name         = "GraphAuthErrors""#,
+        r#"metric_name         = "GraphTokenErrors""#,
+    ));
+    assert_eq!(v, ["GraphTokenErrors is not a metric capi-dispatch emits"]);
+}
+
+// --- logs and functions -----------------------------------------------------------------------
+
+fn log_violations(body: &Body) -> Vec<String> {
+    blocks(body, "resource", "aws_cloudwatch_log_group")
+        .filter(|b| attr(b.body(), "retention_in_days").is_none())
+        .map(|b| format!("log group {} has no retention", b.labels()[1].as_str()))
+        .collect()
+}
+
+#[test]
+fn every_log_group_has_a_retention() {
+    assert_eq!(log_violations(&infra()), Vec::<String>::new());
+    let v = log_violations(&mutated(
+        "api.tf",
+        "  retention_in_days = var.log_retention_days\n",
+        "",
+    ));
+    assert_eq!(v, ["log group api has no retention"]);
+}
+
+#[test]
+fn functions_run_the_custom_runtime_with_json_logs() {
+    let body = infra();
+    for name in ["ingest", "dispatch"] {
+        let f = block(&body, "resource", "aws_lambda_function", name).body();
+        assert_eq!(
+            attr(f, "runtime").unwrap().to_string(),
+            "\"provided.al2023\""
+        );
+        assert_eq!(attr(f, "handler").unwrap().to_string(), "\"bootstrap\"");
+        let arch: String = attr(f, "architectures")
+            .unwrap()
+            .to_string()
+            .split_whitespace()
+            .collect();
+        assert_eq!(arch, "[var.architecture]");
+        let logging = f
+            .blocks()
+            .find(|b| b.identifier() == "logging_config")
+            .unwrap();
+        assert_eq!(
+            attr(logging.body(), "log_format").unwrap().to_string(),
+            "\"JSON\""
+        );
+    }
+    let routes: BTreeSet<String> = blocks(&body, "resource", "aws_apigatewayv2_route")
+        .map(|r| attr(r.body(), "route_key").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from([
+            "\"GET /webhook\"".to_owned(),
+            "\"POST /webhook\"".to_owned()
+        ])
+    );
+}
