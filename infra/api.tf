@@ -1,5 +1,5 @@
-# HTTP API: GET /webhook (Meta's verification handshake) and POST /webhook (signed webhooks),
-# stage throttling and JSON access logs.
+# HTTP API: GET /webhook (Meta's verification handshake), POST /webhook (signed webhooks),
+# POST /events (signed business events), stage throttling and JSON access logs.
 
 resource "aws_apigatewayv2_api" "webhook" {
   name          = var.name
@@ -26,6 +26,13 @@ resource "aws_apigatewayv2_route" "webhook_post" {
   #checkov:skip=CKV_AWS_309:Meta cannot send API Gateway credentials; every POST is authenticated by its X-Hub-Signature-256 HMAC in the function, before anything is queued.
   api_id    = aws_apigatewayv2_api.webhook.id
   route_key = "POST /webhook"
+  target    = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+}
+
+resource "aws_apigatewayv2_route" "events_post" {
+  #checkov:skip=CKV_AWS_309:CRMs and shops authenticate with an HMAC over the timestamp and body (X-Wacapi-Signature), checked by the function against rotatable keys.
+  api_id    = aws_apigatewayv2_api.webhook.id
+  route_key = "POST /events"
   target    = "integrations/${aws_apigatewayv2_integration.ingest.id}"
 }
 
@@ -64,9 +71,10 @@ resource "aws_apigatewayv2_stage" "default" {
 }
 
 resource "aws_lambda_permission" "api" {
-  statement_id  = "AllowApiGatewayWebhook"
+  for_each      = toset(["webhook", "events"])
+  statement_id  = "AllowApiGateway-${each.key}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.ingest.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.webhook.execution_arn}/*/*/webhook"
+  source_arn    = "${aws_apigatewayv2_api.webhook.execution_arn}/*/*/${each.key}"
 }

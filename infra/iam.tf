@@ -36,9 +36,9 @@ data "aws_iam_policy_document" "ingest" {
   }
 
   statement {
-    sid       = "ReadWebhookSecret"
+    sid       = "ReadWebhookSecretAndEventKeys"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.webhook.arn]
+    resources = [aws_secretsmanager_secret.webhook.arn, aws_secretsmanager_secret.events_keys.arn]
   }
 }
 

@@ -30,7 +30,7 @@ resource "aws_lambda_function" "ingest" {
   #checkov:skip=CKV_AWS_50:X-Ray would need xray:PutTraceSegments on "*"; the functions log ids and EMF metrics instead.
   #checkov:skip=CKV_AWS_115:API Gateway stage throttling bounds the ingest; reserving concurrency would take it from the account pool.
   function_name    = local.ingest_name
-  description      = "wacapi: verifies WhatsApp webhooks and queues their signals"
+  description      = "wacapi: verifies WhatsApp webhooks and business events and queues their signals"
   role             = aws_iam_role.ingest.arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
@@ -45,6 +45,7 @@ resource "aws_lambda_function" "ingest" {
       WACAPI_SIGNAL_QUEUE_URL      = aws_sqs_queue.signals.url
       WACAPI_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letters.url
       WACAPI_WEBHOOK_SECRET_ARN    = aws_secretsmanager_secret.webhook.arn
+      WACAPI_EVENTS_SECRET_ARN     = aws_secretsmanager_secret.events_keys.arn
       WACAPI_SECRET_TTL_SECONDS    = tostring(var.secret_ttl_seconds)
       WACAPI_METRICS_NAMESPACE     = var.metrics_namespace
     }

@@ -116,6 +116,22 @@ resource "aws_cloudwatch_metric_alarm" "signature_failures" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
+resource "aws_cloudwatch_metric_alarm" "business_auth_failures" {
+  alarm_name          = "${var.name}-business-auth-failures"
+  alarm_description   = "POST /events requests with a missing, stale or wrong X-Wacapi-Signature: a caller with an old key, a skewed clock, or someone probing."
+  namespace           = var.metrics_namespace
+  metric_name         = "BusinessAuthFailures"
+  dimensions          = local.ingest_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 5
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
 resource "aws_cloudwatch_metric_alarm" "graph_auth_errors" {
   alarm_name          = "${var.name}-graph-auth-errors"
   alarm_description   = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
@@ -208,6 +224,9 @@ resource "aws_cloudwatch_dashboard" "main" {
             [var.metrics_namespace, "SignatureFailures", "Service", "webhook-ingest"],
             [var.metrics_namespace, "BodiesQuarantined", "Service", "webhook-ingest"],
             [var.metrics_namespace, "EnqueueFailures", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "BusinessEventsQueued", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "BusinessEventsRejected", "Service", "webhook-ingest"],
+            [var.metrics_namespace, "BusinessAuthFailures", "Service", "webhook-ingest"],
           ]
         }
       },

@@ -3,6 +3,16 @@ output "webhook_url" {
   value       = "${aws_apigatewayv2_stage.default.invoke_url}webhook"
 }
 
+output "events_url" {
+  description = "Endpoint for business-reported conversions (POST, signed with a key of events_keys_secret_arn)."
+  value       = "${aws_apigatewayv2_stage.default.invoke_url}events"
+}
+
+output "events_keys_secret_arn" {
+  description = "Secret to fill with {\"keys\": [\"<signing key>\"]} for POST /events."
+  value       = aws_secretsmanager_secret.events_keys.arn
+}
+
 output "webhook_secret_arn" {
   description = "Secret to fill with {\"app_secret\": ..., \"verify_token\": ...}."
   value       = aws_secretsmanager_secret.webhook.arn

@@ -16,3 +16,11 @@ resource "aws_secretsmanager_secret" "graph_tokens" {
   description             = "wacapi dispatch: {\"access_tokens\": {\"default\": \"EAAG...\"}, \"app_secret\": \"...\"}"
   recovery_window_in_days = 7
 }
+
+resource "aws_secretsmanager_secret" "events_keys" {
+  #checkov:skip=CKV_AWS_149:The AWS-managed key suffices; a customer key would add a KMS permission and cost without a second reader to separate.
+  #checkov:skip=CKV2_AWS_57:Keys are shared with the CRM or shop that signs requests; rotation is adding a key, switching the caller, then removing the old key (README › Business events API).
+  name                    = "${var.name}/events-keys"
+  description             = "wacapi POST /events signing keys: {\"keys\": [\"...\", \"...\"]}"
+  recovery_window_in_days = 7
+}

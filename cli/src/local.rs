@@ -1,4 +1,4 @@
-//! The local pipeline: the ingest routes (`GET`/`POST /webhook`) on a loopback port, an
+//! The local pipeline: the ingest routes (`GET`/`POST /webhook`, `POST /events`) on a loopback port, an
 //! in-process FIFO queue with deduplication, in-memory click store and ledger, and the
 //! dispatcher, sending to the Graph API when a token is configured and otherwise to a dry-run
 //! sink that prints each request as `{"dataset_id": ..., "body": ...}`.
@@ -63,6 +63,8 @@ pub struct LocalOptions {
     pub app_secret: String,
     /// The verify token of the handshake.
     pub verify_token: String,
+    /// The key `POST /events` requests are signed with.
+    pub events_key: String,
     /// Where events go.
     pub graph: GraphMode,
 }
@@ -287,6 +289,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
         next_id: AtomicU64::new(0),
     });
     let secrets = json!({"app_secret": options.app_secret, "verify_token": options.verify_token});
+    let event_keys = json!({ "keys": [options.events_key] });
     let ingest = Ingest::new(
         CachedSecret::new(
             StaticSecret(SecretString::from(secrets.to_string())),
@@ -297,7 +300,12 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
         LocalDeadLetters {
             quarantined: Some(Arc::clone(&stats)),
         },
-    );
+    )
+    .with_event_keys(CachedSecret::new(
+        StaticSecret(SecretString::from(event_keys.to_string())),
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    ));
     let graph = match options.graph {
         GraphMode::DryRun => AnyGraph::DryRun(DryRun {
             counter: AtomicU64::new(0),
@@ -349,6 +357,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
     let app = Arc::new(App { ingest });
     let router = Router::new()
         .route("/webhook", get(handshake).post(receive))
+        .route("/events", axum::routing::post(receive_events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
@@ -374,11 +383,27 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     into_response(app.ingest.receive(signature, &body, &mut metrics).await)
 }
 
+async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut metrics = Metrics::new("wacapi", "local");
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    into_response(
+        app.ingest
+            .receive_events(
+                header(wacapi_shared::business::TIMESTAMP_HEADER),
+                header(wacapi_shared::business::SIGNATURE_HEADER),
+                &body,
+                crate::replay::clock(),
+                &mut metrics,
+            )
+            .await,
+    )
+}
+
 fn into_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [(header::CONTENT_TYPE, reply.content_type)],
         reply.body,
     )
         .into_response()

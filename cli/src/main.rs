@@ -3,6 +3,7 @@
 //! - `wacapi demo`: the whole local pipeline on sample webhooks: signed, posted over HTTP,
 //!   queued, dispatched, and the Graph requests printed.
 //! - `wacapi serve`: the same pipeline as a long-running local server (`GET`/`POST /webhook`).
+//! - `wacapi send-event`: signs business events and posts them to `/events`.
 //! - `wacapi replay`: webhook bodies → signals → clicks → rules → hashing → dedup → batches, printed
 //!   as the Graph requests that would be sent (no network).
 //! - `wacapi hash KEY VALUE`: one value normalised and hashed as Meta requires.
@@ -57,6 +58,9 @@ impl GraphArgs {
 /// The local app secret the demo signs with (`serve` takes yours).
 const DEMO_APP_SECRET: &str = "wacapi-local-app-secret";
 
+/// The local business events key (`serve` and `send-event` take yours).
+const DEMO_EVENTS_KEY: &str = "wacapi-local-events-key";
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the whole local pipeline on webhook files: each is signed, posted to the ingest
@@ -96,8 +100,22 @@ enum Command {
             default_value = "wacapi-local-verify-token"
         )]
         verify_token: String,
+        /// The key `POST /events` requests are signed with.
+        #[arg(long, env = "WACAPI_EVENTS_KEY", hide_env_values = true, default_value = DEMO_EVENTS_KEY)]
+        events_key: String,
         #[command(flatten)]
         graph: GraphArgs,
+    },
+    /// Signs business events and posts them to a deployment's or `wacapi serve`'s /events.
+    SendEvent {
+        /// The events URL (`terraform output -raw events_url`, or http://127.0.0.1:8080/events).
+        #[arg(long, default_value = "http://127.0.0.1:8080/events")]
+        url: String,
+        /// The signing key.
+        #[arg(long, env = "WACAPI_EVENTS_KEY", hide_env_values = true, default_value = DEMO_EVENTS_KEY)]
+        key: String,
+        /// A JSON file: {"events": [...]} or one event object.
+        file: PathBuf,
     },
     /// Replays webhook bodies through the whole pipeline and prints the Graph requests.
     Replay {
@@ -142,12 +160,14 @@ fn main() -> ExitCode {
             files,
             graph,
         } => demo(config.as_deref(), now, &files, graph.mode()),
+        Command::SendEvent { url, key, file } => send_event(&url, &key, &file),
         Command::Serve {
             config,
             now,
             port,
             app_secret,
             verify_token,
+            events_key,
             graph,
         } => serve(local::LocalOptions {
             config: match replay::load_config(config.as_deref()) {
@@ -161,6 +181,7 @@ fn main() -> ExitCode {
             port,
             app_secret,
             verify_token,
+            events_key,
             graph: graph.mode(),
         }),
         Command::Replay { config, now, files } => replay::run(config.as_deref(), now, &files),
@@ -202,6 +223,7 @@ fn demo(
             port: 0,
             app_secret: DEMO_APP_SECRET.to_owned(),
             verify_token: "wacapi-local-verify-token".to_owned(),
+            events_key: DEMO_EVENTS_KEY.to_owned(),
             graph,
         })
         .await?;
@@ -242,6 +264,42 @@ fn demo(
             pipeline.stats.summary()
         );
         Ok(())
+    })
+}
+
+fn send_event(url: &str, key: &str, file: &std::path::Path) -> Result<(), String> {
+    let raw = read(file)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+    // One event object is wrapped; {"events": [...]} is sent as written.
+    let body = if value.get("events").is_some() {
+        raw
+    } else {
+        serde_json::to_vec(&serde_json::json!({ "events": [value] })).map_err(|e| e.to_string())?
+    };
+    let timestamp = replay::clock();
+    let signature = wacapi_shared::business::sign(key.as_bytes(), timestamp, &body);
+    runtime()?.block_on(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header(
+                wacapi_shared::business::TIMESTAMP_HEADER,
+                timestamp.to_string(),
+            )
+            .header(wacapi_shared::business::SIGNATURE_HEADER, signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        out(&text)?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        }
     })
 }
 

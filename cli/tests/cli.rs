@@ -275,6 +275,75 @@ fn http(port: u16, request: &str) -> String {
     response
 }
 
+fn start_serve(extra_env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wacapi"));
+    cmd.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--config",
+        "examples/wacapi.toml",
+    ])
+    .current_dir(repo())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("serve starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+#[test]
+fn send_event_signs_and_posts_business_events() {
+    let (mut child, port) = start_serve(&[("WACAPI_EVENTS_KEY", "k-123")]);
+    let url = format!("http://127.0.0.1:{port}/events");
+    let ok = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+        .args([
+            "send-event",
+            "--url",
+            &url,
+            "examples/events/crm-qualified-then-purchase.json",
+        ])
+        .env("WACAPI_EVENTS_KEY", "k-123")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let wrong = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+        .args([
+            "send-event",
+            "--url",
+            &url,
+            "--key",
+            "nope",
+            "examples/events/crm-qualified-then-purchase.json",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let answer: Value = serde_json::from_str(text(&ok.stdout).trim()).unwrap();
+    assert_eq!(answer["accepted"], 2);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("HTTP 401"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}
+
 #[test]
 fn serve_answers_the_handshake_and_refuses_bad_signatures() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

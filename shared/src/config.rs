@@ -11,6 +11,8 @@ pub mod env {
     pub const DEAD_LETTER_QUEUE_URL: &str = "WACAPI_DEAD_LETTER_QUEUE_URL";
     /// ARN of the webhook secret (`{"app_secret", "verify_token"}`).
     pub const WEBHOOK_SECRET_ARN: &str = "WACAPI_WEBHOOK_SECRET_ARN";
+    /// ARN of the business events keys secret (`{"keys": [...]}`); unset disables `/events`.
+    pub const EVENTS_SECRET_ARN: &str = "WACAPI_EVENTS_SECRET_ARN";
     /// Seconds a fetched secret is reused (default 300).
     pub const SECRET_TTL_SECONDS: &str = "WACAPI_SECRET_TTL_SECONDS";
     /// CloudWatch namespace of the EMF metrics (default `wacapi`).
@@ -32,6 +34,7 @@ pub mod env {
         SIGNAL_QUEUE_URL,
         DEAD_LETTER_QUEUE_URL,
         WEBHOOK_SECRET_ARN,
+        EVENTS_SECRET_ARN,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
     ];
@@ -74,6 +77,8 @@ pub struct IngestSettings {
     pub dead_letter_queue_url: String,
     /// Webhook secret ARN.
     pub webhook_secret_arn: String,
+    /// Business events keys secret ARN (`None`: `/events` is disabled).
+    pub events_secret_arn: Option<String>,
     /// Secret cache TTL.
     pub secret_ttl: Duration,
     /// Metrics namespace.
@@ -155,6 +160,7 @@ impl IngestSettings {
             signal_queue_url: required(&lookup, env::SIGNAL_QUEUE_URL)?,
             dead_letter_queue_url: required(&lookup, env::DEAD_LETTER_QUEUE_URL)?,
             webhook_secret_arn: required(&lookup, env::WEBHOOK_SECRET_ARN)?,
+            events_secret_arn: lookup(env::EVENTS_SECRET_ARN).filter(|v| !v.trim().is_empty()),
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
             metrics_namespace: lookup(env::METRICS_NAMESPACE)
                 .filter(|s| !s.is_empty())

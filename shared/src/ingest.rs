@@ -13,12 +13,15 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
+use serde_json::json;
+
+use crate::business::{self, EventAuthError, EventKeys, EventsError};
 use crate::hashing::sha256_hex;
 use crate::metrics::{Metrics, names};
 use crate::queue::{MessageSink, OutboundMessage, QueueError};
 use crate::redact::safe_json_error;
 use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
-use crate::signal::{EnvelopeError, Split, split};
+use crate::signal::{EnvelopeError, SignalEvent, Split, split};
 use crate::signature::{ClaimedSignature, SignatureError};
 
 /// Meta sends at most 3 MB; a margin above that, anything larger is refused with 413.
@@ -41,23 +44,39 @@ pub mod attributes {
     pub const WABA_ID: &str = "wacapi_waba_id";
 }
 
-/// An HTTP answer: status and plain-text body.
+/// An HTTP answer: status, content type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// HTTP status code.
     pub status: u16,
-    /// `text/plain` body.
+    /// `text/plain; charset=utf-8` or `application/json`.
+    pub content_type: &'static str,
+    /// The body.
     pub body: String,
 }
 
 impl Reply {
-    fn new(status: u16, body: impl Into<String>) -> Self {
+    /// A plain-text answer.
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
+            content_type: "text/plain; charset=utf-8",
             body: body.into(),
         }
     }
+
+    /// A JSON answer.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
 }
+
+/// Largest `POST /events` body: 100 events with generous custom data.
+pub const MAX_EVENTS_BODY_BYTES: usize = 512 * 1024;
 
 /// Why ingest could not accept a webhook; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +120,7 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Ingest<S, Q, D> {
     secrets: CachedSecret<WebhookSecrets, S>,
+    event_keys: Option<CachedSecret<EventKeys, S>>,
     signals: Q,
     dead_letters: D,
 }
@@ -110,9 +130,114 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
     pub fn new(secrets: CachedSecret<WebhookSecrets, S>, signals: Q, dead_letters: D) -> Self {
         Self {
             secrets,
+            event_keys: None,
             signals,
             dead_letters,
         }
+    }
+
+    /// Enables `POST /events`, authenticated with the keys of this secret.
+    pub fn with_event_keys(mut self, keys: CachedSecret<EventKeys, S>) -> Self {
+        self.event_keys = Some(keys);
+        self
+    }
+
+    /// Handles `POST /events`: authenticate, validate every item (all or nothing), enqueue.
+    /// `now` is unix seconds, for the timestamp window and the 7-day check.
+    pub async fn receive_events(
+        &self,
+        timestamp: Option<&[u8]>,
+        signature: Option<&[u8]>,
+        body: &[u8],
+        now: i64,
+        metrics: &mut Metrics,
+    ) -> Reply {
+        metrics.count(names::BUSINESS_REQUESTS, 1);
+        let error = |status, message: String| Reply::json(status, &json!({ "error": message }));
+        let Some(keys) = &self.event_keys else {
+            return error(
+                404,
+                "business events are not enabled on this deployment".into(),
+            );
+        };
+        if body.len() > MAX_EVENTS_BODY_BYTES {
+            return error(413, format!("body exceeds {MAX_EVENTS_BODY_BYTES} bytes"));
+        }
+        let active = match keys.get().await {
+            Ok(k) => k,
+            Err(err) => {
+                metrics.count(names::SECRET_ERRORS, 1);
+                tracing::error!(error = %err, "events keys unavailable");
+                return error(500, "signing keys unavailable".into());
+            }
+        };
+        let mut verdict = business::verify(timestamp, signature, body, &active.keys, now);
+        if verdict == Err(EventAuthError::Mismatch)
+            && let Ok(Some(fresh)) = keys.refresh().await
+        {
+            // A key may have been added since the keys were cached.
+            verdict = business::verify(timestamp, signature, body, &fresh.keys, now);
+        }
+        if let Err(err) = verdict {
+            metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
+            tracing::warn!(
+                reason = err.reason(),
+                "business events refused: authentication"
+            );
+            return error(401, err.to_string());
+        }
+        let signals = match business::parse(body, now) {
+            Ok(signals) => signals,
+            Err(EventsError::Items(items)) => {
+                metrics.count_by(
+                    names::BUSINESS_EVENTS_REJECTED,
+                    "Reason",
+                    "invalid",
+                    items.len() as u64,
+                );
+                return Reply::json(
+                    400,
+                    &json!({"error": format!("{} invalid event(s); none was queued", items.len()), "errors": items}),
+                );
+            }
+            Err(err) => {
+                metrics.count_by(names::BUSINESS_EVENTS_REJECTED, "Reason", "bad_body", 1);
+                return error(400, err.to_string());
+            }
+        };
+        let split = Split {
+            signals,
+            ..Split::default()
+        };
+        let messages = match signal_messages(&split) {
+            Ok(m) => m,
+            Err(err) => return error(500, err.to_string()),
+        };
+        if let Err(err) = self.signals.send_all(messages).await {
+            metrics.count(names::ENQUEUE_FAILURES, 1);
+            tracing::error!(error = %err, "business events not queued; the caller should retry");
+            return error(
+                500,
+                "events could not be queued; retry with the same idempotency keys".into(),
+            );
+        }
+        metrics.count(names::BUSINESS_EVENTS_QUEUED, split.signals.len() as u64);
+        let results: Vec<_> = split
+            .signals
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let key = match &s.event {
+                    SignalEvent::Business {
+                        idempotency_key, ..
+                    } => idempotency_key.as_str(),
+                    _ => "",
+                };
+                json!({"index": index, "idempotency_key": key, "status": "queued"})
+            })
+            .collect();
+        tracing::info!(events = results.len(), "business events queued");
+        Reply::json(200, &json!({"accepted": results.len(), "results": results}))
     }
 
     /// Answers Meta's `GET` subscription handshake: 200 with the raw `hub.challenge` when

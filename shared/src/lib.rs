@@ -6,6 +6,7 @@
 //! [`clicks`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`]) beside in-memory
 //! ones; [`ingest`] and [`pipeline`] join them behind edge-agnostic APIs.
 
+pub mod business;
 pub mod capi;
 pub mod clicks;
 pub mod config;

@@ -131,6 +131,9 @@ pub fn map_signal(
     click: Option<&Click>,
     now: i64,
 ) -> Vec<Outcome> {
+    if let SignalEvent::Business { .. } = &signal.event {
+        return vec![map_business(config, signal, click, now)];
+    }
     let matching: Vec<&Rule> = config.rules.iter().filter(|r| matches(r, signal)).collect();
     if matching.is_empty() {
         return vec![Outcome::Skipped {
@@ -221,6 +224,77 @@ fn map_rule(
             messaging_outcome_data,
         },
         dropped_user_data,
+    }))
+}
+
+/// The name business events carry in outcomes (they follow no rule).
+pub const BUSINESS_RULE: &str = "business-events";
+
+/// A business event maps as reported: its name, value data and hashed user data, the sender's
+/// click, and an event id derived from the caller's idempotency key.
+fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i64) -> Outcome {
+    let SignalEvent::Business {
+        event_name,
+        idempotency_key,
+        custom_data,
+        user_data,
+    } = &signal.event
+    else {
+        return Outcome::Skipped {
+            rule: None,
+            reason: SkipReason::NoRule,
+        };
+    };
+    let skipped = |reason| Outcome::Skipped {
+        rule: Some(BUSINESS_RULE.to_owned()),
+        reason,
+    };
+    let Some(account) = config.account(&signal.waba_id) else {
+        return Outcome::Skipped {
+            rule: None,
+            reason: SkipReason::UnknownAccount,
+        };
+    };
+    let event_time = signal.timestamp.min(now);
+    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+        return skipped(SkipReason::TooOld);
+    }
+    let Some(click) = click else {
+        return skipped(SkipReason::NoClick);
+    };
+    let mut hashed = user_data.clone();
+    if let Some(ph) = &signal.user.ph {
+        let list = hashed.entry("ph".to_owned()).or_default();
+        if !list.contains(ph) {
+            list.insert(0, ph.clone());
+        }
+    }
+    let event_id = sha256_hex(
+        format!(
+            "{}\u{1f}{}\u{1f}idempotency:{idempotency_key}",
+            account.dataset_id,
+            event_name.as_str()
+        )
+        .as_bytes(),
+    );
+    Outcome::Event(Box::new(MappedEvent {
+        rule: BUSINESS_RULE.to_owned(),
+        account: account.clone(),
+        event: Event {
+            event_name: *event_name,
+            event_time,
+            event_id,
+            action_source: "business_messaging".to_owned(),
+            messaging_channel: "whatsapp".to_owned(),
+            user_data: UserData {
+                whatsapp_business_account_id: signal.waba_id.clone(),
+                ctwa_clid: click.ctwa_clid.clone(),
+                hashed,
+            },
+            custom_data: custom_data.clone().filter(|c| !c.is_empty()),
+            messaging_outcome_data: None,
+        },
+        dropped_user_data: Vec::new(),
     }))
 }
 

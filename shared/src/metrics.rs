@@ -40,8 +40,21 @@ pub mod names {
     /// Subscription handshakes; dimension `Outcome`.
     pub const HANDSHAKES: &str = "Handshakes";
 
+    /// `POST /events` requests received.
+    pub const BUSINESS_REQUESTS: &str = "BusinessRequests";
+    /// `POST /events` requests refused for their signature; dimension `Reason`.
+    pub const BUSINESS_AUTH_FAILURES: &str = "BusinessAuthFailures";
+    /// Business events refused by validation; dimension `Reason`.
+    pub const BUSINESS_EVENTS_REJECTED: &str = "BusinessEventsRejected";
+    /// Business events queued.
+    pub const BUSINESS_EVENTS_QUEUED: &str = "BusinessEventsQueued";
+
     /// Every name above, for contract tests.
     pub const INGEST: &[&str] = &[
+        BUSINESS_REQUESTS,
+        BUSINESS_AUTH_FAILURES,
+        BUSINESS_EVENTS_REJECTED,
+        BUSINESS_EVENTS_QUEUED,
         WEBHOOKS_RECEIVED,
         SIGNATURE_FAILURES,
         BODIES_TOO_LARGE,

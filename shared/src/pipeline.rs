@@ -32,6 +32,9 @@ impl<'a, C: ClickStore> Processor<'a, C> {
     /// Records what the signal says about clicks and identities, then maps it. A store failure
     /// is returned so the caller can retry the signal (recording is idempotent).
     pub async fn process(&self, signal: &Signal, now: i64) -> Result<Vec<Outcome>, StoreError> {
+        if let SignalEvent::Business { .. } = &signal.event {
+            return self.process_business(signal, now).await;
+        }
         let own = own_click(signal);
         if let Some(click) = &own
             && !signal.user.is_empty()
@@ -63,6 +66,27 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         };
         let click = attributed_click(self.config, signal, stored.as_ref());
         Ok(map_signal(self.config, signal, click.as_ref(), now))
+    }
+}
+
+impl<C: ClickStore> Processor<'_, C> {
+    /// Business events name no rule: resolve their WABA, look up the user's click, map.
+    async fn process_business(
+        &self,
+        signal: &Signal,
+        now: i64,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let Some(waba_id) = self.config.resolve_waba(&signal.waba_id) else {
+            return Ok(vec![Outcome::Skipped {
+                rule: None,
+                reason: SkipReason::UnknownAccount,
+            }]);
+        };
+        let mut signal = signal.clone();
+        signal.waba_id = waba_id.to_owned();
+        let stored = self.clicks.latest(&signal.waba_id, &signal.user).await?;
+        let click = attributed_click(self.config, &signal, stored.as_ref());
+        Ok(map_signal(self.config, &signal, click.as_ref(), now))
     }
 }
 

@@ -49,6 +49,19 @@ impl Config {
             .or_else(|| self.accounts.get(ANY_WABA))
     }
 
+    /// The WABA a business event belongs to: the one it names, else the only explicit account
+    /// when there is exactly one (`None` when that cannot be decided).
+    pub fn resolve_waba<'a>(&'a self, waba_id: &'a str) -> Option<&'a str> {
+        if !waba_id.is_empty() {
+            return Some(waba_id);
+        }
+        let mut explicit = self.accounts.keys().filter(|k| k.as_str() != ANY_WABA);
+        match (explicit.next(), explicit.next()) {
+            (Some(only), None) => Some(only.as_str()),
+            _ => None,
+        }
+    }
+
     /// Parses and validates TOML.
     pub fn from_toml(text: &str) -> Result<Self, ConfigErrors> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string()]))?;

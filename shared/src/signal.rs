@@ -207,6 +207,20 @@ pub enum SignalEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         custom_data: Option<AutomaticCustomData>,
     },
+    /// A conversion reported by a CRM, shop or chatbot (`POST /events`); user data already
+    /// hashed at the edge.
+    Business {
+        /// One of the 14 names.
+        event_name: crate::capi::EventName,
+        /// The caller's key: the event id derives from it.
+        idempotency_key: String,
+        /// Value data as reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom_data: Option<crate::capi::CustomData>,
+        /// Hashed user data by key.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        user_data: std::collections::BTreeMap<String, Vec<String>>,
+    },
     /// Any other message type (media, location, reaction, unknown), kept for its referral.
     Other {
         /// The message type's name.
@@ -227,7 +241,7 @@ impl SignalEvent {
             Self::RequestWelcome => "request_welcome",
             Self::IdentityChanged { .. } => "system",
             Self::Other { message_type } => message_type,
-            Self::AutomaticEvent { .. } => return None,
+            Self::AutomaticEvent { .. } | Self::Business { .. } => return None,
         })
     }
 
@@ -243,6 +257,7 @@ impl SignalEvent {
             Self::RequestWelcome => "request_welcome",
             Self::IdentityChanged { .. } => "identity_changed",
             Self::AutomaticEvent { .. } => "automatic_event",
+            Self::Business { .. } => "business",
             Self::Other { .. } => "other",
         }
     }

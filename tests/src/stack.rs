@@ -44,11 +44,15 @@ pub struct Stack {
     pub dlq_url: String,
     pub table: String,
     pub webhook_secret_arn: String,
+    pub events_secret_arn: String,
     pub token_secret_arn: String,
     pub graph: MockGraph,
     pub ingest: IngestState,
     pub dispatch: DispatchState,
 }
+
+/// The business events signing key in every stack's events secret.
+pub const EVENTS_KEY: &str = "test-events-key";
 
 /// Options for [`Stack::new`].
 pub struct StackOptions {
@@ -173,6 +177,12 @@ impl Stack {
         let dlq_url = create_fifo_queue(&sqs, "dead-letters").await;
         let table = create_table(&ddb).await;
         let webhook_secret_arn = create_secret(&secrets, "webhook", &secret_document()).await;
+        let events_secret_arn = create_secret(
+            &secrets,
+            "events-keys",
+            &json!({ "keys": [EVENTS_KEY] }).to_string(),
+        )
+        .await;
         let tokens = json!({"access_tokens": {"default": MOCK_TOKEN, "succulents": MOCK_TOKEN}});
         let token_secret_arn = create_secret(&secrets, "graph-tokens", &tokens.to_string()).await;
 
@@ -181,6 +191,7 @@ impl Stack {
             (env::SIGNAL_QUEUE_URL, signal_url.clone()),
             (env::DEAD_LETTER_QUEUE_URL, dlq_url.clone()),
             (env::WEBHOOK_SECRET_ARN, webhook_secret_arn.clone()),
+            (env::EVENTS_SECRET_ARN, events_secret_arn.clone()),
             (env::TABLE_NAME, table.clone()),
             (env::GRAPH_TOKEN_SECRET_ARN, token_secret_arn.clone()),
             (env::GRAPH_BASE_URL, graph.url.clone()),
@@ -210,6 +221,7 @@ impl Stack {
             dlq_url,
             table,
             webhook_secret_arn,
+            events_secret_arn,
             token_secret_arn,
             graph,
             ingest,
@@ -233,6 +245,37 @@ impl Stack {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         (response.status().as_u16(), accepted)
+    }
+
+    /// Posts signed business events (`POST /events`) through the ingest handler; returns the
+    /// status and the JSON answer.
+    pub async fn post_events(&self, body: &Value) -> (u16, Value) {
+        let raw = serde_json::to_vec(body).unwrap();
+        let now = unix_now();
+        let signature = wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now, &raw);
+        let request = crate::apigw_request(
+            "POST",
+            "/events",
+            "",
+            &[
+                ("X-Wacapi-Timestamp", &now.to_string()),
+                ("X-Wacapi-Signature", &signature),
+                ("content-type", "application/json"),
+            ],
+            Some(&raw),
+            false,
+        );
+        let response = webhook_ingest::handler(&self.ingest, request)
+            .await
+            .expect("infallible");
+        let text = match response.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        (
+            response.status().as_u16(),
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// Receives up to 10 messages as the Lambda SQS event source would hand them over.

@@ -318,7 +318,7 @@ fn a_missing_action_or_a_wildcard_resource_is_caught() {
     );
     let v = iam_violations(&mutated(
         "iam.tf",
-        "resources = [aws_secretsmanager_secret.webhook.arn]",
+        "resources = [aws_secretsmanager_secret.webhook.arn, aws_secretsmanager_secret.events_keys.arn]",
         r#"resources = ["*"]"#,
     ));
     assert!(v.contains(&"ingest: resource \"*\"".to_owned()), "{v:?}");
@@ -585,6 +585,7 @@ fn functions_run_the_custom_runtime_with_json_logs() {
         routes,
         BTreeSet::from([
             "\"GET /webhook\"".to_owned(),
+            "\"POST /events\"".to_owned(),
             "\"POST /webhook\"".to_owned()
         ])
     );

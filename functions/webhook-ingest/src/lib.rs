@@ -2,13 +2,14 @@
 //! [`wacapi_shared::ingest::Ingest`].
 //!
 //! `GET /webhook` answers Meta's subscription handshake; `POST /webhook` verifies, splits and
-//! enqueues. EMF metrics are written to stdout once per invocation.
+//! enqueues; `POST /events` takes business-reported conversions. EMF metrics are written to stdout once per invocation.
 
 use std::convert::Infallible;
 use std::io::Write;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+use wacapi_shared::business;
 use wacapi_shared::config::{IngestSettings, SECRET_FORCED_REFRESH_INTERVAL};
 use wacapi_shared::ingest::{Ingest, Reply};
 use wacapi_shared::metrics::Metrics;
@@ -30,6 +31,10 @@ pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
         "secretsmanager:GetSecretValue",
         "aws_secretsmanager_secret.webhook",
     ),
+    (
+        "secretsmanager:GetSecretValue",
+        "aws_secretsmanager_secret.events_keys",
+    ),
 ];
 
 /// The ingest as deployed: Secrets Manager and two SQS FIFO queues.
@@ -50,16 +55,32 @@ impl State<SecretsManagerSource, SqsQueue, SqsQueue> {
     /// Wires the deployed ingest from settings and one AWS configuration.
     pub fn from_aws(aws: &aws_config::SdkConfig, settings: &IngestSettings) -> Self {
         let sqs = aws_sdk_sqs::Client::new(aws);
-        let secrets = SecretsManagerSource::new(
-            aws_sdk_secretsmanager::Client::new(aws),
-            &settings.webhook_secret_arn,
-        );
-        Self {
-            ingest: Ingest::new(
-                CachedSecret::new(secrets, settings.secret_ttl, SECRET_FORCED_REFRESH_INTERVAL),
-                SqsQueue::new(sqs.clone(), &settings.signal_queue_url),
-                SqsQueue::new(sqs, &settings.dead_letter_queue_url),
+        let secrets_client = aws_sdk_secretsmanager::Client::new(aws);
+        fn cache<T: serde::de::DeserializeOwned + Send + Sync>(
+            client: &aws_sdk_secretsmanager::Client,
+            arn: &str,
+            ttl: std::time::Duration,
+        ) -> CachedSecret<T, SecretsManagerSource> {
+            CachedSecret::new(
+                SecretsManagerSource::new(client.clone(), arn),
+                ttl,
+                SECRET_FORCED_REFRESH_INTERVAL,
+            )
+        }
+        let mut ingest = Ingest::new(
+            cache(
+                &secrets_client,
+                &settings.webhook_secret_arn,
+                settings.secret_ttl,
             ),
+            SqsQueue::new(sqs.clone(), &settings.signal_queue_url),
+            SqsQueue::new(sqs, &settings.dead_letter_queue_url),
+        );
+        if let Some(arn) = &settings.events_secret_arn {
+            ingest = ingest.with_event_keys(cache(&secrets_client, arn, settings.secret_ttl));
+        }
+        Self {
+            ingest,
             metrics_namespace: settings.metrics_namespace.clone(),
             emit_metrics: true,
         }
@@ -86,15 +107,29 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
     request: &Request,
     metrics: &mut Metrics,
 ) -> Reply {
-    if !request
-        .raw_http_path()
-        .trim_end_matches('/')
-        .ends_with("/webhook")
-    {
-        return Reply {
-            status: 404,
-            body: "not found".into(),
-        };
+    let path = request.raw_http_path().trim_end_matches('/');
+    if path.ends_with("/events") {
+        if request.method() != Method::POST {
+            return Reply::new(405, "method not allowed");
+        }
+        let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        return state
+            .ingest
+            .receive_events(
+                header(business::TIMESTAMP_HEADER),
+                header(business::SIGNATURE_HEADER),
+                request.body().as_ref(),
+                now,
+                metrics,
+            )
+            .await;
+    }
+    if !path.ends_with("/webhook") {
+        return Reply::new(404, "not found");
     }
     match *request.method() {
         Method::GET => state.ingest.handshake(request.uri().query(), metrics).await,
@@ -108,20 +143,18 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
                 .receive(signature, request.body().as_ref(), metrics)
                 .await
         }
-        _ => Reply {
-            status: 405,
-            body: "method not allowed".into(),
-        },
+        _ => Reply::new(405, "method not allowed"),
     }
 }
 
 fn into_response(reply: Reply) -> Response<Body> {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = reply.content_type;
     let mut response = Response::new(Body::Text(reply.body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        header::HeaderValue::from_static(content_type),
     );
     response
 }

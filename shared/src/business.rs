@@ -1,0 +1,483 @@
+//! Business-reported conversions (`POST /events`): a CRM moves a lead to "qualified", a shop
+//! ships an order, a chatbot flow reaches its goal. Each item is validated, its user data
+//! normalised and hashed here at the edge, and it becomes a [`Signal`] that the dispatcher
+//! attributes to the user's ad click like any message.
+//!
+//! Authentication: `X-Wacapi-Timestamp: <unix seconds>` and
+//! `X-Wacapi-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>.<raw body>")>`, with any of the
+//! active keys (several may be active while one is rotated), and a timestamp at most
+//! [`MAX_CLOCK_SKEW_SECONDS`] away from now so a captured request cannot be replayed later.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::capi::{Content, CustomData, EventName, MAX_EVENT_AGE_SECONDS};
+use crate::hashing::{UserDataKey, hash, normalize_phone, sha256_hex};
+use crate::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
+use crate::rules::is_currency_code;
+use crate::signal::{SIGNAL_VERSION, Signal, SignalEvent, UserRef};
+
+/// The timestamp header.
+pub const TIMESTAMP_HEADER: &str = "x-wacapi-timestamp";
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-wacapi-signature";
+/// Requests whose timestamp is further than this from now are refused (replay protection).
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+/// At most this many events per request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 100;
+/// Events may be stamped this far in the future (clock skew) and are clamped to now.
+const FUTURE_TOLERANCE_SECONDS: i64 = 60;
+
+/// The events secret document: `{"keys": ["<key>", "<next key>"]}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventKeys {
+    /// Every active signing key.
+    pub keys: Vec<SecretString>,
+}
+
+/// Why a request's signature was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventAuthError {
+    /// No timestamp or signature header.
+    #[error("the X-Wacapi-Timestamp and X-Wacapi-Signature headers are required")]
+    Missing,
+    /// Not `v1=<64 hex>`, or a timestamp that is not unix seconds.
+    #[error("the X-Wacapi-Signature or X-Wacapi-Timestamp header is malformed")]
+    Malformed,
+    /// The timestamp is too far from now.
+    #[error("the request timestamp is more than 300 s away from now")]
+    Stale,
+    /// No active key produced this signature.
+    #[error("the signature does not match any active key")]
+    Mismatch,
+}
+
+impl EventAuthError {
+    /// A metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Stale => "stale",
+            Self::Mismatch => "mismatch",
+        }
+    }
+}
+
+fn mac(key: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The `X-Wacapi-Signature` value for `body` at `timestamp` with `key`.
+pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "v1={}",
+        hex::encode(
+            mac(key, &timestamp.to_string(), body)
+                .finalize()
+                .into_bytes()
+        )
+    )
+}
+
+/// Verifies the headers against the body with any of `keys`, in constant time per key.
+pub fn verify(
+    timestamp: Option<&[u8]>,
+    signature: Option<&[u8]>,
+    body: &[u8],
+    keys: &[SecretString],
+    now: i64,
+) -> Result<(), EventAuthError> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err(EventAuthError::Missing);
+    };
+    let timestamp = std::str::from_utf8(timestamp)
+        .map_err(|_| EventAuthError::Malformed)?
+        .trim();
+    let ts: i64 = timestamp.parse().map_err(|_| EventAuthError::Malformed)?;
+    let digest_hex = signature
+        .trim_ascii()
+        .strip_prefix(b"v1=")
+        .ok_or(EventAuthError::Malformed)?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(digest_hex, &mut digest).map_err(|_| EventAuthError::Malformed)?;
+    if (now - ts).abs() > MAX_CLOCK_SKEW_SECONDS {
+        return Err(EventAuthError::Stale);
+    }
+    let matched = keys.iter().fold(false, |found, key| {
+        let ok = mac(key.expose_secret().as_bytes(), timestamp, body)
+            .verify_slice(&digest)
+            .is_ok();
+        found | ok
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(EventAuthError::Mismatch)
+    }
+}
+
+/// The request body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsBody {
+    /// 1 to [`MAX_EVENTS_PER_REQUEST`] events.
+    pub events: Vec<Value>,
+}
+
+/// One reported conversion, as sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    event_name: String,
+    #[serde(default)]
+    event_time: Option<Value>,
+    idempotency_key: String,
+    user: RawUser,
+    #[serde(default)]
+    waba_id: Option<String>,
+    #[serde(default)]
+    custom_data: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    user_data: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    bsuid: Option<String>,
+}
+
+/// One item's problem, by index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    /// The item's position in `events`.
+    pub index: usize,
+    /// What is wrong (never the offending personal data).
+    pub reason: String,
+}
+
+/// Why a request was refused as a whole or item by item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventsError {
+    /// The body is not `{"events": [...]}`.
+    #[error("the body must be {{\"events\": [...]}}: {0}")]
+    Body(String),
+    /// Too few or too many events.
+    #[error("a request carries 1 to {MAX_EVENTS_PER_REQUEST} events, not {0}")]
+    Count(usize),
+    /// Some items are invalid; none was queued.
+    #[error("{} invalid event(s); none was queued", .0.len())]
+    Items(Vec<ItemError>),
+}
+
+/// Validates a request body into signals (all or nothing), hashing user data here.
+pub fn parse(body: &[u8], now: i64) -> Result<Vec<Signal>, EventsError> {
+    let body: EventsBody = serde_json::from_slice(body)
+        .map_err(|e| EventsError::Body(crate::redact::safe_json_error(&e)))?;
+    if body.events.is_empty() || body.events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(EventsError::Count(body.events.len()));
+    }
+    let mut signals = Vec::with_capacity(body.events.len());
+    let mut errors = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for (index, value) in body.events.into_iter().enumerate() {
+        match event_signal(value, now) {
+            Ok(signal) => {
+                let key = match &signal.event {
+                    SignalEvent::Business {
+                        idempotency_key, ..
+                    } => idempotency_key.clone(),
+                    _ => String::new(),
+                };
+                if !keys.insert(key) {
+                    errors.push(ItemError {
+                        index,
+                        reason: "idempotency_key repeats an earlier item of this request".into(),
+                    });
+                } else {
+                    signals.push(signal);
+                }
+            }
+            Err(reason) => errors.push(ItemError { index, reason }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(signals)
+    } else {
+        Err(EventsError::Items(errors))
+    }
+}
+
+fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
+    let raw: RawEvent =
+        serde_json::from_value(value).map_err(|e| format!("not an event: {}", field_error(&e)))?;
+    let event_name: EventName = raw
+        .event_name
+        .parse()
+        .map_err(|e| format!("event_name {e}"))?;
+    let key = raw.idempotency_key.trim();
+    if key.is_empty() || key.len() > 256 {
+        return Err("idempotency_key must be 1 to 256 characters".into());
+    }
+    let event_time = match &raw.event_time {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) => n.as_i64().ok_or("event_time must be whole unix seconds")?,
+        Some(_) => return Err("event_time must be a number of unix seconds".into()),
+    };
+    if event_time > 100_000_000_000 {
+        return Err("event_time looks like milliseconds: send unix seconds".into());
+    }
+    if event_time > now + FUTURE_TOLERANCE_SECONDS {
+        return Err("event_time is in the future".into());
+    }
+    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+        return Err("event_time is older than 7 days: Meta refuses it".into());
+    }
+    let user = user_ref(&raw.user)?;
+    let custom_data = match raw.custom_data {
+        Some(map) => Some(custom_data(map)?),
+        None => None,
+    };
+    if event_name == EventName::Purchase
+        && custom_data
+            .as_ref()
+            .is_none_or(|c| c.value.is_none() || c.currency.is_none())
+    {
+        return Err("Purchase needs custom_data.value and custom_data.currency".into());
+    }
+    let mut hashed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in raw.user_data.unwrap_or_default() {
+        let key: UserDataKey = name.parse().map_err(|_| {
+            format!("user_data.{name} is not one of em, ph, fn, ln, ct, st, zp, country, db, ge, external_id")
+        })?;
+        let values = match value {
+            Value::String(s) => vec![s],
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s),
+                    _ => Err(format!(
+                        "user_data.{name} must be a string or a list of strings"
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(format!(
+                    "user_data.{name} must be a string or a list of strings"
+                ));
+            }
+        };
+        for v in values {
+            let h = hash(key, &v).map_err(|e| format!("user_data.{e}"))?;
+            let list = hashed.entry(key.as_str().to_owned()).or_default();
+            if !list.contains(&h) {
+                list.push(h);
+            }
+        }
+    }
+    Ok(Signal {
+        v: SIGNAL_VERSION,
+        id: format!("business:{key}"),
+        waba_id: raw.waba_id.map(|w| w.trim().to_owned()).unwrap_or_default(),
+        phone_number_id: None,
+        timestamp: event_time.min(now),
+        user,
+        referral: None,
+        event: SignalEvent::Business {
+            event_name,
+            idempotency_key: key.to_owned(),
+            custom_data,
+            user_data: hashed,
+        },
+    })
+}
+
+fn user_ref(user: &RawUser) -> Result<UserRef, String> {
+    let phone = user.wa_id.as_deref().or(user.phone.as_deref());
+    let ph = match phone {
+        Some(p) => Some(
+            normalize_phone(p)
+                .map(|digits| sha256_hex(digits.as_bytes()))
+                .ok_or("user phone needs 7 to 15 digits including the country code")?,
+        ),
+        None => None,
+    };
+    let bsuid = user
+        .bsuid
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned);
+    if ph.is_none() && bsuid.is_none() {
+        return Err("user needs wa_id, phone or bsuid".into());
+    }
+    Ok(UserRef {
+        bsuid,
+        parent_bsuid: None,
+        ph,
+    })
+}
+
+fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, String> {
+    let mut data = CustomData::default();
+    if let Some(v) = map.remove("value") {
+        let value = v
+            .as_f64()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or("custom_data.value must be a non-negative number")?;
+        data.value = Some(crate::capi::round_money(value));
+    }
+    if let Some(v) = map.remove("currency") {
+        let currency = v
+            .as_str()
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| is_currency_code(c))
+            .ok_or("custom_data.currency must be an ISO 4217 code such as \"USD\"")?;
+        data.currency = Some(currency);
+    }
+    if let Some(v) = map.remove("num_items") {
+        data.num_items = Some(
+            v.as_u64()
+                .ok_or("custom_data.num_items must be a whole number")?,
+        );
+    }
+    if let Some(v) = map.remove("content_type") {
+        let t = v.as_str().unwrap_or_default();
+        if t != "product" && t != "product_group" {
+            return Err("custom_data.content_type must be product or product_group".into());
+        }
+        data.content_type = Some(t.to_owned());
+    }
+    if let Some(v) = map.remove("content_ids") {
+        let ids: Vec<String> = serde_json::from_value(v)
+            .map_err(|_| "custom_data.content_ids must be a list of strings")?;
+        data.content_ids = Some(ids);
+    }
+    if let Some(v) = map.remove("contents") {
+        let contents: Vec<Content> = serde_json::from_value(v).map_err(|_| {
+            "custom_data.contents must be a list of {id, quantity, item_price}".to_owned()
+        })?;
+        data.contents = Some(contents);
+    }
+    if let Some(v) = map.remove("order_id") {
+        data.order_id = Some(match v {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => return Err("custom_data.order_id must be a string".into()),
+        });
+    }
+    data.extra = map.into_iter().collect();
+    Ok(data)
+}
+
+fn field_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("missing field") || text.starts_with("unknown field") {
+        text.split(" at line").next().unwrap_or_default().to_owned()
+    } else {
+        format!("{:?} error", e.classify())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_750_100_000;
+
+    fn keys() -> Vec<SecretString> {
+        vec![
+            SecretString::from("old-key".to_owned()),
+            SecretString::from("new-key".to_owned()),
+        ]
+    }
+
+    #[test]
+    fn signatures_verify_with_any_active_key_and_expire() {
+        let body = br#"{"events":[]}"#;
+        let sig = sign(b"new-key", NOW, body);
+        let ts = NOW.to_string();
+        assert_eq!(
+            verify(
+                Some(ts.as_bytes()),
+                Some(sig.as_bytes()),
+                body,
+                &keys(),
+                NOW + 10
+            ),
+            Ok(())
+        );
+        let old = sign(b"old-key", NOW, body);
+        assert_eq!(
+            verify(
+                Some(ts.as_bytes()),
+                Some(old.as_bytes()),
+                body,
+                &keys(),
+                NOW
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                Some(ts.as_bytes()),
+                Some(sig.as_bytes()),
+                body,
+                &keys(),
+                NOW + 301
+            ),
+            Err(EventAuthError::Stale)
+        );
+        assert_eq!(
+            verify(
+                Some(ts.as_bytes()),
+                Some(sign(b"x", NOW, body).as_bytes()),
+                body,
+                &keys(),
+                NOW
+            ),
+            Err(EventAuthError::Mismatch)
+        );
+        // The timestamp is signed: moving it breaks the signature.
+        let later = (NOW + 5).to_string();
+        assert_eq!(
+            verify(
+                Some(later.as_bytes()),
+                Some(sig.as_bytes()),
+                body,
+                &keys(),
+                NOW
+            ),
+            Err(EventAuthError::Mismatch)
+        );
+        assert_eq!(
+            verify(None, Some(b"v1=00"), body, &keys(), NOW),
+            Err(EventAuthError::Missing)
+        );
+        assert_eq!(
+            verify(Some(b"soon"), Some(sig.as_bytes()), body, &keys(), NOW),
+            Err(EventAuthError::Malformed)
+        );
+        assert_eq!(
+            verify(Some(ts.as_bytes()), Some(b"sha256=abc"), body, &keys(), NOW),
+            Err(EventAuthError::Malformed)
+        );
+    }
+}
