@@ -61,17 +61,24 @@ const DEMO_APP_SECRET: &str = "wacapi-local-app-secret";
 /// The local business events key (`serve` and `send-event` take yours).
 const DEMO_EVENTS_KEY: &str = "wacapi-local-events-key";
 
+/// The rules and the clock every pipeline command takes.
+#[derive(clap::Args)]
+struct PipelineArgs {
+    /// Configuration file (TOML); the built-in defaults when omitted.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
+    #[arg(long)]
+    now: Option<i64>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the whole local pipeline on webhook files: each is signed, posted to the ingest
     /// route over HTTP, queued, dispatched, and the Graph requests are printed.
     Demo {
-        /// Configuration file (TOML); the built-in defaults when omitted.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
-        #[arg(long)]
-        now: Option<i64>,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
         /// Webhook bodies, posted in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -80,12 +87,8 @@ enum Command {
     },
     /// Serves the ingest routes on loopback and dispatches what arrives, until Ctrl-C.
     Serve {
-        /// Configuration file (TOML); the built-in defaults when omitted.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
-        #[arg(long)]
-        now: Option<i64>,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
         /// The loopback port.
         #[arg(long, default_value_t = 8080)]
         port: u16,
@@ -119,12 +122,8 @@ enum Command {
     },
     /// Replays webhook bodies through the whole pipeline and prints the Graph requests.
     Replay {
-        /// Configuration file (TOML); the built-in defaults when omitted.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
-        #[arg(long)]
-        now: Option<i64>,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
         /// Webhook bodies, processed in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -155,36 +154,41 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo {
-            config,
-            now,
+            pipeline,
             files,
             graph,
-        } => demo(config.as_deref(), now, &files, graph.mode()),
+        } => demo(
+            pipeline.config.as_deref(),
+            pipeline.now,
+            &files,
+            graph.mode(),
+        ),
         Command::SendEvent { url, key, file } => send_event(&url, &key, &file),
         Command::Serve {
-            config,
-            now,
+            pipeline,
             port,
             app_secret,
             verify_token,
             events_key,
             graph,
         } => serve(local::LocalOptions {
-            config: match replay::load_config(config.as_deref()) {
+            config: match replay::load_config(pipeline.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "wacapi: {e}");
                     return ExitCode::FAILURE;
                 }
             },
-            now,
+            now: pipeline.now,
             port,
             app_secret,
             verify_token,
             events_key,
             graph: graph.mode(),
         }),
-        Command::Replay { config, now, files } => replay::run(config.as_deref(), now, &files),
+        Command::Replay { pipeline, files } => {
+            replay::run(pipeline.config.as_deref(), pipeline.now, &files)
+        }
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
         Command::CheckConfig { file } => check_config(&file),

@@ -140,6 +140,34 @@ pub struct Event {
     pub messaging_outcome_data: Option<MessagingOutcomeData>,
 }
 
+impl Event {
+    /// A WhatsApp business-messaging event: the fixed `action_source` and `messaging_channel`,
+    /// the WABA and click sent raw, hashed keys as given; no custom data yet.
+    pub fn whatsapp(
+        event_name: EventName,
+        event_time: i64,
+        event_id: String,
+        waba_id: &str,
+        ctwa_clid: &str,
+        hashed: BTreeMap<String, Vec<String>>,
+    ) -> Self {
+        Self {
+            event_name,
+            event_time,
+            event_id,
+            action_source: "business_messaging".to_owned(),
+            messaging_channel: "whatsapp".to_owned(),
+            user_data: UserData {
+                whatsapp_business_account_id: waba_id.to_owned(),
+                ctwa_clid: ctwa_clid.to_owned(),
+                hashed,
+            },
+            custom_data: None,
+            messaging_outcome_data: None,
+        }
+    }
+}
+
 /// `user_data` of a WhatsApp event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserData {

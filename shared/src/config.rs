@@ -126,9 +126,7 @@ impl DispatchEnv {
                 .unwrap_or_else(|| crate::graph::DEFAULT_BASE_URL.to_owned()),
             graph_timeout,
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
-            metrics_namespace: lookup(env::METRICS_NAMESPACE)
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+            metrics_namespace: namespace(&lookup),
         })
     }
 
@@ -162,9 +160,7 @@ impl IngestSettings {
             webhook_secret_arn: required(&lookup, env::WEBHOOK_SECRET_ARN)?,
             events_secret_arn: lookup(env::EVENTS_SECRET_ARN).filter(|v| !v.trim().is_empty()),
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
-            metrics_namespace: lookup(env::METRICS_NAMESPACE)
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+            metrics_namespace: namespace(&lookup),
         })
     }
 
@@ -172,6 +168,12 @@ impl IngestSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
+}
+
+fn namespace(lookup: &impl Fn(&str) -> Option<String>) -> String {
+    lookup(env::METRICS_NAMESPACE)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
 }
 
 pub(crate) fn required(

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::capi::{
-    Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, UserData,
-    round_money,
+    Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, round_money,
 };
 use crate::clicks::Click;
 use crate::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
@@ -194,37 +193,31 @@ fn map_rule(
             None => format!("order-message:{}", signal.id),
         },
     };
-    let event_id = sha256_hex(
-        format!(
-            "{}\u{1f}{}\u{1f}{scope_key}",
-            account.dataset_id,
-            event_name.as_str()
-        )
-        .as_bytes(),
+    let mut event = Event::whatsapp(
+        event_name,
+        event_time,
+        event_id(&account.dataset_id, event_name, &scope_key),
+        &signal.waba_id,
+        &click.ctwa_clid,
+        hashed,
     );
-    let messaging_outcome_data =
+    event.custom_data = custom_data;
+    event.messaging_outcome_data =
         matches!(signal.event, SignalEvent::AutomaticEvent { .. }).then(|| MessagingOutcomeData {
             outcome_type: "automatic_events".to_owned(),
         });
     Outcome::Event(Box::new(MappedEvent {
         rule: rule.name.clone(),
         account: account.clone(),
-        event: Event {
-            event_name,
-            event_time,
-            event_id,
-            action_source: "business_messaging".to_owned(),
-            messaging_channel: "whatsapp".to_owned(),
-            user_data: UserData {
-                whatsapp_business_account_id: signal.waba_id.clone(),
-                ctwa_clid: click.ctwa_clid.clone(),
-                hashed,
-            },
-            custom_data,
-            messaging_outcome_data,
-        },
+        event,
         dropped_user_data,
     }))
+}
+
+/// The deterministic event id: the same conversion (dataset, event name and dedup scope key)
+/// always gets the same id, so re-deliveries and re-runs collapse in the ledger.
+pub fn event_id(dataset_id: &str, event_name: EventName, scope_key: &str) -> String {
+    sha256_hex(format!("{dataset_id}\u{1f}{}\u{1f}{scope_key}", event_name.as_str()).as_bytes())
 }
 
 /// The name business events carry in outcomes (they follow no rule).
@@ -269,31 +262,23 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
             list.insert(0, ph.clone());
         }
     }
-    let event_id = sha256_hex(
-        format!(
-            "{}\u{1f}{}\u{1f}idempotency:{idempotency_key}",
-            account.dataset_id,
-            event_name.as_str()
-        )
-        .as_bytes(),
+    let mut event = Event::whatsapp(
+        *event_name,
+        event_time,
+        event_id(
+            &account.dataset_id,
+            *event_name,
+            &format!("idempotency:{idempotency_key}"),
+        ),
+        &signal.waba_id,
+        &click.ctwa_clid,
+        hashed,
     );
+    event.custom_data = custom_data.clone().filter(|c| !c.is_empty());
     Outcome::Event(Box::new(MappedEvent {
         rule: BUSINESS_RULE.to_owned(),
         account: account.clone(),
-        event: Event {
-            event_name: *event_name,
-            event_time,
-            event_id,
-            action_source: "business_messaging".to_owned(),
-            messaging_channel: "whatsapp".to_owned(),
-            user_data: UserData {
-                whatsapp_business_account_id: signal.waba_id.clone(),
-                ctwa_clid: click.ctwa_clid.clone(),
-                hashed,
-            },
-            custom_data: custom_data.clone().filter(|c| !c.is_empty()),
-            messaging_outcome_data: None,
-        },
+        event,
         dropped_user_data: Vec::new(),
     }))
 }

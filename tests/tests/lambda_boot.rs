@@ -236,6 +236,7 @@ async fn release_binaries_boot_with_the_terraform_environment_and_deliver() {
             "WACAPI_WEBHOOK_SECRET_ARN",
             stack.webhook_secret_arn.clone(),
         ),
+        ("WACAPI_EVENTS_SECRET_ARN", stack.events_secret_arn.clone()),
         ("WACAPI_SECRET_TTL_SECONDS", "300".into()),
         ("WACAPI_METRICS_NAMESPACE", "wacapi".into()),
         ("WACAPI_TABLE_NAME", stack.table.clone()),
