@@ -189,6 +189,10 @@ async fn every_validation_error_names_the_item_and_nothing_is_queued() {
             "custom_data.currency must be an ISO 4217 code",
         ),
         (
+            with(json!({"custom_data": {"value": 1, "currency": "ABC"}})),
+            "custom_data.currency must be an ISO 4217 code",
+        ),
+        (
             with(json!({"event_time": (now * 1000)})),
             "event_time looks like milliseconds",
         ),
