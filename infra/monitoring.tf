@@ -4,6 +4,34 @@
 locals {
   ingest_dims   = { Service = "webhook-ingest" }
   dispatch_dims = { Service = "capi-dispatch" }
+
+  # Alarms on the functions' own EMF metrics: sum over 5 minutes above a threshold.
+  wacapi_alarms = {
+    signature-failures = {
+      service     = "webhook-ingest"
+      metric      = "SignatureFailures"
+      threshold   = 5
+      description = "Webhooks with a missing or wrong X-Hub-Signature-256: a rotated app secret not yet stored, or someone probing the endpoint."
+    }
+    business-auth-failures = {
+      service     = "webhook-ingest"
+      metric      = "BusinessAuthFailures"
+      threshold   = 5
+      description = "POST /events requests with a missing, stale or wrong X-Wacapi-Signature: a caller with an old key, a skewed clock, or someone probing."
+    }
+    graph-auth-errors = {
+      service     = "capi-dispatch"
+      metric      = "GraphAuthErrors"
+      threshold   = 0
+      description = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
+    }
+    ledger-write-failures = {
+      service     = "capi-dispatch"
+      metric      = "LedgerWriteFailures"
+      threshold   = 0
+      description = "Events reached Meta but their sent marks were not written: a redelivery could send them twice."
+    }
+  }
 }
 
 resource "aws_sns_topic" "alarms" {
@@ -100,64 +128,17 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
-resource "aws_cloudwatch_metric_alarm" "signature_failures" {
-  alarm_name          = "${var.name}-signature-failures"
-  alarm_description   = "Webhooks with a missing or wrong X-Hub-Signature-256: a rotated app secret not yet stored, or someone probing the endpoint."
+resource "aws_cloudwatch_metric_alarm" "wacapi" {
+  for_each            = local.wacapi_alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = var.metrics_namespace
-  metric_name         = "SignatureFailures"
-  dimensions          = local.ingest_dims
+  metric_name         = each.value.metric
+  dimensions          = { Service = each.value.service }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
-  threshold           = 5
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "business_auth_failures" {
-  alarm_name          = "${var.name}-business-auth-failures"
-  alarm_description   = "POST /events requests with a missing, stale or wrong X-Wacapi-Signature: a caller with an old key, a skewed clock, or someone probing."
-  namespace           = var.metrics_namespace
-  metric_name         = "BusinessAuthFailures"
-  dimensions          = local.ingest_dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 5
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "graph_auth_errors" {
-  alarm_name          = "${var.name}-graph-auth-errors"
-  alarm_description   = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
-  namespace           = var.metrics_namespace
-  metric_name         = "GraphAuthErrors"
-  dimensions          = local.dispatch_dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "ledger_write_failures" {
-  alarm_name          = "${var.name}-ledger-write-failures"
-  alarm_description   = "Events reached Meta but their sent marks were not written: a redelivery could send them twice."
-  namespace           = var.metrics_namespace
-  metric_name         = "LedgerWriteFailures"
-  dimensions          = local.dispatch_dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]

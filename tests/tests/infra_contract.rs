@@ -481,6 +481,26 @@ fn metrics_used(body: &Body) -> Vec<(Option<String>, String)> {
             }
         }
     }
+    // Alarms defined as data: `locals { wacapi_alarms = { name = { service, metric, ... } } }`.
+    for locals in body.blocks().filter(|b| b.identifier() == "locals") {
+        if let Some(Expression::Object(alarms)) = attr(locals.body(), "wacapi_alarms") {
+            for alarm in alarms.values() {
+                if let Expression::Object(fields) = alarm {
+                    let field = |name: &str| {
+                        fields.iter().find_map(|(k, v)| match (k, v) {
+                            (ObjectKey::Identifier(i), Expression::String(s))
+                                if i.as_str() == name =>
+                            {
+                                Some(s.clone())
+                            }
+                            _ => None,
+                        })
+                    };
+                    out.push((field("service"), field("metric").unwrap_or_default()));
+                }
+            }
+        }
+    }
     for dashboard in blocks(body, "resource", "aws_cloudwatch_dashboard") {
         if let Some(e) = attr(dashboard.body(), "dashboard_body") {
             walk(e, &mut out);
@@ -527,8 +547,8 @@ fn alarms_and_dashboard_use_only_metrics_the_code_emits() {
     assert_eq!(v, ["DuplicateHits is not a metric capi-dispatch emits"]);
     let v = metric_violations(&mutated(
         "monitoring.tf",
-        r#"metric_name         = "GraphAuthErrors""#,
-        r#"metric_name         = "GraphTokenErrors""#,
+        r#"metric      = "GraphAuthErrors""#,
+        r#"metric      = "GraphTokenErrors""#,
     ));
     assert_eq!(v, ["GraphTokenErrors is not a metric capi-dispatch emits"]);
 }
