@@ -70,13 +70,7 @@ impl EventAuthError {
 }
 
 fn mac(key: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length.
-    #[allow(clippy::expect_used)]
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
+    crate::signature::hmac_sha256_parts(key, &[timestamp.as_bytes(), b".", body])
 }
 
 /// The `X-Wacapi-Signature` value for `body` at `timestamp` with `key`.

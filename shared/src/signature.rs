@@ -62,13 +62,20 @@ impl ClaimedSignature {
     }
 }
 
-fn hmac_sha256(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
+/// HMAC-SHA256 over the concatenation of `parts`, keyed with `secret`.
+pub(crate) fn hmac_sha256_parts(secret: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
     // HMAC accepts keys of any length (longer ones are hashed first), so `InvalidLength`
     // cannot occur for `Hmac<Sha256>`.
     #[allow(clippy::expect_used)]
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     mac
+}
+
+fn hmac_sha256(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
+    hmac_sha256_parts(secret, &[body])
 }
 
 /// The `X-Hub-Signature-256` value Meta would send for `body` signed with `secret`.
