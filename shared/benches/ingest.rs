@@ -27,31 +27,29 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A body of `n` text messages of `text_len` characters from distinct users.
+/// A body of `n` text messages of `text_len` characters from distinct users, one message per
+/// change (as Meta batches them) across 10 entries, each contact with phone and BSUID.
 fn bulk(n: usize, text_len: usize) -> Vec<u8> {
     let text = "x".repeat(text_len);
-    let changes: Vec<Value> = (0..10)
-        .map(|c| {
+    let entries: Vec<Value> = (0..10)
+        .map(|e| {
             let per = n / 10;
-            let contacts: Vec<Value> = (0..per)
-                .map(|i| json!({"profile": {"name": "User"}, "wa_id": format!("1555{:07}", c * per + i)}))
-                .collect();
-            let messages: Vec<Value> = (0..per)
+            let changes: Vec<Value> = (0..per)
                 .map(|i| {
-                    let k = c * per + i;
-                    json!({"from": format!("1555{k:07}"), "id": format!("wamid.bulk{k:06}"),
-                           "timestamp": (1_750_095_000 + k).to_string(), "type": "text",
-                           "text": {"body": text}})
+                    let k = e * per + i;
+                    let phone = format!("1555{k:07}");
+                    json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                        "contacts": [{"profile": {"name": "User"}, "wa_id": phone, "user_id": format!("US.{k:020}")}],
+                        "messages": [{"from": phone, "from_user_id": format!("US.{k:020}"),
+                            "id": format!("wamid.bulk{k:06}"), "timestamp": (1_750_095_000 + k).to_string(),
+                            "type": "text", "text": {"body": text}}]}})
                 })
                 .collect();
-            json!({"field": "messages", "value": {"messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1"},
-                "contacts": contacts, "messages": messages}})
+            json!({"id": "102290129340398", "changes": changes})
         })
         .collect();
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": changes}]}))
-    .unwrap()
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": entries})).unwrap()
 }
 
 fn verify_parse_split(header: &[u8], body: &[u8]) -> usize {
@@ -70,9 +68,17 @@ fn floor(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap()
 }
 
+/// Writes the inputs where the peer scripts (bench/peers) read them: the same bytes both sides.
+fn export_inputs(large: &[u8]) {
+    let dir = repo().join("target/bench-inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1000_messages_3mb.json"), large).unwrap();
+}
+
 fn ingest(c: &mut Criterion) {
     let small = std::fs::read(repo().join("examples/webhooks/01-text-from-ctwa-ad.json")).unwrap();
     let large = bulk(1000, 2900);
+    export_inputs(&large);
     let mut group = c.benchmark_group("ingest");
     for (name, body) in [("sample_2kb", &small), ("1000_messages_3mb", &large)] {
         let header = sign(SECRET, body);
