@@ -42,6 +42,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 pub enum GraphMode {
     /// Print each request; send nothing.
     DryRun,
+    /// Count requests and events; print and send nothing (load tests).
+    Count,
     /// Send to the Graph API at `base_url` with one token for every account.
     Live {
         /// The access token.
@@ -220,9 +222,10 @@ impl MessageSink for LocalDeadLetters {
     }
 }
 
-/// The dry-run Graph API: prints each request on stdout.
+/// The dry-run Graph API: prints each request on stdout (unless only counting).
 struct DryRun {
     counter: AtomicU64,
+    print: bool,
 }
 
 impl GraphSender for DryRun {
@@ -232,9 +235,11 @@ impl GraphSender for DryRun {
         account: &Account,
         request: &EventsRequest,
     ) -> Result<GraphSuccess, GraphError> {
-        let line = json!({"dataset_id": account.dataset_id, "body": request});
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        if self.print {
+            let line = json!({"dataset_id": account.dataset_id, "body": request});
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         Ok(GraphSuccess {
             events_received: Some(request.data.len() as u64),
@@ -307,8 +312,9 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
         Duration::from_secs(30),
     ));
     let graph = match options.graph {
-        GraphMode::DryRun => AnyGraph::DryRun(DryRun {
+        GraphMode::DryRun | GraphMode::Count => AnyGraph::DryRun(DryRun {
             counter: AtomicU64::new(0),
+            print: matches!(options.graph, GraphMode::DryRun),
         }),
         GraphMode::Live { token, base_url } => {
             // One token for every account: the default and each name the accounts use.

@@ -10,6 +10,7 @@
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
 //! - `wacapi check-config FILE`: validates a configuration and explains every error.
 
+mod load;
 mod local;
 mod replay;
 
@@ -128,6 +129,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load-tests the local pipeline: signed webhooks at each rate for a bounded time, checking
+    /// zero loss and zero duplicates; prints a markdown table.
+    LoadTest {
+        /// Target webhooks per second, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,4000")]
+        rates: Vec<u64>,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Prints the normalised value and its SHA-256, tab-separated.
     Hash {
         /// em, ph, fn, ln, ct, st, zp, country, db, ge or external_id.
@@ -189,6 +200,7 @@ fn main() -> ExitCode {
         Command::Replay { pipeline, files } => {
             replay::run(pipeline.config.as_deref(), pipeline.now, &files)
         }
+        Command::LoadTest { rates, seconds } => load::run(&rates, seconds),
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
         Command::CheckConfig { file } => check_config(&file),
@@ -202,7 +214,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

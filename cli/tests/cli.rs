@@ -401,3 +401,24 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
     assert!(signed.starts_with("HTTP/1.1 200"), "{signed}");
     assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
 }
+
+#[test]
+fn load_test_reports_zero_loss_and_zero_duplicates() {
+    let out = wacapi(&["load-test", "--rates", "100,200", "--seconds", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<Vec<String>> = stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split('|').map(|c| c.trim().to_owned()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        // | target | accepted/s | refused | lost | duplicated | p50 | p99 |
+        assert_eq!(
+            (&row[3][..], &row[4][..], &row[5][..]),
+            ("0", "0", "0"),
+            "{stdout}"
+        );
+    }
+}

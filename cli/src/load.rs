@@ -1,0 +1,145 @@
+//! `wacapi load-test`: the local pipeline under stepped load. Signed webhooks, each with a unique
+//! message id and ad click, are posted over loopback HTTP at each target rate for a bounded time;
+//! after each step the run checks that every accepted webhook produced exactly one event (zero
+//! loss, zero duplicates) and reports the accepted→sent latency.
+//!
+//! The generator and the pipeline share this process (and this machine's cores), so the rates
+//! are a lower bound of what the pipeline alone sustains.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use wacapi_shared::rules::Config;
+
+use crate::local::{self, GraphMode, LocalOptions};
+
+/// Every webhook carries an ad click, so this one rule yields one event per webhook.
+const LOAD_RULES: &str = r#"
+[[accounts]]
+waba_id = "*"
+dataset_id = "1"
+
+[[rules]]
+name = "chat-from-ad"
+event = "ViewContent"
+trigger = { kind = "ad_click" }
+dedup = "click"
+"#;
+
+const SECRET: &str = "load-test-app-secret";
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 128;
+
+fn body(n: u64, now: i64) -> Vec<u8> {
+    let phone = format!("1555{:07}", n % 10_000_000);
+    let value = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1"},
+            "contacts": [{"profile": {"name": "Load"}, "wa_id": phone}],
+            "messages": [{"from": phone, "id": format!("wamid.load{n:012}"), "timestamp": now.to_string(),
+                "type": "text", "text": {"body": "hi"},
+                "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("clid-{n}")}}]}}]}]});
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// Runs the steps and prints a markdown table.
+pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
+    let config = Config::from_toml(LOAD_RULES).map_err(|e| e.to_string())?;
+    crate::runtime()?.block_on(async move {
+        let pipeline = local::start(LocalOptions {
+            config,
+            now: None,
+            port: 0,
+            app_secret: SECRET.to_owned(),
+            verify_token: "load".to_owned(),
+            events_key: "load".to_owned(),
+            graph: GraphMode::Count,
+        })
+        .await?;
+        let url = format!("http://{}/webhook", pipeline.addr);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let stats = Arc::clone(&pipeline.stats);
+        let next = Arc::new(AtomicU64::new(0));
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "| target webhooks/s | accepted/s | refused | lost | duplicated | accepted→sent p50 | p99 |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for &rate in rates {
+            let total = rate * seconds;
+            let events_before = stats.events.load(Ordering::SeqCst) as u64;
+            let queued_before = stats.queued.load(Ordering::SeqCst) as u64;
+            let latencies_before = stats.latencies_us.lock().map(|l| l.len()).unwrap_or(0);
+            let accepted = Arc::new(AtomicU64::new(0));
+            let refused = Arc::new(AtomicU64::new(0));
+            let permits = Arc::new(Semaphore::new(CONCURRENCY));
+            let started = Instant::now();
+            let now = crate::replay::clock();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..total {
+                // Pace: request i is due at i / rate seconds after the start.
+                let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let permit = Arc::clone(&permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let body = body(n, now);
+                let signature = wacapi_shared::signature::sign(SECRET.as_bytes(), &body);
+                let (client, url) = (client.clone(), url.clone());
+                let (accepted, refused) = (Arc::clone(&accepted), Arc::clone(&refused));
+                tasks.spawn(async move {
+                    let ok = client
+                        .post(&url)
+                        .header(wacapi_shared::signature::SIGNATURE_HEADER, signature)
+                        .body(body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200);
+                    if ok { &accepted } else { &refused }.fetch_add(1, Ordering::SeqCst);
+                    drop(permit);
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            let elapsed = started.elapsed();
+            tokio::time::timeout(Duration::from_secs(60), stats.wait_idle())
+                .await
+                .map_err(|_| "the dispatcher did not drain within 60 s".to_owned())?;
+            let accepted = accepted.load(Ordering::SeqCst);
+            let queued = stats.queued.load(Ordering::SeqCst) as u64 - queued_before;
+            let events = stats.events.load(Ordering::SeqCst) as u64 - events_before;
+            let lost = accepted.saturating_sub(events);
+            let duplicated = events.saturating_sub(queued.min(accepted));
+            let mut step: Vec<u64> = stats
+                .latencies_us
+                .lock()
+                .map(|l| l[latencies_before..].to_vec())
+                .unwrap_or_default();
+            step.sort_unstable();
+            let q = |p: f64| {
+                step.get(((step.len().max(1) - 1) as f64 * p).round() as usize)
+                    .map_or("n/a".to_owned(), |us| format!("{:.2} ms", *us as f64 / 1000.0))
+            };
+            let _ = writeln!(
+                out,
+                "| {rate} | {:.0} | {} | {lost} | {duplicated} | {} | {} |",
+                accepted as f64 / elapsed.as_secs_f64(),
+                refused.load(Ordering::SeqCst),
+                q(0.5),
+                q(0.99)
+            );
+            let _ = out.flush();
+        }
+        Ok(())
+    })
+}
