@@ -73,9 +73,7 @@ def main():
     print("bench writes to `target/bench-inputs/`. pywa reads only `entry[0].changes[0]` of a webhook,")
     print("so on the batched body it verifies the signature and builds 1 message, silently dropping")
     print("999; the row above it gives pywa the same 1,000 messages as 1,000 separate webhooks.")
-    print("Rows without a peer have none that does the same work. Not in these tables yet: dispatch")
-    print("throughput against moto (`cargo bench -p wacapi-tests --bench dispatch_throughput`) and the")
-    print("Lambda footprint (init time and peak RSS are printed by the boot test).")
+    print("Rows without a peer have none that does the same work.")
 
 
 if __name__ == "__main__":
