@@ -89,18 +89,9 @@ def pywa_many(bodies):
 
 
 def pywa_ingest(body, expected=None):
-    from pywa import WhatsApp, handlers
+    from pywa import handlers
 
-    wa = WhatsApp(
-        phone_id="106540352242922",
-        token="bench-token",
-        server=None,
-        app_secret=SECRET.decode(),
-        verify_token="bench-verify",
-        validate_updates=True,
-        skip_duplicate_updates=False,
-        filter_updates=False,
-    )
+    wa = pywa_client()
     seen = []
     wa.add_handlers(handlers.MessageHandler(lambda _client, msg: seen.append(msg.id)))
     signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()

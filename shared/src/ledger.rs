@@ -77,14 +77,6 @@ impl MemoryLedger {
         Self::default()
     }
 
-    /// How many events are marked sent.
-    pub fn sent_count(&self) -> usize {
-        self.entries
-            .lock()
-            .map(|e| e.values().filter(|v| **v == Entry::Sent).count())
-            .unwrap_or(0)
-    }
-
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, StoreError> {
         self.entries
             .lock()

@@ -35,11 +35,6 @@ impl SqsQueue {
             queue_url: queue_url.into(),
         }
     }
-
-    /// The queue URL.
-    pub fn url(&self) -> &str {
-        &self.queue_url
-    }
 }
 
 impl MessageSink for SqsQueue {

@@ -18,7 +18,7 @@ use wacapi_shared::dispatch::RecordTally;
 use wacapi_shared::rules::Config;
 
 use crate::graph_mock::{MOCK_TOKEN, MockGraph};
-use crate::{aws_config, create_fifo_queue, moto_url, secret_document, signed_post, unique};
+use crate::{aws_config, create_fifo_queue, secret_document, signed_post, unique};
 
 /// The deployed ingest state type.
 pub type IngestState = webhook_ingest::State<
@@ -442,9 +442,4 @@ pub fn sqs_event(
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     LambdaEvent::new(event, context)
-}
-
-/// The moto endpoint, for tests that need to name it.
-pub fn endpoint() -> &'static str {
-    moto_url()
 }
