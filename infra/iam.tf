@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "dispatch" {
 
   statement {
     sid       = "ClicksAndLedger"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
 

@@ -20,16 +20,15 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use wacapi_shared::capi::EventsRequest;
-use wacapi_shared::clicks::MemoryClickStore;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::graph::{AccessTokens, GraphClient, GraphError, GraphSender, GraphSuccess};
 use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, Reply, attributes};
-use wacapi_shared::ledger::MemoryLedger;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::rules::{Account, Config};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
+use wacapi_shared::store::MemoryStore;
 
 /// Records per local dispatch batch: SQS FIFO hands over at most 10, but locally a larger batch
 /// means fewer Graph requests under load.
@@ -346,8 +345,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
     };
     let dispatcher = Dispatcher::new(
         options.config,
-        MemoryClickStore::new(),
-        MemoryLedger::new(),
+        MemoryStore::new(),
         graph,
         LocalDeadLetters { quarantined: None },
         DispatchSettings::default(),
@@ -416,7 +414,7 @@ fn into_response(reply: Reply) -> Response {
 }
 
 async fn dispatch_loop(
-    dispatcher: Dispatcher<MemoryClickStore, MemoryLedger, AnyGraph, LocalDeadLetters>,
+    dispatcher: Dispatcher<MemoryStore, AnyGraph, LocalDeadLetters>,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     requeue: mpsc::UnboundedSender<Queued>,
     stats: Arc<Stats>,

@@ -1,43 +1,46 @@
 //! The dispatcher, independent of its edge: a batch of queue records in, the records to retry
 //! out. The Lambda (`functions/capi-dispatch`) and `wacapi serve` both run it.
 //!
-//! Per batch:
+//! Per batch, in four store and Graph round trips however many records it holds:
 //! 1. Each record is decoded (a signal; or a quarantined webhook body or item redriven from the
-//!    dead-letter queue), its clicks recorded, mapped, and each resulting event *claimed* in the
-//!    ledger. Message groups run concurrently; inside a group, records run in order and the
-//!    first failure stops the group (FIFO order).
-//! 2. Claimed events are grouped per destination into requests of at most 1,000.
-//! 3. Requests go out with retries chosen by Meta's error code: transient and throttling errors
-//!    back off with jitter inside the invocation's remaining time; code 100 splits the request
-//!    to isolate the invalid events, delivers the rest, and dead-letters each invalid event's
-//!    record with Meta's code, subcode and message; token and permission errors keep the records
-//!    (reported failed, so SQS retries and finally dead-letters them) and raise an alarm metric.
-//! 4. Accepted events are marked sent; failed ones are released for the retry.
+//!    dead-letter queue). Every click the batch will look up is read in one call.
+//! 2. Records are attributed and mapped in order against that view (clicks recorded by earlier
+//!    records of the batch are seen by later ones); a record behind a failed one of its FIFO
+//!    group is held back.
+//! 3. The clicks learned are written and every event is *claimed* in the ledger, in one
+//!    conditional call; an event already sent is a duplicate, one leased elsewhere fails its
+//!    record for a later retry.
+//! 4. Claimed events are grouped per destination into requests of at most 1,000 and sent with
+//!    retries chosen by Meta's error code: transient and throttling errors back off with jitter
+//!    inside the invocation's remaining time; code 100 splits the request to isolate the invalid
+//!    events, delivers the rest, and dead-letters each invalid event's record with Meta's code,
+//!    subcode and message; token and permission errors keep the records (reported failed, so SQS
+//!    retries and finally dead-letters them) and raise an alarm metric.
+//! 5. Accepted events are marked sent in one call; failed ones are released for the retry.
 //!
 //! Every record ends as exactly one of: sent, duplicate (already sent), skipped (with reasons),
 //! dead-lettered (with a reason), or failed (redelivered by SQS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::future::join_all;
 
 use crate::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
-use crate::clicks::ClickStore;
 use crate::graph::{ErrorClass, GraphError, GraphSender};
 use crate::hashing::sha256_hex;
 use crate::ingest::attributes;
-use crate::ledger::{Claim, Ledger, SentMark};
+use crate::ledger::{Claim, ClaimRequest, SentMark};
 use crate::mapping::{MappedEvent, Outcome, SkipReason};
 use crate::metrics::{Metrics, Unit};
-use crate::pipeline::Processor;
+use crate::pipeline::{Processor, click_lookups};
 use crate::queue::{MessageSink, OutboundMessage};
 use crate::redact::safe_json_error;
 use crate::rules::{Account, Config};
 use crate::signal::{SIGNAL_VERSION, Signal, signal_from_item, split};
+use crate::store::{BatchClicks, DispatchStore};
 
 /// Metric names of the dispatcher (the contract with `infra/`).
 pub mod metric_names {
@@ -178,20 +181,24 @@ pub struct DispatchReport {
 
 /// The dispatcher's ports and configuration.
 #[derive(Debug)]
-pub struct Dispatcher<C, L, G, D> {
+pub struct Dispatcher<S, G, D> {
     config: Config,
-    clicks: C,
-    ledger: L,
+    store: S,
     graph: G,
     dead_letters: D,
     settings: DispatchSettings,
 }
+
+/// Why a record behind a failed one of its FIFO group is failed too.
+const BLOCKED: &str = "an earlier record of its group failed";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Open,
     Skipped,
     Duplicate,
+    /// Bound for the dead-letter queue (moved at the end of the batch).
+    ToDeadLetter,
     DeadLettered,
     Failed(String),
 }
@@ -199,10 +206,16 @@ enum State {
 #[derive(Debug)]
 struct RecordResult {
     state: State,
+    /// Events mapped from the record, not yet claimed.
+    mapped: Vec<MappedEvent>,
+    /// Events this invocation claimed and may send.
     claimed: Vec<MappedEvent>,
     skips: Vec<SkipReason>,
     dedup_hits: usize,
+    /// Records of this batch whose copy of one of this record's events is the one sent.
+    shadows: Vec<usize>,
     dropped_user_data: usize,
+    letter: Option<DeadLetter>,
     dlq_reason: Option<&'static str>,
 }
 
@@ -210,10 +223,13 @@ impl RecordResult {
     fn new() -> Self {
         Self {
             state: State::Open,
+            mapped: Vec::new(),
             claimed: Vec::new(),
             skips: Vec::new(),
             dedup_hits: 0,
+            shadows: Vec::new(),
             dropped_user_data: 0,
+            letter: None,
             dlq_reason: None,
         }
     }
@@ -222,6 +238,31 @@ impl RecordResult {
         Self {
             state: State::Failed(why.into()),
             ..Self::new()
+        }
+    }
+
+    fn dead_letter(letter: DeadLetter) -> Self {
+        Self {
+            state: State::ToDeadLetter,
+            letter: Some(letter),
+            ..Self::new()
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed(_))
+    }
+
+    /// Open, duplicate or skipped, from what the record holds.
+    fn settle(&mut self) {
+        if matches!(self.state, State::Open | State::Duplicate | State::Skipped) {
+            self.state = if !self.claimed.is_empty() || !self.mapped.is_empty() {
+                State::Open
+            } else if self.dedup_hits > 0 {
+                State::Duplicate
+            } else {
+                State::Skipped
+            };
         }
     }
 }
@@ -242,26 +283,56 @@ struct SendLog {
 }
 
 /// A dead-letter move: reason, detail, and extra attributes.
+#[derive(Debug)]
 struct DeadLetter {
     reason: &'static str,
     detail: String,
     extra: Vec<(&'static str, String)>,
 }
 
-impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, G, D> {
+/// FIFO: a failed record fails the later records of its group.
+fn hold_back_groups(groups: &[&str], results: &mut [RecordResult]) {
+    let mut failed = HashSet::new();
+    for (i, result) in results.iter_mut().enumerate() {
+        if failed.contains(groups[i]) {
+            if !result.is_failed() {
+                result.state = State::Failed(BLOCKED.into());
+            }
+        } else if result.is_failed() {
+            failed.insert(groups[i]);
+        }
+    }
+}
+
+/// A record whose event was sent through another record's copy fails when that copy's record
+/// fails, so its redelivery sends the event (or finds it sent).
+fn fail_shadows(results: &mut [RecordResult]) {
+    loop {
+        let failed: Vec<usize> = (0..results.len())
+            .filter(|&i| !results[i].is_failed())
+            .filter(|&i| results[i].shadows.iter().any(|&o| results[o].is_failed()))
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        for i in failed {
+            results[i].state = State::Failed("the batch's first copy of its event failed".into());
+        }
+    }
+}
+
+impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
     /// Wires the dispatcher.
     pub fn new(
         config: Config,
-        clicks: C,
-        ledger: L,
+        store: S,
         graph: G,
         dead_letters: D,
         settings: DispatchSettings,
     ) -> Self {
         Self {
             config,
-            clicks,
-            ledger,
+            store,
             graph,
             dead_letters,
             settings,
@@ -271,6 +342,11 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     /// Dispatches one batch. `now` is unix seconds; `deadline` is when the invocation ends.
@@ -284,48 +360,127 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
         metrics.count(m::RECORDS_RECEIVED, records.len() as u64);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let lease_until = now + (remaining + self.settings.lease_margin).as_secs() as i64;
-        let processor = Processor::new(&self.config, &self.clicks);
-        let in_batch = Mutex::new(HashSet::new());
-
-        // 1. Decode, attribute, map and claim: groups concurrently, records in order inside one.
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            let group = r.group_id.clone().unwrap_or_else(|| r.message_id.clone());
-            match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((group, vec![i])),
-            }
-        }
-        let per_group = join_all(groups.iter().map(|(_, members)| {
-            let processor = &processor;
-            let in_batch = &in_batch;
-            async move {
-                let mut out = Vec::with_capacity(members.len());
-                let mut blocked = false;
-                for &i in members {
-                    let result = if blocked {
-                        RecordResult::failed("an earlier record of its group failed")
-                    } else {
-                        self.process_record(&records[i], processor, now, lease_until, in_batch)
-                            .await
-                    };
-                    blocked |= matches!(result.state, State::Failed(_));
-                    out.push((i, result));
-                }
-                out
-            }
-        }))
-        .await;
-        let mut results: Vec<Option<RecordResult>> = (0..records.len()).map(|_| None).collect();
-        for (i, result) in per_group.into_iter().flatten() {
-            results[i] = Some(result);
-        }
-        let mut results: Vec<RecordResult> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| RecordResult::failed("not processed")))
+        let groups: Vec<&str> = records
+            .iter()
+            .map(|r| r.group_id.as_deref().unwrap_or(&r.message_id))
             .collect();
 
-        // 2. Requests per destination, at most 1,000 events each.
+        // 1. Decode, then read every click the batch will look up in one call.
+        let decoded: Vec<Result<Vec<Signal>, DeadLetter>> = records.iter().map(decode).collect();
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        for signal in decoded.iter().flatten().flatten() {
+            for key in click_lookups(&self.config, signal) {
+                if seen.insert(key.clone()) {
+                    keys.push(key);
+                }
+            }
+        }
+        let read = if keys.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.store.clicks(&keys).await
+        };
+        if let Err(err) = &read {
+            tracing::warn!(error = %err, keys = keys.len(), "click read failed; records that need a click will be retried");
+        }
+        let clicks = BatchClicks::new(&self.store, &keys, read);
+
+        // 2. Attribute and map, records in order; a record behind a failed one of its group is
+        //    held back for redelivery.
+        let processor = Processor::new(&self.config, &clicks);
+        let mut first_copy: HashMap<String, usize> = HashMap::new();
+        let mut failed_groups: HashSet<&str> = HashSet::new();
+        let mut results: Vec<RecordResult> = Vec::with_capacity(records.len());
+        for (i, decoded) in decoded.into_iter().enumerate() {
+            let result = if failed_groups.contains(groups[i]) {
+                RecordResult::failed(BLOCKED)
+            } else {
+                match decoded {
+                    Err(letter) => RecordResult::dead_letter(letter),
+                    Ok(signals) => {
+                        self.map_record(i, &signals, &processor, now, &mut first_copy)
+                            .await
+                    }
+                }
+            };
+            if result.is_failed() {
+                failed_groups.insert(groups[i]);
+            }
+            results.push(result);
+        }
+        if clicks.misses() > 0 {
+            tracing::warn!(
+                misses = clicks.misses(),
+                "clicks read one by one: the batch read missed them"
+            );
+        }
+
+        // 3. Claim every event and write the clicks learned, in one call.
+        let writes = clicks.take_writes();
+        let claims: Vec<ClaimRequest> = results
+            .iter()
+            .flat_map(|r| r.mapped.iter())
+            .map(|m| ClaimRequest {
+                event_id: m.event.event_id.clone(),
+                lease_until,
+                expires_at: ledger_expiry(m.event.event_time),
+            })
+            .collect();
+        if !writes.is_empty() || !claims.is_empty() {
+            let committed = match self.store.commit(&writes, &claims, now).await {
+                Ok(answers) if answers.len() == claims.len() => Ok(answers),
+                Ok(answers) => Err(format!(
+                    "store answered {} claims for {}",
+                    answers.len(),
+                    claims.len()
+                )),
+                Err(err) => Err(err.to_string()),
+            };
+            match committed {
+                Ok(answers) => {
+                    let mut answers = answers.into_iter();
+                    for result in &mut results {
+                        let mut leased = false;
+                        for mapped in std::mem::take(&mut result.mapped) {
+                            match answers.next() {
+                                Some(Claim::Claimed) => result.claimed.push(mapped),
+                                Some(Claim::AlreadySent) => result.dedup_hits += 1,
+                                Some(Claim::Leased) | None => leased = true,
+                            }
+                        }
+                        if leased {
+                            result.state =
+                                State::Failed("an event is leased by another invocation".into());
+                        }
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(error = %why, "claims and clicks not written; the batch's records will be retried");
+                    for result in &mut results {
+                        if !matches!(result.state, State::ToDeadLetter | State::Failed(_)) {
+                            result.mapped.clear();
+                            result.state = State::Failed(format!("store: {why}"));
+                        }
+                    }
+                }
+            }
+        }
+        for result in &mut results {
+            result.settle();
+        }
+        hold_back_groups(&groups, &mut results);
+        fail_shadows(&mut results);
+        let mut release: Vec<String> = Vec::new();
+        for result in results.iter_mut().filter(|r| r.is_failed()) {
+            release.extend(
+                std::mem::take(&mut result.claimed)
+                    .into_iter()
+                    .map(|m| m.event.event_id),
+            );
+        }
+
+        // 4. Requests per destination, at most 1,000 events each.
         let mut destinations: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
         for (i, result) in results.iter_mut().enumerate() {
             for mapped in std::mem::take(&mut result.claimed) {
@@ -344,7 +499,7 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
             }
         }
 
-        // 3. Send, with retries by error class.
+        // 5. Send, with retries by error class.
         let logs = join_all(
             requests
                 .iter()
@@ -352,10 +507,9 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
         )
         .await;
 
-        // 4. Mark sent, release the rest, dead-letter invalid events' records.
+        // 6. Mark sent, release the rest, route invalid events' records to the DLQ.
         let mut report = DispatchReport::default();
         let mut marks = Vec::new();
-        let mut release = Vec::new();
         let mut invalid: BTreeMap<usize, (Event, GraphError)> = BTreeMap::new();
         let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
         let send_time = unix_now().max(now);
@@ -401,14 +555,14 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
             }
         }
         if !marks.is_empty()
-            && let Err(err) = self.ledger.mark_sent(&marks).await
+            && let Err(err) = self.store.mark_sent(&marks).await
         {
             // The events did reach Meta; failing the records would resend them. Alarm instead.
             metrics.count(m::LEDGER_WRITE_FAILURES, marks.len() as u64);
             tracing::error!(error = %err, events = marks.len(), "sent marks not written: a redelivery could resend these events");
         }
         if !release.is_empty()
-            && let Err(err) = self.ledger.release(&release).await
+            && let Err(err) = self.store.release(&release).await
         {
             tracing::warn!(error = %err, "claims not released; they expire with their lease");
         }
@@ -416,10 +570,11 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
             results[owner].state = State::Failed(format!("graph: {err}"));
         }
         for (owner, (event, err)) in invalid {
-            if matches!(results[owner].state, State::Failed(_)) {
+            if results[owner].is_failed() {
                 continue;
             }
-            let letter = DeadLetter {
+            results[owner].state = State::ToDeadLetter;
+            results[owner].letter = Some(DeadLetter {
                 reason: "graph_invalid_event",
                 detail: err.message.clone(),
                 extra: [
@@ -435,32 +590,31 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|v| (k, v)))
                 .collect(),
-            };
-            results[owner] = match self.dead_letter(&records[owner], letter).await {
-                Ok(reason) => RecordResult {
-                    state: State::DeadLettered,
-                    dlq_reason: Some(reason),
-                    ..RecordResult::new()
-                },
-                Err(why) => RecordResult::failed(why),
-            };
+            });
         }
+        hold_back_groups(&groups, &mut results);
+        fail_shadows(&mut results);
 
-        // FIFO: a failed record fails the later records of its group too.
-        let mut failed_groups = HashSet::new();
-        for (i, r) in records.iter().enumerate() {
-            let group = r.group_id.clone().unwrap_or_else(|| r.message_id.clone());
-            if failed_groups.contains(&group) {
-                if !matches!(results[i].state, State::Failed(_)) {
-                    results[i].state =
-                        State::Failed("an earlier record of its group failed".into());
+        // 7. Dead-letter moves, for records no earlier failure holds back.
+        for (i, result) in results.iter_mut().enumerate() {
+            if result.state != State::ToDeadLetter {
+                continue;
+            }
+            let Some(letter) = result.letter.take() else {
+                continue;
+            };
+            match self.dead_letter(&records[i], letter).await {
+                Ok(reason) => {
+                    result.state = State::DeadLettered;
+                    result.dlq_reason = Some(reason);
                 }
-            } else if matches!(results[i].state, State::Failed(_)) {
-                failed_groups.insert(group);
+                Err(why) => result.state = State::Failed(why),
             }
         }
+        hold_back_groups(&groups, &mut results);
+        fail_shadows(&mut results);
 
-        // 5. Tally and metrics.
+        // 8. Tally and metrics.
         for (i, result) in results.iter().enumerate() {
             for skip in &result.skips {
                 *report.skipped.entry(skip.label()).or_default() += 1;
@@ -475,7 +629,7 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
                     report.failed.push(records[i].message_id.clone());
                     tracing::warn!(message_id = %records[i].message_id, reason = %why, "record failed; SQS will redeliver it");
                 }
-                State::DeadLettered => {
+                State::DeadLettered | State::ToDeadLetter => {
                     report.records.dead_lettered += 1;
                     let reason = result.dlq_reason.unwrap_or("unknown");
                     metrics.count_by(m::DLQ_MOVES, "Reason", reason, 1);
@@ -501,27 +655,21 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
         report
     }
 
-    async fn process_record(
+    /// Attributes and maps one record's signals (clicks come from the batch's view); events
+    /// already mapped by an earlier record of the batch are counted as duplicates.
+    async fn map_record(
         &self,
-        record: &InboundRecord,
-        processor: &Processor<'_, &C>,
+        index: usize,
+        signals: &[Signal],
+        processor: &Processor<'_, &BatchClicks<'_, S>>,
         now: i64,
-        lease_until: i64,
-        in_batch: &Mutex<HashSet<String>>,
+        first_copy: &mut HashMap<String, usize>,
     ) -> RecordResult {
-        let signals = match decode(record) {
-            Ok(signals) => signals,
-            Err(letter) => return self.dead_letter_result(record, letter).await,
-        };
         let mut result = RecordResult::new();
-        let mut claimed_ids = Vec::new();
-        for signal in &signals {
+        for signal in signals {
             let outcomes = match processor.process(signal, now).await {
                 Ok(outcomes) => outcomes,
-                Err(err) => {
-                    self.release_quietly(&claimed_ids).await;
-                    return RecordResult::failed(format!("click store: {err}"));
-                }
+                Err(err) => return RecordResult::failed(format!("click store: {err}")),
             };
             if outcomes.iter().any(|o| {
                 matches!(
@@ -532,80 +680,38 @@ impl<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink> Dispatcher<C, L, 
                     }
                 )
             }) {
-                self.release_quietly(&claimed_ids).await;
-                let letter = DeadLetter {
+                return RecordResult::dead_letter(DeadLetter {
                     reason: "unknown_account",
                     detail: format!(
                         "no account is configured for WABA {}: add it and redrive",
                         signal.waba_id
                     ),
                     extra: vec![(attributes::WABA_ID, signal.waba_id.clone())],
-                };
-                return self.dead_letter_result(record, letter).await;
+                });
             }
             for outcome in outcomes {
                 match outcome {
                     Outcome::Skipped { reason, .. } => result.skips.push(reason),
                     Outcome::Event(mapped) => {
                         result.dropped_user_data += mapped.dropped_user_data.len();
-                        let id = mapped.event.event_id.clone();
-                        let fresh = in_batch
-                            .lock()
-                            .map(|mut s| s.insert(id.clone()))
-                            .unwrap_or(true);
-                        if !fresh {
-                            result.dedup_hits += 1;
-                            continue;
-                        }
-                        let expires_at = ledger_expiry(mapped.event.event_time);
-                        match self.ledger.claim(&id, now, lease_until, expires_at).await {
-                            Ok(Claim::Claimed) => {
-                                claimed_ids.push(id);
-                                result.claimed.push(*mapped);
+                        match first_copy.get(&mapped.event.event_id) {
+                            Some(&owner) => {
+                                result.dedup_hits += 1;
+                                if owner != index {
+                                    result.shadows.push(owner);
+                                }
                             }
-                            Ok(Claim::AlreadySent) => result.dedup_hits += 1,
-                            Ok(Claim::Leased) => {
-                                self.release_quietly(&claimed_ids).await;
-                                return RecordResult::failed(
-                                    "an event is leased by another invocation",
-                                );
-                            }
-                            Err(err) => {
-                                self.release_quietly(&claimed_ids).await;
-                                return RecordResult::failed(format!("ledger: {err}"));
+                            None => {
+                                first_copy.insert(mapped.event.event_id.clone(), index);
+                                result.mapped.push(*mapped);
                             }
                         }
                     }
                 }
             }
         }
-        result.state = if !result.claimed.is_empty() {
-            State::Open
-        } else if result.dedup_hits > 0 {
-            State::Duplicate
-        } else {
-            State::Skipped
-        };
+        result.settle();
         result
-    }
-
-    async fn release_quietly(&self, ids: &[String]) {
-        if !ids.is_empty()
-            && let Err(err) = self.ledger.release(ids).await
-        {
-            tracing::warn!(error = %err, "claims not released; they expire with their lease");
-        }
-    }
-
-    async fn dead_letter_result(&self, record: &InboundRecord, letter: DeadLetter) -> RecordResult {
-        match self.dead_letter(record, letter).await {
-            Ok(reason) => RecordResult {
-                state: State::DeadLettered,
-                dlq_reason: Some(reason),
-                ..RecordResult::new()
-            },
-            Err(why) => RecordResult::failed(why),
-        }
     }
 
     /// Moves a record to the dead-letter queue, body unchanged, reason as attributes.

@@ -1,5 +1,7 @@
-//! DynamoDB adapter of [`ClickStore`] and [`Ledger`]: one on-demand table keyed by `pk` (string),
-//! with a TTL attribute `expires_at` on every item.
+//! DynamoDB adapter of [`DispatchStore`]: one on-demand table keyed by `pk` (string), with a TTL
+//! attribute `expires_at` on every item. Per SQS batch: one `BatchGetItem` (clicks), one
+//! `TransactWriteItems` (click writes and claims, each conditional), one `BatchWriteItem` (sent
+//! marks); `DeleteItem` only to release claims on failure paths.
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
@@ -9,18 +11,20 @@
 //! Users are keyed by hash only; no phone number or BSUID is stored.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 
-use crate::clicks::{Click, ClickStore, StoreError, user_key};
-use crate::ledger::{Claim, Ledger, SentMark};
-use crate::signal::UserRef;
+use crate::clicks::{Click, StoreError};
+use crate::ledger::{Claim, ClaimRequest, SentMark};
+use crate::store::{ClickWrite, DispatchStore};
 
 /// The partition key attribute.
 pub const PK: &str = "pk";
@@ -79,114 +83,273 @@ fn event_pk(event_id: &str) -> String {
     format!("event#{event_id}")
 }
 
-impl ClickStore for DynamoStore {
-    async fn record(&self, waba_id: &str, user: &UserRef, click: &Click) -> Result<(), StoreError> {
-        for key in user.keys() {
-            let expression = if click.ad_id.is_some() {
-                "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp, ad_id = :ad"
-            } else {
-                "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp REMOVE ad_id"
-            };
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, s(format!("click#{}", user_key(waba_id, key))))
-                .update_expression(expression)
-                // Keep the newest click: an older one arriving late must not replace it.
-                .condition_expression("attribute_not_exists(pk) OR clicked_at <= :at")
-                .expression_attribute_values(":clid", s(&click.ctwa_clid))
-                .expression_attribute_values(":at", n(click.clicked_at))
-                .expression_attribute_values(":exp", n(click.clicked_at + self.click_ttl_seconds));
-            let update = match &click.ad_id {
-                Some(ad_id) => update.expression_attribute_values(":ad", s(ad_id)),
-                None => update,
-            };
-            match update.send().await {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(UpdateItemError::ConditionalCheckFailedException(_))
-                    ) => {}
-                Err(e) => return Err(store_err(e)),
+/// Keys per `BatchGetItem` call (the DynamoDB maximum).
+const MAX_BATCH_GET: usize = 100;
+
+/// Items per `TransactWriteItems` call (the DynamoDB maximum).
+const MAX_TRANSACTION: usize = 100;
+
+/// Attempts of one bulk call while DynamoDB leaves work unprocessed or transactions conflict.
+const MAX_ATTEMPTS: u32 = 5;
+
+fn click_pk(key: &str) -> String {
+    format!("click#{key}")
+}
+
+/// Short backoff between attempts of one bulk call (20, 40, 80, 160 ms).
+async fn pause(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(10 << attempt.min(5))).await;
+}
+
+/// A fresh idempotency token for one `TransactWriteItems` request: the SDK's own retries of
+/// that request reuse it, so a retry after a lost answer finds the transaction done instead of
+/// its own claims.
+fn request_token() -> String {
+    let state = RandomState::new();
+    let a = state.hash_one((std::process::id(), std::time::SystemTime::now()));
+    let b = RandomState::new().hash_one(a);
+    format!("wacapi-{a:016x}{b:016x}")
+}
+
+/// One item of a commit: a click write or a claim.
+enum Op<'a> {
+    Click(&'a ClickWrite),
+    Claim(usize, &'a ClaimRequest),
+}
+
+impl DynamoStore {
+    fn op_item(&self, op: &Op<'_>, now: i64) -> Result<TransactWriteItem, StoreError> {
+        let update = match op {
+            Op::Click(write) => {
+                let click = &write.click;
+                let expression = if click.ad_id.is_some() {
+                    "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp, ad_id = :ad"
+                } else {
+                    "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp REMOVE ad_id"
+                };
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(click_pk(&write.key)))
+                    .update_expression(expression)
+                    // Keep the newest click: an older one arriving late must not replace it.
+                    .condition_expression("attribute_not_exists(pk) OR clicked_at <= :at")
+                    .expression_attribute_values(":clid", s(&click.ctwa_clid))
+                    .expression_attribute_values(":at", n(click.clicked_at))
+                    .expression_attribute_values(
+                        ":exp",
+                        n(click.clicked_at + self.click_ttl_seconds),
+                    );
+                match &click.ad_id {
+                    Some(ad_id) => update.expression_attribute_values(":ad", s(ad_id)),
+                    None => update,
+                }
             }
+            Op::Claim(_, claim) => Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(event_pk(&claim.event_id)))
+                .update_expression("SET #state = :pending, lease_until = :lease, expires_at = :exp")
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (#state = :pending AND lease_until < :now)",
+                )
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":lease", n(claim.lease_until))
+                .expression_attribute_values(":exp", n(claim.expires_at))
+                .expression_attribute_values(":now", n(now))
+                // Tells a refused claim's cause (sent or leased) without another read.
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
+        };
+        let update = update.build().map_err(|e| StoreError(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs one transaction of at most [`MAX_TRANSACTION`] ops. Refused items leave the
+    /// transaction (a click: a newer one is stored; a claim: sent or leased) and the rest is
+    /// tried again.
+    async fn transact(
+        &self,
+        mut ops: Vec<Op<'_>>,
+        now: i64,
+        answers: &mut [Claim],
+    ) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        while !ops.is_empty() {
+            attempt += 1;
+            let items = ops
+                .iter()
+                .map(|op| self.op_item(op, now))
+                .collect::<Result<Vec<_>, _>>()?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .client_request_token(request_token())
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    for op in &ops {
+                        if let Op::Claim(i, _) = op {
+                            answers[*i] = Claim::Claimed;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons().to_vec()
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_))
+                    if attempt < MAX_ATTEMPTS =>
+                {
+                    pause(attempt).await;
+                    continue;
+                }
+                _ => return Err(store_err(err)),
+            };
+            if reasons.len() != ops.len() {
+                return Err(StoreError(format!(
+                    "transaction cancelled with {} reasons for {} items",
+                    reasons.len(),
+                    ops.len()
+                )));
+            }
+            let mut kept = Vec::with_capacity(ops.len());
+            let mut conflict = false;
+            for (op, reason) in ops.into_iter().zip(&reasons) {
+                match reason.code() {
+                    Some("ConditionalCheckFailed") => {
+                        if let Op::Claim(i, _) = op {
+                            let sent = reason
+                                .item()
+                                .and_then(|item| get_s(item, "state"))
+                                .is_some_and(|state| state == "sent");
+                            answers[i] = if sent {
+                                Claim::AlreadySent
+                            } else {
+                                Claim::Leased
+                            };
+                        }
+                    }
+                    Some("TransactionConflict") => {
+                        conflict = true;
+                        kept.push(op);
+                    }
+                    None | Some("None") => kept.push(op),
+                    Some(code) => {
+                        return Err(StoreError(format!(
+                            "transaction cancelled: {code}: {}",
+                            reason.message().unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            if kept.len() == reasons.len() && !conflict {
+                return Err(StoreError(
+                    "transaction cancelled without a reason naming an item".into(),
+                ));
+            }
+            if conflict {
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(StoreError(format!(
+                        "transaction conflicts after {attempt} attempts"
+                    )));
+                }
+                pause(attempt).await;
+            }
+            ops = kept;
         }
         Ok(())
     }
-
-    async fn latest(&self, waba_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
-        let mut newest: Option<Click> = None;
-        for key in user.keys() {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(PK, s(format!("click#{}", user_key(waba_id, key))))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(store_err)?;
-            let Some(item) = out.item() else { continue };
-            let (Some(ctwa_clid), Some(clicked_at)) =
-                (get_s(item, "ctwa_clid"), get_n(item, "clicked_at"))
-            else {
-                continue;
-            };
-            if newest.as_ref().is_none_or(|c| c.clicked_at < clicked_at) {
-                newest = Some(Click {
-                    ctwa_clid,
-                    ad_id: get_s(item, "ad_id"),
-                    clicked_at,
-                });
-            }
-        }
-        Ok(newest)
-    }
 }
 
-impl Ledger for DynamoStore {
-    async fn claim(
-        &self,
-        event_id: &str,
-        now: i64,
-        lease_until: i64,
-        expires_at: i64,
-    ) -> Result<Claim, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(event_pk(event_id)))
-            .update_expression("SET #state = :pending, lease_until = :lease, expires_at = :exp")
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :pending AND lease_until < :now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":lease", n(lease_until))
-            .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":now", n(now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    let state = match failed.item() {
-                        Some(item) => get_s(item, "state"),
-                        None => self.state_of(event_id).await?,
-                    };
-                    Ok(if state.as_deref() == Some("sent") {
-                        Claim::AlreadySent
-                    } else {
-                        Claim::Leased
-                    })
+impl DispatchStore for DynamoStore {
+    async fn clicks(&self, keys: &[String]) -> Result<HashMap<String, Click>, StoreError> {
+        let mut found = HashMap::new();
+        let mut unique: Vec<&String> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk
+                        .iter()
+                        .map(|k| HashMap::from([(PK.to_owned(), s(click_pk(k)))]))
+                        .collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError(e.to_string()))?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_err)?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    let key =
+                        get_s(item, PK).and_then(|pk| pk.strip_prefix("click#").map(str::to_owned));
+                    if let (Some(key), Some(ctwa_clid), Some(clicked_at)) =
+                        (key, get_s(item, "ctwa_clid"), get_n(item, "clicked_at"))
+                    {
+                        let click = Click {
+                            ctwa_clid,
+                            ad_id: get_s(item, "ad_id"),
+                            clicked_at,
+                        };
+                        found.insert(key, click);
+                    }
                 }
-                _ => Err(store_err(e)),
-            },
+                match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        if attempt >= MAX_ATTEMPTS {
+                            return Err(StoreError(format!(
+                                "{} click key(s) unread after {attempt} attempts",
+                                rest.keys().len()
+                            )));
+                        }
+                        request = rest.clone();
+                        pause(attempt).await;
+                    }
+                    _ => break,
+                }
+            }
         }
+        Ok(found)
+    }
+
+    async fn commit(
+        &self,
+        clicks: &[ClickWrite],
+        claims: &[ClaimRequest],
+        now: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        // Refused until the transaction says otherwise.
+        let mut answers = vec![Claim::Leased; claims.len()];
+        let ops: Vec<Op<'_>> = clicks
+            .iter()
+            .map(Op::Click)
+            .chain(claims.iter().enumerate().map(|(i, c)| Op::Claim(i, c)))
+            .collect();
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<Op<'_>> = ops.by_ref().take(MAX_TRANSACTION).collect();
+            self.transact(chunk, now, &mut answers).await?;
+        }
+        Ok(answers)
     }
 
     async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
@@ -226,13 +389,13 @@ impl Ledger for DynamoStore {
                     .cloned()
                     .unwrap_or_default();
                 if !requests.is_empty() {
-                    if attempt >= 5 {
+                    if attempt >= MAX_ATTEMPTS {
                         return Err(StoreError(format!(
                             "{} sent mark(s) unprocessed after {attempt} attempts",
                             requests.len()
                         )));
                     }
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    pause(attempt).await;
                 }
             }
         }
@@ -240,6 +403,7 @@ impl Ledger for DynamoStore {
     }
 
     async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        // Only failure paths release, so one conditional delete per claim is fine here.
         for id in event_ids {
             let result = self
                 .client
@@ -261,20 +425,5 @@ impl Ledger for DynamoStore {
             }
         }
         Ok(())
-    }
-}
-
-impl DynamoStore {
-    async fn state_of(&self, event_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(event_pk(event_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_err)?;
-        Ok(out.item().and_then(|i| get_s(i, "state")))
     }
 }

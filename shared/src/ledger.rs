@@ -9,12 +9,8 @@
 //! Residual window: if an invocation dies after Meta's 200 but before the sent mark is written,
 //! the lease expires and a redelivery sends the event again. The mark is written immediately
 //! after the response, in one batch call, to keep that window to a few milliseconds.
-
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Mutex;
-
-use crate::clicks::StoreError;
+//!
+//! The port that keeps the ledger is [`crate::store::DispatchStore`].
 
 /// The result of a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,133 +36,14 @@ pub struct SentMark {
     pub expires_at: i64,
 }
 
-/// Where claims and sent marks are kept.
-pub trait Ledger: Send + Sync {
-    /// Claims `event_id` until `lease_until` (unix seconds), keeping the record until
-    /// `expires_at`.
-    fn claim(
-        &self,
-        event_id: &str,
-        now: i64,
-        lease_until: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-
-    /// Marks events sent.
-    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Drops this invocation's pending claims (never a sent mark), so a retry can claim at once.
-    fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
+/// A claim to make: `event_id` is held until `lease_until` (unix seconds) and its record kept
+/// until `expires_at` (the TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Entry {
-    Pending { lease_until: i64 },
-    Sent,
-}
-
-/// An in-memory ledger (the CLI and tests).
-#[derive(Debug, Default)]
-pub struct MemoryLedger {
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl MemoryLedger {
-    /// An empty ledger.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, StoreError> {
-        self.entries
-            .lock()
-            .map_err(|_| StoreError("ledger lock poisoned".into()))
-    }
-}
-
-impl Ledger for MemoryLedger {
-    async fn claim(
-        &self,
-        event_id: &str,
-        now: i64,
-        lease_until: i64,
-        _expires_at: i64,
-    ) -> Result<Claim, StoreError> {
-        let mut entries = self.lock()?;
-        match entries.get(event_id) {
-            Some(Entry::Sent) => Ok(Claim::AlreadySent),
-            Some(Entry::Pending { lease_until: held }) if *held >= now => Ok(Claim::Leased),
-            _ => {
-                entries.insert(event_id.to_owned(), Entry::Pending { lease_until });
-                Ok(Claim::Claimed)
-            }
-        }
-    }
-
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
-        let mut entries = self.lock()?;
-        for mark in marks {
-            entries.insert(mark.event_id.clone(), Entry::Sent);
-        }
-        Ok(())
-    }
-
-    async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
-        let mut entries = self.lock()?;
-        for id in event_ids {
-            if matches!(entries.get(id), Some(Entry::Pending { .. })) {
-                entries.remove(id);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<T: Ledger> Ledger for &T {
-    fn claim(
-        &self,
-        event_id: &str,
-        now: i64,
-        lease_until: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
-        (**self).claim(event_id, now, lease_until, expires_at)
-    }
-
-    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).mark_sent(marks)
-    }
-
-    fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).release(event_ids)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn claim_lease_and_sent_lifecycle() {
-        let l = MemoryLedger::new();
-        assert_eq!(l.claim("e", 100, 200, 999).await, Ok(Claim::Claimed));
-        assert_eq!(l.claim("e", 150, 250, 999).await, Ok(Claim::Leased));
-        // The lease expired (a crashed invocation): claimable again.
-        assert_eq!(l.claim("e", 201, 300, 999).await, Ok(Claim::Claimed));
-        l.mark_sent(&[SentMark {
-            event_id: "e".into(),
-            fbtrace_id: None,
-            sent_at: 210,
-            expires_at: 999,
-        }])
-        .await
-        .unwrap();
-        assert_eq!(l.claim("e", 500, 600, 999).await, Ok(Claim::AlreadySent));
-        // Releasing never drops a sent mark.
-        l.release(&["e".into()]).await.unwrap();
-        assert_eq!(l.claim("e", 500, 600, 999).await, Ok(Claim::AlreadySent));
-        assert_eq!(l.claim("f", 1, 2, 9).await, Ok(Claim::Claimed));
-        l.release(&["f".into()]).await.unwrap();
-        assert_eq!(l.claim("f", 1, 2, 9).await, Ok(Claim::Claimed));
-    }
+pub struct ClaimRequest {
+    /// The event id.
+    pub event_id: String,
+    /// Until when this invocation holds the event.
+    pub lease_until: i64,
+    /// Unix seconds after which the record may be deleted (TTL).
+    pub expires_at: i64,
 }

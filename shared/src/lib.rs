@@ -26,4 +26,5 @@ pub mod secrets;
 pub mod signal;
 pub mod signature;
 pub mod sqs;
+pub mod store;
 pub mod webhook;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
-use crate::clicks::{ClickStore, StoreError};
+use crate::clicks::{ClickStore, StoreError, user_key};
 use crate::mapping::{
     MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click,
 };
@@ -88,6 +88,38 @@ impl<C: ClickStore> Processor<'_, C> {
         let click = attributed_click(self.config, &signal, stored.as_ref());
         Ok(map_signal(self.config, &signal, click.as_ref(), now))
     }
+}
+
+/// The hashed click keys [`Processor::process`] will read for `signal`, so a batch can read
+/// them all in one call before processing.
+pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
+    let keys = |waba_id: &str| {
+        signal
+            .user
+            .keys()
+            .map(|k| user_key(waba_id, k))
+            .collect::<Vec<_>>()
+    };
+    if let SignalEvent::Business { .. } = &signal.event {
+        return config
+            .resolve_waba(&signal.waba_id)
+            .map(keys)
+            .unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    if let SignalEvent::IdentityChanged { new, .. } = &signal.event
+        && !new.is_empty()
+    {
+        out.extend(keys(&signal.waba_id));
+    }
+    let looks_up = own_click(signal).is_none()
+        && !matches!(signal.event, SignalEvent::AutomaticEvent { .. })
+        && !signal.user.is_empty()
+        && config.rules.iter().any(|r| matches(r, signal));
+    if looks_up && out.is_empty() {
+        out.extend(keys(&signal.waba_id));
+    }
+    out
 }
 
 /// One Graph API request: where it goes and its body.

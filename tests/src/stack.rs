@@ -30,7 +30,6 @@ pub type IngestState = webhook_ingest::State<
 /// The deployed dispatch state type.
 pub type DispatchState = capi_dispatch::State<
     wacapi_shared::dynamo::DynamoStore,
-    wacapi_shared::dynamo::DynamoStore,
     wacapi_shared::graph::GraphClient<wacapi_shared::secrets::SecretsManagerSource>,
     wacapi_shared::sqs::SqsQueue,
 >;

@@ -8,19 +8,22 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wacapi_shared::clicks::MemoryClickStore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wacapi_shared::clicks::{Click, StoreError};
 use wacapi_shared::dispatch::{
     DispatchSettings, Dispatcher, InboundRecord, graph_attributes, metric_names,
 };
 use wacapi_shared::dynamo::DynamoStore;
+use wacapi_shared::graph::GraphClient;
 use wacapi_shared::ingest::attributes;
-use wacapi_shared::ledger::{Claim, Ledger, SentMark};
-use wacapi_shared::mapping::Outcome;
+use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::metrics::Metrics;
-use wacapi_shared::pipeline::Processor;
 use wacapi_shared::rules::Config;
+use wacapi_shared::secrets::SecretsManagerSource;
 use wacapi_shared::signal::{Signal, split};
 use wacapi_shared::sqs::SqsQueue;
+use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{
     SAMPLE_NOW, Stack, StackOptions, example_rules, freshen, total, unix_now,
@@ -392,89 +395,99 @@ async fn one_invalid_event_in_a_request_of_50_is_isolated() {
     assert_clean(&stack);
 }
 
-/// A ledger over the real DynamoDB adapter that fails claims of chosen events, as a throttled
-/// or unavailable table would.
-struct FailingClaims {
+/// The real DynamoDB adapter, failing chosen calls as a throttled or unavailable table would.
+/// It also counts the calls made, to check round trips per batch.
+struct FlakyStore {
     inner: DynamoStore,
-    fail: Vec<String>,
+    failing_reads: AtomicUsize,
+    failing_commits: AtomicUsize,
+    /// Calls made: reads, commits, sent marks, releases.
+    calls: [AtomicUsize; 4],
 }
 
-impl Ledger for FailingClaims {
-    async fn claim(
-        &self,
-        event_id: &str,
-        now: i64,
-        lease_until: i64,
-        expires_at: i64,
-    ) -> Result<Claim, wacapi_shared::clicks::StoreError> {
-        if self.fail.iter().any(|f| f == event_id) {
-            return Err(wacapi_shared::clicks::StoreError(
-                "ProvisionedThroughputExceededException (injected)".into(),
-            ));
+fn injected() -> StoreError {
+    StoreError("ProvisionedThroughputExceededException (injected)".into())
+}
+
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+impl DispatchStore for FlakyStore {
+    async fn clicks(&self, keys: &[String]) -> Result<HashMap<String, Click>, StoreError> {
+        self.calls[0].fetch_add(1, Ordering::SeqCst);
+        if take_one(&self.failing_reads) {
+            return Err(injected());
         }
-        self.inner
-            .claim(event_id, now, lease_until, expires_at)
-            .await
+        self.inner.clicks(keys).await
     }
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), wacapi_shared::clicks::StoreError> {
+    async fn commit(
+        &self,
+        clicks: &[ClickWrite],
+        claims: &[ClaimRequest],
+        now: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.calls[1].fetch_add(1, Ordering::SeqCst);
+        if take_one(&self.failing_commits) {
+            return Err(injected());
+        }
+        self.inner.commit(clicks, claims, now).await
+    }
+    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
+        self.calls[2].fetch_add(1, Ordering::SeqCst);
         self.inner.mark_sent(marks).await
     }
-    async fn release(&self, ids: &[String]) -> Result<(), wacapi_shared::clicks::StoreError> {
+    async fn release(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.calls[3].fetch_add(1, Ordering::SeqCst);
         self.inner.release(ids).await
     }
 }
 
-#[tokio::test]
-async fn a_dynamodb_failure_fails_only_the_affected_records() {
-    let stack = Stack::new(StackOptions::default()).await;
-    let now = unix_now();
-    let body = fifty_clicks(now);
-    let config = Config::from_toml(&example_rules()).unwrap();
-    // The event id the 8th user's click maps to, from the pure mapping.
-    let signals = split(&body).unwrap().signals;
-    let clicks = MemoryClickStore::new();
-    let target = match Processor::new(&config, &clicks)
-        .process(&signals[7], now)
-        .await
-        .unwrap()
-        .remove(0)
-    {
-        Outcome::Event(e) => e.event.event_id,
-        other => panic!("{other:?}"),
-    };
+impl FlakyStore {
+    fn calls(&self) -> [usize; 4] {
+        self.calls.each_ref().map(|c| c.load(Ordering::SeqCst))
+    }
+}
+
+async fn flaky_dispatcher(
+    stack: &Stack,
+    reads: usize,
+    commits: usize,
+) -> Dispatcher<FlakyStore, GraphClient<SecretsManagerSource>, SqsQueue> {
     let aws = wacapi_tests::aws_config().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         &stack.table,
         86_400 * 7,
     );
-    let graph = wacapi_shared::graph::GraphClient::new(
+    let graph = GraphClient::new(
         &stack.graph.url,
         Duration::from_secs(5),
         wacapi_shared::secrets::CachedSecret::new(
-            wacapi_shared::secrets::SecretsManagerSource::new(
-                stack.secrets.clone(),
-                &stack.token_secret_arn,
-            ),
+            SecretsManagerSource::new(stack.secrets.clone(), &stack.token_secret_arn),
             Duration::from_secs(60),
             Duration::from_secs(30),
         ),
     )
     .unwrap();
-    let dispatcher = Dispatcher::new(
-        config,
-        store.clone(),
-        FailingClaims {
+    Dispatcher::new(
+        Config::from_toml(&example_rules()).unwrap(),
+        FlakyStore {
             inner: store,
-            fail: vec![target],
+            failing_reads: AtomicUsize::new(reads),
+            failing_commits: AtomicUsize::new(commits),
+            calls: Default::default(),
         },
         graph,
         SqsQueue::new(stack.sqs.clone(), &stack.dlq_url),
         DispatchSettings::default(),
-    );
-    let records: Vec<InboundRecord> = signals
+    )
+}
+
+fn records_of(signals: &[Signal]) -> Vec<InboundRecord> {
+    signals
         .iter()
-        .take(10)
         .enumerate()
         .map(|(i, s)| InboundRecord {
             message_id: format!("m{i}"),
@@ -482,19 +495,109 @@ async fn a_dynamodb_failure_fails_only_the_affected_records() {
             body: serde_json::to_string(s).unwrap(),
             attributes: HashMap::new(),
         })
-        .collect();
+        .collect()
+}
+
+async fn run(
+    dispatcher: &Dispatcher<FlakyStore, GraphClient<SecretsManagerSource>, SqsQueue>,
+    records: &[InboundRecord],
+    now: i64,
+) -> wacapi_shared::dispatch::DispatchReport {
     let mut metrics = Metrics::new("wacapi", "test");
-    let report = dispatcher
+    dispatcher
         .dispatch(
-            &records,
+            records,
             now,
             Instant::now() + Duration::from_secs(30),
             &mut metrics,
         )
-        .await;
-    assert_eq!(report.failed, ["m7"]);
-    assert_eq!((report.records.sent, report.records.failed), (9, 1));
-    assert_eq!(stack.graph.accepted_events().len(), 9);
+        .await
+}
+
+#[tokio::test]
+async fn a_batch_of_ten_costs_one_read_one_commit_one_mark_and_one_graph_request() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    // Eight users click; a ninth clicks and then orders in the same batch.
+    let mut signals = split(&fifty_clicks(now)).unwrap().signals;
+    signals.truncate(8);
+    signals.extend(
+        split(&freshen(&sample("text-from-ctwa-ad"), now))
+            .unwrap()
+            .signals,
+    );
+    signals.extend(split(&freshen(&sample("order"), now)).unwrap().signals);
+    assert_eq!(signals.len(), 10);
+    let dispatcher = flaky_dispatcher(&stack, 0, 0).await;
+    let report = run(&dispatcher, &records_of(&signals), now).await;
+    assert_eq!((report.records.sent, report.events_sent), (10, 10));
+    assert_eq!(report.graph_requests, 1);
+    assert_eq!(dispatcher.store().calls(), [1, 1, 1, 0]);
+    // The order saw the click recorded earlier in the same batch.
+    let events = stack.graph.accepted_events();
+    let purchase = events
+        .iter()
+        .find(|e| e["event_name"] == "Purchase")
+        .expect("a Purchase");
+    assert!(purchase["user_data"]["ctwa_clid"].is_string());
+    // Redelivered whole: the same four calls at most, and nothing sent again.
+    let again = run(&dispatcher, &records_of(&signals), now).await;
+    assert_eq!((again.records.duplicate, again.graph_requests), (10, 0));
+    assert_eq!(dispatcher.store().calls(), [2, 2, 1, 0]);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn a_failed_claim_write_fails_the_batch_and_its_retry_sends_each_event_once() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    let signals = split(&fifty_clicks(now)).unwrap().signals;
+    let records = records_of(&signals[..10]);
+    let dispatcher = flaky_dispatcher(&stack, 0, 1).await;
+    let first = run(&dispatcher, &records, now).await;
+    // Nothing was claimed, so nothing may be sent: every record goes back to SQS.
+    assert_eq!(first.failed.len(), 10);
+    assert_eq!(first.graph_requests, 0);
+    assert!(stack.graph.accepted_events().is_empty());
+    let retry = run(&dispatcher, &records, now).await;
+    assert_eq!((retry.records.sent, retry.records.failed), (10, 0));
+    assert_eq!(retry.graph_requests, 1);
+    let again = run(&dispatcher, &records, now).await;
+    assert_eq!((again.records.duplicate, again.events_sent), (10, 0));
+    assert_eq!(stack.graph.accepted_events().len(), 10);
+    assert_eq!(dispatcher.store().failing_commits.load(Ordering::SeqCst), 0);
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn a_failed_click_read_fails_only_the_records_that_need_a_click() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    // Five users click (no lookup needed); then the last of them orders (a lookup).
+    let mut signals = split(&fifty_clicks(now)).unwrap().signals;
+    signals.truncate(4);
+    signals.extend(
+        split(&freshen(&sample("text-from-ctwa-ad"), now))
+            .unwrap()
+            .signals,
+    );
+    let orders = split(&freshen(&sample("order"), now)).unwrap().signals;
+    assert_eq!(orders.len(), 1);
+    let records = records_of(&signals);
+    let dispatcher = flaky_dispatcher(&stack, 1, 0).await;
+    let clicks = run(&dispatcher, &records, now).await;
+    assert_eq!((clicks.records.sent, clicks.records.failed), (5, 0));
+    assert_eq!(
+        dispatcher.store().failing_reads.load(Ordering::SeqCst),
+        1,
+        "clicks need no read"
+    );
+    let order = records_of(&orders);
+    let failed = run(&dispatcher, &order, now).await;
+    assert_eq!(failed.failed, ["m0"], "the order needed its click");
+    let retried = run(&dispatcher, &order, now).await;
+    assert_eq!(retried.records.sent, 1);
+    assert_eq!(stack.graph.accepted_events().len(), 6);
     assert_clean(&stack);
 }
 

@@ -6,16 +6,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use wacapi_shared::clicks::ClickStore;
 use wacapi_shared::config::{DispatchEnv, SECRET_FORCED_REFRESH_INTERVAL};
 use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::dynamo::DynamoStore;
 use wacapi_shared::graph::{GraphClient, GraphSender};
-use wacapi_shared::ledger::Ledger;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
 use wacapi_shared::secrets::{CachedSecret, SecretsManagerSource};
 use wacapi_shared::sqs::SqsQueue;
+use wacapi_shared::store::DispatchStore;
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "capi-dispatch";
@@ -28,7 +27,9 @@ pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
     ("sqs:DeleteMessage", "aws_sqs_queue.signals"),
     ("sqs:GetQueueAttributes", "aws_sqs_queue.signals"),
     ("sqs:SendMessage", "aws_sqs_queue.dead_letters"),
-    ("dynamodb:GetItem", "aws_dynamodb_table.main"),
+    ("dynamodb:BatchGetItem", "aws_dynamodb_table.main"),
+    // TransactWriteItems is authorised per item action: the claims and click writes are
+    // conditional updates.
     ("dynamodb:UpdateItem", "aws_dynamodb_table.main"),
     ("dynamodb:DeleteItem", "aws_dynamodb_table.main"),
     ("dynamodb:BatchWriteItem", "aws_dynamodb_table.main"),
@@ -46,21 +47,20 @@ pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
 ];
 
 /// The dispatcher as deployed.
-pub type AwsDispatcher =
-    Dispatcher<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue>;
+pub type AwsDispatcher = Dispatcher<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue>;
 
 /// What every invocation borrows.
 #[derive(Debug)]
-pub struct State<C, L, G, D> {
+pub struct State<S, G, D> {
     /// The dispatcher core.
-    pub dispatcher: Dispatcher<C, L, G, D>,
+    pub dispatcher: Dispatcher<S, G, D>,
     /// CloudWatch namespace for EMF metrics.
     pub metrics_namespace: String,
     /// Whether EMF documents are written to stdout (off in tests).
     pub emit_metrics: bool,
 }
 
-impl State<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
+impl State<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
     /// Wires the deployed dispatcher from settings, rules and one AWS configuration.
     pub fn from_aws(
         aws: &aws_config::SdkConfig,
@@ -88,7 +88,7 @@ impl State<DynamoStore, DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue
             ..DispatchSettings::default()
         };
         Ok(Self {
-            dispatcher: Dispatcher::new(rules, store.clone(), store, graph, dead_letters, settings),
+            dispatcher: Dispatcher::new(rules, store, graph, dead_letters, settings),
             metrics_namespace: env.metrics_namespace.clone(),
             emit_metrics: true,
         })
@@ -107,16 +107,16 @@ pub struct Invocation {
 }
 
 /// Handles one SQS batch; failed records are reported, never raised.
-pub async fn handler<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink>(
-    state: &State<C, L, G, D>,
+pub async fn handler<S: DispatchStore, G: GraphSender, D: MessageSink>(
+    state: &State<S, G, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     Ok(handle(state, event).await.response)
 }
 
 /// [`handler`], returning the report and metrics as well.
-pub async fn handle<C: ClickStore, L: Ledger, G: GraphSender, D: MessageSink>(
-    state: &State<C, L, G, D>,
+pub async fn handle<S: DispatchStore, G: GraphSender, D: MessageSink>(
+    state: &State<S, G, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Invocation {
     let now = SystemTime::now()
