@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the hot paths: verify+parse+split (and queue message building) of
 //! webhook bodies, the bare floor (HMAC-SHA256 + a `serde_json` parse of the same bytes),
-//! normalise+hash per user record, mapping per signal, and CAPI request serialisation.
+//! normalise+hash per user record, mapping per signal, CAPI request serialisation, and the
+//! dispatcher core on one SQS batch of 10 records (in-memory store; the Graph request is only
+//! serialised, not sent).
 //!
 //! Run: `cargo bench -p wacapi-shared --bench ingest` (results in target/criterion).
 
@@ -11,14 +13,21 @@ use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use wacapi_shared::capi::EventsRequest;
 use wacapi_shared::clicks::{Click, MemoryClickStore};
-use wacapi_shared::hashing::{UserDataKey, hash};
+use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
+use wacapi_shared::graph::{GraphError, GraphSender, GraphSuccess};
+use wacapi_shared::hashing::{UserDataKey, hash, normalize, sha256_hex};
 use wacapi_shared::ingest::signal_messages;
 use wacapi_shared::mapping::{Outcome, attributed_click, map_signal};
+use wacapi_shared::metrics::Metrics;
 use wacapi_shared::pipeline::batch_requests;
+use wacapi_shared::queue::MemoryQueue;
+use wacapi_shared::rules::Account;
 use wacapi_shared::rules::Config;
 use wacapi_shared::signal::split;
 use wacapi_shared::signature::{ClaimedSignature, sign};
+use wacapi_shared::store::MemoryStore;
 
 const SECRET: &[u8] = b"bench-app-secret";
 const NOW: i64 = 1_750_100_000;
@@ -115,6 +124,18 @@ fn hashing(c: &mut Criterion) {
             }
         })
     });
+    // The floor: only the six SHA-256 hex digests of the already normalised values.
+    let normalised: Vec<String> = record
+        .iter()
+        .map(|(key, value)| normalize(*key, value).unwrap())
+        .collect();
+    group.bench_function("floor_sha256_hex_6_values", |b| {
+        b.iter(|| {
+            for value in &normalised {
+                black_box(sha256_hex(black_box(value.as_bytes())));
+            }
+        })
+    });
     group.finish();
 }
 
@@ -165,5 +186,93 @@ fn mapping(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, hashing, mapping);
+/// A Graph API that takes every request after serialising it (as the real client does).
+struct SerialisingGraph;
+
+impl GraphSender for SerialisingGraph {
+    async fn send(
+        &self,
+        _version: &str,
+        _account: &Account,
+        request: &EventsRequest,
+    ) -> Result<GraphSuccess, GraphError> {
+        let body = serde_json::to_vec(request).map_err(|e| GraphError {
+            message: e.to_string(),
+            transport: true,
+            ..GraphError::default()
+        })?;
+        black_box(body);
+        Ok(GraphSuccess::default())
+    }
+}
+
+/// Five users, each an ad-click message then a button press: an SQS batch of 10 records.
+fn ten_records() -> Vec<InboundRecord> {
+    let mut messages = Vec::new();
+    for u in 0..5 {
+        let phone = format!("1556000{u:04}");
+        messages.push(json!({"from": phone, "id": format!("wamid.b{u}.1"),
+            "timestamp": (NOW - 120).to_string(), "type": "text", "text": {"body": "hi"},
+            "referral": {"source_id": "ad-1", "source_type": "ad", "ctwa_clid": format!("clid-{u}")}}));
+        messages.push(json!({"from": phone, "id": format!("wamid.b{u}.2"),
+            "timestamp": (NOW - 60).to_string(), "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": "confirm-order", "title": "OK"}}}));
+    }
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]});
+    split(&serde_json::to_vec(&body).unwrap())
+        .unwrap()
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(i, s)| InboundRecord {
+            message_id: format!("m{i}"),
+            group_id: Some(s.group_id()),
+            body: serde_json::to_string(s).unwrap(),
+            attributes: Default::default(),
+        })
+        .collect()
+}
+
+fn dispatch(c: &mut Criterion) {
+    let config =
+        Config::from_toml(&std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap())
+            .unwrap();
+    let records = ten_records();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("dispatch");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("batch_of_10_in_memory", |b| {
+        b.iter_batched(
+            // A fresh store each time, so every batch claims and sends its 10 events.
+            || {
+                Dispatcher::new(
+                    config.clone(),
+                    MemoryStore::new(),
+                    SerialisingGraph,
+                    MemoryQueue::new(),
+                    DispatchSettings::default(),
+                )
+            },
+            |dispatcher| {
+                let report = rt.block_on(async {
+                    let mut metrics = Metrics::new("wacapi", "bench");
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                    dispatcher
+                        .dispatch(&records, NOW, deadline, &mut metrics)
+                        .await
+                });
+                assert_eq!(report.events_sent, 10);
+                dispatcher
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest, hashing, mapping, dispatch);
 criterion_main!(benches);

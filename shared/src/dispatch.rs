@@ -305,12 +305,19 @@ fn hold_back_groups(groups: &[&str], results: &mut [RecordResult]) {
 }
 
 /// A record whose event was sent through another record's copy fails when that copy's record
-/// fails, so its redelivery sends the event (or finds it sent).
+/// did not send it (failed, or bound for the dead-letter queue), so its redelivery sends the
+/// event (or finds it sent).
 fn fail_shadows(results: &mut [RecordResult]) {
+    let unsent = |r: &RecordResult| {
+        matches!(
+            r.state,
+            State::Failed(_) | State::ToDeadLetter | State::DeadLettered
+        )
+    };
     loop {
         let failed: Vec<usize> = (0..results.len())
             .filter(|&i| !results[i].is_failed())
-            .filter(|&i| results[i].shadows.iter().any(|&o| results[o].is_failed()))
+            .filter(|&i| results[i].shadows.iter().any(|&o| unsent(&results[o])))
             .collect();
         if failed.is_empty() {
             return;

@@ -5,6 +5,7 @@
 //! already a SHA-256 (64 hex digits) pass through lowercased, and an empty value is an error:
 //! Meta must never receive the hash of an empty string.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -125,7 +126,7 @@ pub fn normalize(key: UserDataKey, value: &str) -> Result<String, NormalizeError
     if is_sha256_hex(trimmed) {
         return Ok(trimmed.to_ascii_lowercase());
     }
-    let nfc: String = trimmed.nfc().collect();
+    let nfc = nfc(trimmed);
     let out = match key {
         UserDataKey::Em => normalize_email(&nfc)?,
         UserDataKey::Ph => normalize_phone(&nfc).ok_or(NormalizeError::Invalid {
@@ -165,7 +166,7 @@ pub fn normalize(key: UserDataKey, value: &str) -> Result<String, NormalizeError
                 });
             }
         },
-        UserDataKey::ExternalId => nfc,
+        UserDataKey::ExternalId => nfc.into_owned(),
     };
     if out.is_empty() {
         return Err(NormalizeError::Empty(key));
@@ -218,8 +219,25 @@ fn normalize_email(value: &str) -> Result<String, NormalizeError> {
     Ok(email)
 }
 
+/// `value` in Unicode NFC. ASCII text is already in NFC (most names, emails and cities), so it
+/// is borrowed as is: composing costs more than the hash.
+fn nfc(value: &str) -> Cow<'_, str> {
+    if value.is_ascii() {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.nfc().collect())
+    }
+}
+
 /// Lowercased letters only (any script): drops spaces, punctuation, digits and symbols.
 fn letters_only(value: &str) -> String {
+    if value.is_ascii() {
+        return value
+            .bytes()
+            .filter(u8::is_ascii_alphabetic)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     // Recompose after filtering: dropping a space can leave combining marks side by side, which
     // NFC reorders; without this a second normalisation would change the value.
     lower_nfc(value)
@@ -231,15 +249,26 @@ fn letters_only(value: &str) -> String {
 
 /// Lowercases, then re-composes: lowercasing can leave a decomposed sequence (`İ` → `i̇`).
 fn lower_nfc(value: &str) -> String {
+    if value.is_ascii() {
+        return value.to_ascii_lowercase();
+    }
     value.to_lowercase().nfc().collect()
 }
 
 fn normalize_zip(value: &str) -> String {
-    let compact: String = lower_nfc(value)
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .nfc()
-        .collect();
+    let compact: String = if value.is_ascii() {
+        value
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect()
+    } else {
+        lower_nfc(value)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .nfc()
+            .collect()
+    };
     // US ZIP+4 (`94025-1234` or `940251234`): Meta matches on the first 5 digits.
     let is_zip_plus_4 =
         compact.len() == 9 && compact.bytes().all(|b| b.is_ascii_digit()) && !value.contains(' ');
@@ -384,6 +413,19 @@ mod tests {
     }
 
     proptest! {
+        /// The ASCII fast paths give what the Unicode paths give.
+        #[test]
+        fn ascii_fast_paths_match_the_unicode_paths(value in "[ -~]{0,40}") {
+            let general_lower: String = value.to_lowercase().nfc().collect();
+            prop_assert_eq!(lower_nfc(&value), general_lower.clone());
+            let letters: String = general_lower.chars().filter(|c| c.is_alphabetic()).nfc().collect();
+            prop_assert_eq!(letters_only(&value), letters);
+            let alnum: String = general_lower.chars().filter(|c| c.is_alphanumeric()).collect();
+            let zip = normalize_zip(&value);
+            prop_assert!(zip == alnum || (alnum.len() == 9 && zip == alnum[..5]));
+            prop_assert_eq!(nfc(&value).into_owned(), value.nfc().collect::<String>());
+        }
+
         #[test]
         fn normalising_twice_changes_nothing(key_idx in 0usize..11, value in "\\PC{0,40}") {
             let key = UserDataKey::ALL[key_idx];

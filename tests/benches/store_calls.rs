@@ -6,24 +6,12 @@
 
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::routing::post;
 use wacapi_tests::stack::create_table;
-
-/// CPU time of the calling thread (`/proc/thread-self/schedstat`, nanoseconds on a CPU).
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux schedstat");
-    let ns: u64 = stat
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat run time");
-    Duration::from_nanos(ns)
-}
+use wacapi_tests::thread_cpu;
 
 /// A DynamoDB stand-in that answers every call with an empty JSON object, keeping connections.
 fn start_stub() -> String {

@@ -20,6 +20,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 pub mod graph_mock;
+pub mod runtime_api;
 pub mod stack;
 
 pub const APP_SECRET: &str = "test-app-secret";
@@ -226,6 +227,18 @@ kill "$m" 2>/dev/null"#;
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("moto server did not start on port {port}");
+}
+
+/// CPU time of the calling thread: the first field of `/proc/thread-self/schedstat` is the
+/// nanoseconds it has run on a CPU (benchmarks count the dispatcher's thread only).
+pub fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux schedstat");
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat run time");
+    Duration::from_nanos(ns)
 }
 
 /// An AWS configuration pointing every client at moto.

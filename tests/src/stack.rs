@@ -114,6 +114,22 @@ pub fn example_rules() -> String {
 }
 
 /// Unix seconds now.
+/// Queue records of `signals` as the dispatcher receives them (ids `m0`, `m1`, ...).
+pub fn inbound_records(
+    signals: &[wacapi_shared::signal::Signal],
+) -> Vec<wacapi_shared::dispatch::InboundRecord> {
+    signals
+        .iter()
+        .enumerate()
+        .map(|(i, s)| wacapi_shared::dispatch::InboundRecord {
+            message_id: format!("m{i}"),
+            group_id: Some(s.group_id()),
+            body: serde_json::to_string(s).unwrap(),
+            attributes: Default::default(),
+        })
+        .collect()
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

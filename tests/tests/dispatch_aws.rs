@@ -26,7 +26,7 @@ use wacapi_shared::sqs::SqsQueue;
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{
-    SAMPLE_NOW, Stack, StackOptions, example_rules, freshen, total, unix_now,
+    SAMPLE_NOW, Stack, StackOptions, example_rules, freshen, inbound_records, total, unix_now,
 };
 use wacapi_tests::{message_attribute, sample, sample_webhooks};
 
@@ -485,19 +485,6 @@ async fn flaky_dispatcher(
     )
 }
 
-fn records_of(signals: &[Signal]) -> Vec<InboundRecord> {
-    signals
-        .iter()
-        .enumerate()
-        .map(|(i, s)| InboundRecord {
-            message_id: format!("m{i}"),
-            group_id: Some(s.group_id()),
-            body: serde_json::to_string(s).unwrap(),
-            attributes: HashMap::new(),
-        })
-        .collect()
-}
-
 async fn run(
     dispatcher: &Dispatcher<FlakyStore, GraphClient<SecretsManagerSource>, SqsQueue>,
     records: &[InboundRecord],
@@ -529,7 +516,7 @@ async fn a_batch_of_ten_costs_one_read_one_commit_one_mark_and_one_graph_request
     signals.extend(split(&freshen(&sample("order"), now)).unwrap().signals);
     assert_eq!(signals.len(), 10);
     let dispatcher = flaky_dispatcher(&stack, 0, 0).await;
-    let report = run(&dispatcher, &records_of(&signals), now).await;
+    let report = run(&dispatcher, &inbound_records(&signals), now).await;
     assert_eq!((report.records.sent, report.events_sent), (10, 10));
     assert_eq!(report.graph_requests, 1);
     assert_eq!(dispatcher.store().calls(), [1, 1, 1, 0]);
@@ -541,7 +528,7 @@ async fn a_batch_of_ten_costs_one_read_one_commit_one_mark_and_one_graph_request
         .expect("a Purchase");
     assert!(purchase["user_data"]["ctwa_clid"].is_string());
     // Redelivered whole: the same four calls at most, and nothing sent again.
-    let again = run(&dispatcher, &records_of(&signals), now).await;
+    let again = run(&dispatcher, &inbound_records(&signals), now).await;
     assert_eq!((again.records.duplicate, again.graph_requests), (10, 0));
     assert_eq!(dispatcher.store().calls(), [2, 2, 1, 0]);
     assert_clean(&stack);
@@ -552,7 +539,7 @@ async fn a_failed_claim_write_fails_the_batch_and_its_retry_sends_each_event_onc
     let stack = Stack::new(StackOptions::default()).await;
     let now = unix_now();
     let signals = split(&fifty_clicks(now)).unwrap().signals;
-    let records = records_of(&signals[..10]);
+    let records = inbound_records(&signals[..10]);
     let dispatcher = flaky_dispatcher(&stack, 0, 1).await;
     let first = run(&dispatcher, &records, now).await;
     // Nothing was claimed, so nothing may be sent: every record goes back to SQS.
@@ -583,7 +570,7 @@ async fn a_failed_click_read_fails_only_the_records_that_need_a_click() {
     );
     let orders = split(&freshen(&sample("order"), now)).unwrap().signals;
     assert_eq!(orders.len(), 1);
-    let records = records_of(&signals);
+    let records = inbound_records(&signals);
     let dispatcher = flaky_dispatcher(&stack, 1, 0).await;
     let clicks = run(&dispatcher, &records, now).await;
     assert_eq!((clicks.records.sent, clicks.records.failed), (5, 0));
@@ -592,7 +579,7 @@ async fn a_failed_click_read_fails_only_the_records_that_need_a_click() {
         1,
         "clicks need no read"
     );
-    let order = records_of(&orders);
+    let order = inbound_records(&orders);
     let failed = run(&dispatcher, &order, now).await;
     assert_eq!(failed.failed, ["m0"], "the order needed its click");
     let retried = run(&dispatcher, &order, now).await;
