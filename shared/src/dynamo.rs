@@ -235,7 +235,13 @@ impl DynamoStore {
                             };
                         }
                     }
-                    Some("TransactionConflict") => {
+                    // Another transaction on the item, or a throttled partition: try again.
+                    Some(
+                        "TransactionConflict"
+                        | "ThrottlingError"
+                        | "ProvisionedThroughputExceeded"
+                        | "RequestLimitExceeded",
+                    ) => {
                         conflict = true;
                         kept.push(op);
                     }
@@ -256,7 +262,7 @@ impl DynamoStore {
             if conflict {
                 if attempt >= MAX_ATTEMPTS {
                     return Err(StoreError(format!(
-                        "transaction conflicts after {attempt} attempts"
+                        "transaction conflicts or throttling after {attempt} attempts"
                     )));
                 }
                 pause(attempt).await;

@@ -4,7 +4,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::types::AttributeValue;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::{Value, json};
 use wacapi_shared::clicks::Click;
 use wacapi_shared::dynamo::DynamoStore;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
@@ -152,4 +158,104 @@ async fn commits_and_reads_past_dynamodb_limits_are_chunked() {
     let found = store.clicks(&keys).await.unwrap();
     assert_eq!(found.len(), 130);
     assert_eq!(found["k129"].ctwa_clid, "clid-129");
+}
+
+/// A DynamoDB stand-in on loopback that answers `TransactWriteItems` from a script, so the
+/// adapter's handling of cancellation reasons moto cannot produce is driven through the real SDK.
+async fn scripted_dynamodb(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let script = Arc::new(Mutex::new(answers.into_iter()));
+    let app = Router::new().route(
+        "/",
+        post({
+            let seen = Arc::clone(&seen);
+            move |body: String| {
+                let seen = Arc::clone(&seen);
+                let script = Arc::clone(&script);
+                async move {
+                    seen.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap());
+                    let (status, answer) = script.lock().unwrap().next().expect("scripted answer");
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/x-amz-json-1.0")],
+                        answer,
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn cancelled(codes: &[&str]) -> (u16, String) {
+    let reasons: Vec<Value> = codes.iter().map(|c| json!({"Code": c})).collect();
+    (
+        400,
+        json!({"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+               "Message": "Transaction cancelled", "CancellationReasons": reasons})
+        .to_string(),
+    )
+}
+
+async fn store_at(url: &str) -> DynamoStore {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "wacapi", 600)
+}
+
+#[tokio::test]
+async fn a_conflicting_or_throttled_item_is_retried_and_an_invalid_one_fails_the_commit() {
+    // A conflict on the claim: the retry holds both items again, with a fresh idempotency token.
+    let (url, seen) = scripted_dynamodb(vec![
+        cancelled(&["None", "TransactionConflict"]),
+        cancelled(&["ThrottlingError", "None"]),
+        (200, "{}".into()),
+    ])
+    .await;
+    let store = store_at(&url).await;
+    let answers = store
+        .commit(&[click("k", "clid", 100)], &[claim("e", 500)], 100)
+        .await
+        .unwrap();
+    assert_eq!(answers, [Claim::Claimed]);
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(r["TransactItems"].as_array().unwrap().len(), 2);
+    }
+    assert_ne!(
+        requests[0]["ClientRequestToken"],
+        requests[1]["ClientRequestToken"]
+    );
+
+    // A reason that is no condition, conflict or throttle fails the commit: nothing is assumed.
+    let (url, _) = scripted_dynamodb(vec![cancelled(&["ValidationError", "None"])]).await;
+    let err = store_at(&url)
+        .await
+        .commit(&[click("k", "clid", 100)], &[claim("e", 500)], 100)
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("ValidationError"), "{err}");
+
+    // Cancelled with no reason naming an item: an error, not a loop.
+    let (url, seen) = scripted_dynamodb(vec![cancelled(&["None", "None"])]).await;
+    assert!(
+        store_at(&url)
+            .await
+            .commit(&[click("k", "clid", 100)], &[claim("e", 500)], 100)
+            .await
+            .is_err()
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
