@@ -69,8 +69,8 @@ fn record(id: &str, group: &str, signal: &Signal) -> InboundRecord {
     }
 }
 
-async fn run<'g>(
-    dispatcher: &Dispatcher<MemoryStore, &'g Graph, MemoryQueue>,
+async fn run(
+    dispatcher: &Dispatcher<MemoryStore, &Graph, MemoryQueue>,
     records: &[InboundRecord],
     now: i64,
 ) -> DispatchReport {
