@@ -2,7 +2,9 @@
 //!
 //! A click is recorded under every identity the user showed (BSUID and hashed phone), so a later
 //! message carrying only one of them still finds it. Lookups take the newest click across the
-//! user's identities. The DynamoDB adapter lives with the dispatcher's stores.
+//! user's identities. [`ClickStore`] is what [`crate::pipeline::Processor`] reads and writes: the
+//! dispatcher gives it [`crate::store::BatchClicks`], one batch's view over the durable store
+//! (DynamoDB, read and written once per batch); the CLI's replay uses [`MemoryClickStore`].
 
 use std::collections::HashMap;
 use std::future::Future;

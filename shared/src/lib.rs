@@ -3,8 +3,9 @@
 //!
 //! The pure core ([`webhook`], [`signature`], [`signal`], [`hashing`], [`rules`], [`mapping`],
 //! [`capi`]) does no I/O and takes time as a value; the ports ([`queue`], [`secrets`],
-//! [`clicks`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`]) beside in-memory
-//! ones; [`ingest`] and [`pipeline`] join them behind edge-agnostic APIs.
+//! [`clicks`], [`store`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`],
+//! [`dynamo`]) beside in-memory ones; [`ingest`], [`pipeline`] and [`dispatch`] join them behind
+//! edge-agnostic APIs.
 
 pub mod business;
 pub mod capi;
