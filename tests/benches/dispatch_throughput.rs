@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use serde_json::{Value, json};
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher};
 use wacapi_shared::graph::{AccessTokens, GraphClient};
 use wacapi_shared::metrics::Metrics;
@@ -28,25 +27,7 @@ use wacapi_shared::store::MemoryStore;
 use wacapi_tests::graph_mock::{MOCK_TOKEN, MockGraph};
 use wacapi_tests::stack::{Stack, StackOptions, unix_now};
 use wacapi_tests::stack::{example_rules, inbound_records};
-use wacapi_tests::thread_cpu;
-
-/// A webhook of `users` users: each sends an ad-click message then presses a button.
-fn webhook(first_user: usize, users: usize, now: i64) -> Vec<u8> {
-    let mut messages = Vec::new();
-    for u in first_user..first_user + users {
-        let phone = format!("1555{u:07}");
-        messages.push(json!({"from": phone, "id": format!("wamid.b{u}.1"),
-            "timestamp": (now - 120).to_string(), "type": "text", "text": {"body": "hi"},
-            "referral": {"source_id": "ad-1", "source_type": "ad", "ctwa_clid": format!("clid-{u}")}}));
-        messages.push(json!({"from": phone, "id": format!("wamid.b{u}.2"),
-            "timestamp": (now - 60).to_string(), "type": "interactive",
-            "interactive": {"type": "button_reply", "button_reply": {"id": "confirm-order", "title": "OK"}}}));
-    }
-    let body: Value = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
-        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
-            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]});
-    serde_json::to_vec(&body).unwrap()
-}
+use wacapi_tests::{clicks_then_buttons, thread_cpu};
 
 /// Users (two signals each) per moto table.
 const TABLE_USERS: usize = 250;
@@ -99,7 +80,7 @@ fn main() {
             }
             let started = Instant::now();
             let (status, n) = stack
-                .post(&webhook(first, per_webhook.min(users - first), now))
+                .post(&clicks_then_buttons(1, first, per_webhook.min(users - first), now))
                 .await;
             ingest_time += started.elapsed();
             assert_eq!(status, 200);
@@ -145,7 +126,7 @@ fn main() {
         let mut core_events = 0;
         let mut core_batches = 0;
         for first in (0..users).step_by(per_webhook) {
-            let body = webhook(users + first, per_webhook.min(users - first), now);
+            let body = clicks_then_buttons(2, first, per_webhook.min(users - first), now);
             let signals = split(&body).unwrap().signals;
             for batch in signals.chunks(10) {
                 let records = inbound_records(batch);

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use wacapi_tests::runtime_api::{
     boot, function_values, invoke, sqs_event_json, start_runtime, webhook_event,
 };
-use wacapi_tests::sample;
 use wacapi_tests::stack::{Stack, StackOptions, freshen, unix_now};
+use wacapi_tests::{clicks_then_buttons, sample};
 
 /// The ad-click sample with a unique message id.
 fn typical_webhook(round: usize, now: i64) -> Vec<u8> {
@@ -28,26 +28,6 @@ fn typical_webhook(round: usize, now: i64) -> Vec<u8> {
     value["entry"][0]["changes"][0]["value"]["messages"][0]["id"] =
         json!(format!("wamid.footprint.{round}"));
     serde_json::to_vec(&value).unwrap()
-}
-
-/// Five users, each an ad-click message then a button press: ten records in five groups.
-fn ten_records(round: usize, now: i64) -> Vec<u8> {
-    let mut messages = Vec::new();
-    for u in 0..5 {
-        let phone = format!("1556{round:05}{u:02}");
-        messages.push(json!({"from": phone, "id": format!("wamid.f{round}.{u}.1"),
-            "timestamp": (now - 120).to_string(), "type": "text", "text": {"body": "hi"},
-            "referral": {"source_id": "ad-1", "source_type": "ad", "ctwa_clid": format!("clid-{round}-{u}")}}));
-        messages.push(json!({"from": phone, "id": format!("wamid.f{round}.{u}.2"),
-            "timestamp": (now - 60).to_string(), "type": "interactive",
-            "interactive": {"type": "button_reply", "button_reply": {"id": "confirm-order", "title": "OK"}}}));
-    }
-    serde_json::to_vec(
-        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
-        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
-            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
-    )
-    .unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -122,7 +102,7 @@ fn main() {
         let mut dispatch_cpu = Duration::ZERO;
         let mut sent = 0;
         for round in 0..rounds {
-            let (status, accepted) = stack.post(&ten_records(round, now)).await;
+            let (status, accepted) = stack.post(&clicks_then_buttons(round as u32, 0, 5, now)).await;
             assert_eq!((status, accepted), (200, 10));
             let mut messages = Vec::new();
             while messages.len() < 10 {

@@ -229,6 +229,28 @@ kill "$m" 2>/dev/null"#;
     panic!("moto server did not start on port {port}");
 }
 
+/// A webhook in which users `first_user..first_user + users` each send an ad-click message, then
+/// press the example rules' `confirm-order` button: two signals (and events) per user. `tag`
+/// keeps phones, message ids and click ids apart between calls.
+pub fn clicks_then_buttons(tag: u32, first_user: usize, users: usize, now: i64) -> Vec<u8> {
+    let mut messages = Vec::new();
+    for u in first_user..first_user + users {
+        let phone = format!("1{tag:05}{u:07}");
+        messages.push(json!({"from": phone, "id": format!("wamid.t{tag}.{u}.1"),
+            "timestamp": (now - 120).to_string(), "type": "text", "text": {"body": "hi"},
+            "referral": {"source_id": "ad-1", "source_type": "ad", "ctwa_clid": format!("clid-{tag}-{u}")}}));
+        messages.push(json!({"from": phone, "id": format!("wamid.t{tag}.{u}.2"),
+            "timestamp": (now - 60).to_string(), "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": "confirm-order", "title": "OK"}}}));
+    }
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
+    )
+    .unwrap()
+}
+
 /// CPU time of the calling thread: the first field of `/proc/thread-self/schedstat` is the
 /// nanoseconds it has run on a CPU (benchmarks count the dispatcher's thread only).
 pub fn thread_cpu() -> Duration {
