@@ -108,7 +108,8 @@ fn request_token() -> String {
     let state = RandomState::new();
     let a = state.hash_one((std::process::id(), std::time::SystemTime::now()));
     let b = RandomState::new().hash_one(a);
-    format!("wacapi-{a:016x}{b:016x}")
+    // DynamoDB takes at most 36 characters here: 32 hex digits.
+    format!("{a:016x}{b:016x}")
 }
 
 /// One item of a commit: a click write or a claim.
@@ -431,5 +432,21 @@ impl DispatchStore for DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest `ClientRequestToken` DynamoDB accepts.
+    const MAX_REQUEST_TOKEN: usize = 36;
+
+    #[test]
+    fn request_tokens_fit_dynamodb_and_differ() {
+        let a = request_token();
+        let b = request_token();
+        assert!(!a.is_empty() && a.len() <= MAX_REQUEST_TOKEN, "{a}");
+        assert_ne!(a, b);
     }
 }
