@@ -192,6 +192,44 @@ async fn scripted_dynamodb(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Ve
     (url, seen)
 }
 
+/// What DynamoDB refuses in a `TransactWriteItems` request and moto lets through: a token over
+/// 36 characters, an expression value or name no expression uses, two items on one key, more
+/// than 100 items.
+fn dynamodb_would_refuse(request: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    let token = request["ClientRequestToken"].as_str().unwrap_or_default();
+    if !(1..=36).contains(&token.len()) {
+        v.push(format!("ClientRequestToken of {} characters", token.len()));
+    }
+    let items = request["TransactItems"].as_array().unwrap();
+    if items.len() > 100 {
+        v.push(format!("{} items", items.len()));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for item in items {
+        let update = &item["Update"];
+        if !keys.insert(update["Key"].to_string()) {
+            v.push(format!("two items on {}", update["Key"]));
+        }
+        let expressions = format!(
+            "{} {}",
+            update["UpdateExpression"].as_str().unwrap_or_default(),
+            update["ConditionExpression"].as_str().unwrap_or_default()
+        );
+        for field in ["ExpressionAttributeValues", "ExpressionAttributeNames"] {
+            for name in update[field].as_object().into_iter().flat_map(|o| o.keys()) {
+                let used = expressions
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '#'))
+                    .any(|word| word == name);
+                if !used {
+                    v.push(format!("{field} {name} is used by no expression"));
+                }
+            }
+        }
+    }
+    v
+}
+
 fn cancelled(codes: &[&str]) -> (u16, String) {
     let reasons: Vec<Value> = codes.iter().map(|c| json!({"Code": c})).collect();
     (
@@ -237,6 +275,25 @@ async fn a_conflicting_or_throttled_item_is_retried_and_an_invalid_one_fails_the
     assert_ne!(
         requests[0]["ClientRequestToken"],
         requests[1]["ClientRequestToken"]
+    );
+
+    // A click without an ad id takes the REMOVE branch: still no unused value.
+    let (url, seen) = scripted_dynamodb(vec![(200, "{}".into())]).await;
+    let mut no_ad = click("k", "clid", 100);
+    no_ad.click.ad_id = None;
+    store_at(&url)
+        .await
+        .commit(&[no_ad], &[claim("e", 500)], 100)
+        .await
+        .unwrap();
+    let request = seen.lock().unwrap()[0].clone();
+    assert_eq!(dynamodb_would_refuse(&request), Vec::<String>::new());
+    // The checker bites: an extra value is caught.
+    let mut tampered = request.clone();
+    tampered["TransactItems"][0]["Update"]["ExpressionAttributeValues"][":ad"] = json!({"S": "x"});
+    assert_eq!(
+        dynamodb_would_refuse(&tampered),
+        ["ExpressionAttributeValues :ad is used by no expression"]
     );
 
     // A reason that is no condition, conflict or throttle fails the commit: nothing is assumed.
