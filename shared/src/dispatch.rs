@@ -608,6 +608,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 continue;
             }
             let Some(letter) = result.letter.take() else {
+                result.state =
+                    State::Failed("bound for the dead-letter queue without a reason".into());
                 continue;
             };
             match self.dead_letter(&records[i], letter).await {
@@ -621,7 +623,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         hold_back_groups(&groups, &mut results);
         fail_shadows(&mut results);
 
-        // 8. Tally and metrics.
+        // 8. Tally and metrics. Every record is now sent, duplicate, skipped, dead-lettered or
+        //    failed (step 7 moved or failed every record bound for the dead-letter queue).
         for (i, result) in results.iter().enumerate() {
             for skip in &result.skips {
                 *report.skipped.entry(skip.label()).or_default() += 1;
