@@ -27,6 +27,14 @@ pub struct Click {
     pub clicked_at: i64,
 }
 
+impl Click {
+    /// Whether this click replaces `stored` under "newest wins" (a tie replaces it too, as the
+    /// DynamoDB condition `clicked_at <= :at` does).
+    pub fn supersedes(&self, stored: &Click) -> bool {
+        stored.clicked_at <= self.clicked_at
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("store failed: {0}")]
@@ -97,7 +105,7 @@ impl ClickStore for MemoryClickStore {
             let entry = clicks.entry(user_key(waba_id, key));
             match entry {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
-                    if e.get().clicked_at <= click.clicked_at {
+                    if click.supersedes(e.get()) {
                         e.insert(click.clone());
                     }
                 }

@@ -198,8 +198,9 @@ enum State {
     Skipped,
     Duplicate,
     /// Bound for the dead-letter queue (moved at the end of the batch).
-    ToDeadLetter,
-    DeadLettered,
+    ToDeadLetter(DeadLetter),
+    /// Moved to the dead-letter queue, with this reason.
+    DeadLettered(&'static str),
     Failed(String),
 }
 
@@ -215,8 +216,6 @@ struct RecordResult {
     /// Records of this batch whose copy of one of this record's events is the one sent.
     shadows: Vec<usize>,
     dropped_user_data: usize,
-    letter: Option<DeadLetter>,
-    dlq_reason: Option<&'static str>,
 }
 
 impl RecordResult {
@@ -229,8 +228,6 @@ impl RecordResult {
             dedup_hits: 0,
             shadows: Vec::new(),
             dropped_user_data: 0,
-            letter: None,
-            dlq_reason: None,
         }
     }
 
@@ -243,8 +240,7 @@ impl RecordResult {
 
     fn dead_letter(letter: DeadLetter) -> Self {
         Self {
-            state: State::ToDeadLetter,
-            letter: Some(letter),
+            state: State::ToDeadLetter(letter),
             ..Self::new()
         }
     }
@@ -283,11 +279,18 @@ struct SendLog {
 }
 
 /// A dead-letter move: reason, detail, and extra attributes.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct DeadLetter {
     reason: &'static str,
     detail: String,
     extra: Vec<(&'static str, String)>,
+}
+
+/// Spreads failures: to the later records of a failed record's FIFO group, and to the records
+/// whose event was a copy of one that was not sent.
+fn settle_failures(groups: &[&str], results: &mut [RecordResult]) {
+    hold_back_groups(groups, results);
+    fail_shadows(results);
 }
 
 /// FIFO: a failed record fails the later records of its group.
@@ -311,7 +314,7 @@ fn fail_shadows(results: &mut [RecordResult]) {
     let unsent = |r: &RecordResult| {
         matches!(
             r.state,
-            State::Failed(_) | State::ToDeadLetter | State::DeadLettered
+            State::Failed(_) | State::ToDeadLetter(_) | State::DeadLettered(_)
         )
     };
     loop {
@@ -465,7 +468,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 Err(why) => {
                     tracing::warn!(error = %why, "claims and clicks not written; the batch's records will be retried");
                     for result in &mut results {
-                        if !matches!(result.state, State::ToDeadLetter | State::Failed(_)) {
+                        if !matches!(result.state, State::ToDeadLetter(_) | State::Failed(_)) {
                             result.mapped.clear();
                             result.state = State::Failed(format!("store: {why}"));
                         }
@@ -476,8 +479,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         for result in &mut results {
             result.settle();
         }
-        hold_back_groups(&groups, &mut results);
-        fail_shadows(&mut results);
+        settle_failures(&groups, &mut results);
         let mut release: Vec<String> = Vec::new();
         for result in results.iter_mut().filter(|r| r.is_failed()) {
             release.extend(
@@ -580,8 +582,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             if results[owner].is_failed() {
                 continue;
             }
-            results[owner].state = State::ToDeadLetter;
-            results[owner].letter = Some(DeadLetter {
+            results[owner].state = State::ToDeadLetter(DeadLetter {
                 reason: "graph_invalid_event",
                 detail: err.message.clone(),
                 extra: [
@@ -599,32 +600,20 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 .collect(),
             });
         }
-        hold_back_groups(&groups, &mut results);
-        fail_shadows(&mut results);
+        settle_failures(&groups, &mut results);
 
         // 7. Dead-letter moves, for records no earlier failure holds back.
         for (i, result) in results.iter_mut().enumerate() {
-            if result.state != State::ToDeadLetter {
-                continue;
-            }
-            let Some(letter) = result.letter.take() else {
-                result.state =
-                    State::Failed("bound for the dead-letter queue without a reason".into());
-                continue;
-            };
-            match self.dead_letter(&records[i], letter).await {
-                Ok(reason) => {
-                    result.state = State::DeadLettered;
-                    result.dlq_reason = Some(reason);
-                }
-                Err(why) => result.state = State::Failed(why),
+            if let State::ToDeadLetter(letter) = &result.state {
+                result.state = match self.dead_letter(&records[i], letter.clone()).await {
+                    Ok(reason) => State::DeadLettered(reason),
+                    Err(why) => State::Failed(why),
+                };
             }
         }
-        hold_back_groups(&groups, &mut results);
-        fail_shadows(&mut results);
+        settle_failures(&groups, &mut results);
 
-        // 8. Tally and metrics. Every record is now sent, duplicate, skipped, dead-lettered or
-        //    failed (step 7 moved or failed every record bound for the dead-letter queue).
+        // 8. Tally and metrics.
         for (i, result) in results.iter().enumerate() {
             for skip in &result.skips {
                 *report.skipped.entry(skip.label()).or_default() += 1;
@@ -634,15 +623,19 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
             metrics.count(m::USER_DATA_DROPPED, result.dropped_user_data as u64);
             match &result.state {
-                State::Failed(why) => {
+                // Step 7 left no record bound for the queue; one would be retried, not lost.
+                State::Failed(_) | State::ToDeadLetter(_) => {
+                    let why = match &result.state {
+                        State::Failed(why) => why.as_str(),
+                        _ => "not moved to the dead-letter queue",
+                    };
                     report.records.failed += 1;
                     report.failed.push(records[i].message_id.clone());
                     tracing::warn!(message_id = %records[i].message_id, reason = %why, "record failed; SQS will redeliver it");
                 }
-                State::DeadLettered | State::ToDeadLetter => {
+                State::DeadLettered(reason) => {
                     report.records.dead_lettered += 1;
-                    let reason = result.dlq_reason.unwrap_or("unknown");
-                    metrics.count_by(m::DLQ_MOVES, "Reason", reason, 1);
+                    metrics.count_by(m::DLQ_MOVES, "Reason", *reason, 1);
                 }
                 // Open at the end: every claimed event was accepted.
                 State::Open => report.records.sent += 1,

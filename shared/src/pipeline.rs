@@ -56,10 +56,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
                 reason: SkipReason::NoRule,
             }]);
         }
-        let needs_lookup = own.is_none()
-            && !matches!(signal.event, SignalEvent::AutomaticEvent { .. })
-            && !signal.user.is_empty();
-        let stored = if needs_lookup {
+        let stored = if looks_up_stored_click(signal, own.is_some()) {
             self.clicks.latest(&signal.waba_id, &signal.user).await?
         } else {
             None
@@ -90,6 +87,14 @@ impl<C: ClickStore> Processor<'_, C> {
     }
 }
 
+/// Whether a signal a rule matched is attributed through the user's stored click: not when it
+/// carries its own, not for automatic events (they carry theirs), not without a user.
+fn looks_up_stored_click(signal: &Signal, has_own_click: bool) -> bool {
+    !has_own_click
+        && !matches!(signal.event, SignalEvent::AutomaticEvent { .. })
+        && !signal.user.is_empty()
+}
+
 /// The hashed click keys [`Processor::process`] will read for `signal`, so a batch can read
 /// them all in one call before processing.
 pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
@@ -112,9 +117,7 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
     {
         out.extend(keys(&signal.waba_id));
     }
-    let looks_up = own_click(signal).is_none()
-        && !matches!(signal.event, SignalEvent::AutomaticEvent { .. })
-        && !signal.user.is_empty()
+    let looks_up = looks_up_stored_click(signal, own_click(signal).is_some())
         && config.rules.iter().any(|r| matches(r, signal));
     if looks_up && out.is_empty() {
         out.extend(keys(&signal.waba_id));

@@ -102,7 +102,7 @@ struct BatchState {
 
 fn newer<'a>(a: Option<&'a Click>, b: Option<&'a Click>) -> Option<&'a Click> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(if b.clicked_at >= a.clicked_at { b } else { a }),
+        (Some(a), Some(b)) => Some(if b.supersedes(a) { b } else { a }),
         (a, b) => a.or(b),
     }
 }
@@ -267,11 +267,11 @@ impl DispatchStore for MemoryStore {
     ) -> Result<Vec<Claim>, StoreError> {
         let mut tables = self.lock()?;
         for write in clicks {
-            let newer_stored = tables
+            let superseded = tables
                 .clicks
                 .get(&write.key)
-                .is_some_and(|c| c.clicked_at > write.click.clicked_at);
-            if !newer_stored {
+                .is_none_or(|c| write.click.supersedes(c));
+            if superseded {
                 tables.clicks.insert(write.key.clone(), write.click.clone());
             }
         }
