@@ -25,6 +25,12 @@ locals {
       threshold   = 0
       description = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
     }
+    graph-receipt-mismatches = {
+      service     = "capi-dispatch"
+      metric      = "GraphReceiptMismatches"
+      threshold   = 0
+      description = "Meta answered 200 without counting every event sent: the records are on the dead-letter queue as graph_receipt_mismatch; check Events Manager before a redrive (README › Operate)."
+    }
     ledger-write-failures = {
       service     = "capi-dispatch"
       metric      = "LedgerWriteFailures"

@@ -111,17 +111,47 @@ fn replay_reports_too_old_without_now() {
 }
 
 #[test]
-fn replay_of_a_missing_or_broken_file_fails_clearly() {
+fn replay_of_a_missing_file_fails_clearly() {
     let out = wacapi(&["replay", "no/such/file.json"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no/such/file.json"));
-    let out = wacapi(&["replay", "cli/tests/fixtures/bad-config.toml"]);
-    assert!(!out.status.success());
+}
+
+#[test]
+fn replay_quarantines_a_bad_file_by_position_and_kind_and_goes_on() {
+    let out = wacapi(&[
+        "replay",
+        "--now",
+        "1750100000",
+        "cli/tests/fixtures/bad-config.toml",
+        "cli/tests/fixtures/truncated-webhook.json",
+        "cli/tests/fixtures/wrong-object.json",
+        "examples/webhooks/01-text-from-ctwa-ad.json",
+        "examples/webhooks/02-order.json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("not a webhook envelope"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("bad-config.toml: quarantined: body is not a webhook envelope: Syntax error at line 1 column"),
+        "{stderr}"
     );
+    assert!(
+        stderr.contains("truncated-webhook.json: quarantined: body is not a webhook envelope: Eof error at line 1 column"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wrong-object.json: quarantined: webhook object (a 25-character string) is not whatsapp_business_account"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "5 file(s), 2 signal(s), 1 event(s) in 1 request(s); skipped: no_rule=1; quarantined: 3"
+        ),
+        "{stderr}"
+    );
+    // The order after the bad files was still replayed.
+    assert!(text(&out.stdout).contains("\"Purchase\""));
+    assert_no_clear_personal_data(&text(&out.stdout), &stderr);
 }
 
 fn assert_no_clear_personal_data(stdout: &str, stderr: &str) {
@@ -134,6 +164,7 @@ fn assert_no_clear_personal_data(stdout: &str, stderr: &str) {
         "example.com",
         "Menlo",
         "US.13491208655302741918",
+        "my email",
     ] {
         assert!(!stdout.contains(clear), "stdout shows {clear}");
         assert!(!stderr.contains(clear), "stderr shows {clear}");
@@ -421,4 +452,83 @@ fn load_test_reports_zero_loss_and_zero_duplicates() {
             "{stdout}"
         );
     }
+}
+
+/// Real-world shapes (tests/fixtures/shapes) through the whole local pipeline, in conversation
+/// order: nothing valid is quarantined, nothing acknowledged is dead-lettered, every amount is
+/// in currency units, and the click survives the user's BSUID change.
+#[test]
+fn demo_takes_real_world_shapes_end_to_end() {
+    let shapes = [
+        "null-lists",
+        "order-formatted-prices",
+        "automatic-events-amounts",
+        "relay-shapes",
+        "bsuid-click-before-change",
+        "user-changed-user-id",
+        "bsuid-order-after-change",
+    ]
+    .map(|s| format!("tests/fixtures/shapes/{s}.json"));
+    let mut args = vec![
+        "demo",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
+    args.extend(shapes.iter().map(String::as_str));
+    let out = wacapi(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("dead-lettered: reason=undecodable"),
+        "{stderr}"
+    );
+    // Only the entry without a WABA id is kept aside (whole, for a redrive).
+    assert_eq!(
+        stderr.matches("dead-lettered: reason=").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dead-lettered: reason=bad_entry"),
+        "{stderr}"
+    );
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .flat_map(|l| {
+            let request: Value = serde_json::from_str(l).expect("one request per line");
+            request["body"]["data"].as_array().unwrap().clone()
+        })
+        .collect();
+    let purchases: Vec<(String, f64, String)> = events
+        .iter()
+        .filter(|e| e["event_name"] == "Purchase")
+        .map(|e| {
+            (
+                e["user_data"]["ctwa_clid"].as_str().unwrap().to_owned(),
+                e["custom_data"]["value"].as_f64().unwrap(),
+                e["custom_data"]["currency"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("Aff-nulls-click-0101", 49.9, "USD"),
+        ("Aff-prices-click-0202", 1324.0, "USD"),
+        ("Aff-prices-click-0202", 1299.0, "EUR"),
+        ("Aff-auto-purchase-25usd", 25.0, "USD"),
+        ("Aff-auto-purchase-string-amount", 1299.0, "INR"),
+        ("Aff-bsuid-click-0303", 99.8, "BRL"),
+    ];
+    let mut got = purchases.clone();
+    got.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    let mut want: Vec<(String, f64, String)> = want
+        .iter()
+        .map(|(c, v, cur)| (c.to_string(), *v, cur.to_string()))
+        .collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    assert_eq!(got, want, "{stderr}");
+    // Purchases without a readable amount are skipped with a counted reason, never sent.
+    assert!(stderr.contains("invalid_custom_data=4"), "{stderr}");
+    assert_no_clear_personal_data(&text(&out.stdout), &stderr);
 }

@@ -29,7 +29,7 @@ use base64::Engine;
 use futures_util::future::join_all;
 
 use crate::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
-use crate::graph::{ErrorClass, GraphError, GraphSender};
+use crate::graph::{ErrorClass, GraphError, GraphSender, Receipt};
 use crate::hashing::sha256_hex;
 use crate::ingest::attributes;
 use crate::ledger::{Claim, ClaimRequest, SentMark};
@@ -70,6 +70,9 @@ pub mod metric_names {
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
     /// Flow fields left out of `user_data` because they could not be normalised.
     pub const USER_DATA_DROPPED: &str = "UserDataFieldsDropped";
+    /// Graph requests answered 2xx with an `events_received` other than the events sent; their
+    /// records go to the dead-letter queue (`graph_receipt_mismatch`): an alarm.
+    pub const GRAPH_RECEIPT_MISMATCHES: &str = "GraphReceiptMismatches";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -86,6 +89,7 @@ pub mod metric_names {
         DLQ_MOVES,
         LEDGER_WRITE_FAILURES,
         USER_DATA_DROPPED,
+        GRAPH_RECEIPT_MISMATCHES,
     ];
 }
 use metric_names as m;
@@ -102,6 +106,10 @@ pub mod graph_attributes {
     pub const FBTRACE_ID: &str = "wacapi_fbtrace_id";
     /// The refused event's id.
     pub const EVENT_ID: &str = "wacapi_event_id";
+    /// `events_received` of a 2xx answer that did not count every event (`none` when absent).
+    pub const EVENTS_RECEIVED: &str = "wacapi_graph_events_received";
+    /// The number of events in that request.
+    pub const EVENTS_SENT: &str = "wacapi_graph_events_sent";
 }
 
 /// One queue record.
@@ -268,6 +276,16 @@ enum EventResult {
     Sent(Option<String>),
     Invalid(GraphError),
     Failed(GraphError),
+    /// Meta answered 2xx but counted another number of events than were sent: which ones it
+    /// kept is unknown, so the events are neither marked sent nor retried automatically.
+    Unconfirmed(Unconfirmed),
+}
+
+#[derive(Debug, Clone)]
+struct Unconfirmed {
+    received: Option<u64>,
+    sent: usize,
+    fbtrace_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -276,6 +294,8 @@ struct SendLog {
     requests: usize,
     sizes: Vec<usize>,
     errors: Vec<GraphError>,
+    /// 2xx answers that did not count every event.
+    mismatches: usize,
 }
 
 /// A dead-letter move: reason, detail, and extra attributes.
@@ -519,12 +539,19 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         // 6. Mark sent, release the rest, route invalid events' records to the DLQ.
         let mut report = DispatchReport::default();
         let mut marks = Vec::new();
-        let mut invalid: BTreeMap<usize, (Event, GraphError)> = BTreeMap::new();
+        let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
         let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
         let send_time = unix_now().max(now);
         for log in logs {
             report.graph_requests += log.requests;
             metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
+            if log.mismatches > 0 {
+                metrics.count(m::GRAPH_RECEIPT_MISMATCHES, log.mismatches as u64);
+                tracing::error!(
+                    requests = log.mismatches,
+                    "Meta's answer did not count every event sent: the records go to the dead-letter queue unconfirmed"
+                );
+            }
             for size in log.sizes {
                 metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
             }
@@ -554,7 +581,15 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                     }
                     EventResult::Invalid(err) => {
                         release.push(event.event_id.clone());
-                        invalid.entry(owner).or_insert((event, err));
+                        invalid
+                            .entry(owner)
+                            .or_insert_with(|| refused_letter(&event, &err));
+                    }
+                    EventResult::Unconfirmed(unconfirmed) => {
+                        release.push(event.event_id.clone());
+                        invalid
+                            .entry(owner)
+                            .or_insert_with(|| unconfirmed_letter(&event, &unconfirmed));
                     }
                     EventResult::Failed(err) => {
                         release.push(event.event_id.clone());
@@ -578,27 +613,10 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         for (owner, err) in graph_failed {
             results[owner].state = State::Failed(format!("graph: {err}"));
         }
-        for (owner, (event, err)) in invalid {
-            if results[owner].is_failed() {
-                continue;
+        for (owner, letter) in invalid {
+            if !results[owner].is_failed() {
+                results[owner].state = State::ToDeadLetter(letter);
             }
-            results[owner].state = State::ToDeadLetter(DeadLetter {
-                reason: "graph_invalid_event",
-                detail: err.message.clone(),
-                extra: [
-                    (graph_attributes::CODE, err.code.map(|c| c.to_string())),
-                    (
-                        graph_attributes::SUBCODE,
-                        err.subcode.map(|c| c.to_string()),
-                    ),
-                    (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
-                    (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
-                    (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect(),
-            });
         }
         settle_failures(&groups, &mut results);
 
@@ -782,12 +800,34 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                     .send(&self.config.graph_api_version, account, &request)
                     .await
                 {
-                    Ok(success) => {
-                        log.results.extend(events.into_iter().map(|(owner, e)| {
-                            (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
-                        }));
-                        return log;
-                    }
+                    Ok(success) => match success.receipt(events.len()) {
+                        Receipt::All => {
+                            log.results.extend(events.into_iter().map(|(owner, e)| {
+                                (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
+                            }));
+                            return log;
+                        }
+                        // Nothing was kept, so sending again cannot duplicate: retry.
+                        Receipt::None => GraphError {
+                            status: Some(200),
+                            message: format!("Meta received 0 of {} events", events.len()),
+                            is_transient: true,
+                            fbtrace_id: success.fbtrace_id,
+                            ..GraphError::default()
+                        },
+                        Receipt::Partial(received) => {
+                            log.mismatches += 1;
+                            let unconfirmed = Unconfirmed {
+                                received,
+                                sent: events.len(),
+                                fbtrace_id: success.fbtrace_id,
+                            };
+                            log.results.extend(events.into_iter().map(|(o, e)| {
+                                (o, e, EventResult::Unconfirmed(unconfirmed.clone()))
+                            }));
+                            return log;
+                        }
+                    },
                     Err(err) => err,
                 };
                 log.errors.push(err.clone());
@@ -801,11 +841,12 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                             log.requests += sub.requests;
                             log.sizes.extend(sub.sizes);
                             log.errors.extend(sub.errors);
+                            log.mismatches += sub.mismatches;
                             log.results.extend(sub.results);
                         }
                         return log;
                     }
-                    ErrorClass::InvalidEvent => {
+                    ErrorClass::InvalidEvent | ErrorClass::DatasetRefused => {
                         log.results.extend(
                             events
                                 .into_iter()
@@ -850,6 +891,53 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         let jitter = RandomState::new().hash_one((attempt, Instant::now())) % 1000;
         // Half fixed, half random: never zero, never synchronised across invocations.
         ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2000.0)
+    }
+}
+
+/// The dead-letter move of a record whose event Meta refused for good.
+fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
+    DeadLetter {
+        reason: err.refusal_reason(),
+        detail: err.message.clone(),
+        extra: [
+            (graph_attributes::CODE, err.code.map(|c| c.to_string())),
+            (
+                graph_attributes::SUBCODE,
+                err.subcode.map(|c| c.to_string()),
+            ),
+            (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
+            (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
+            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect(),
+    }
+}
+
+/// The dead-letter move of a record whose event Meta may or may not have kept.
+fn unconfirmed_letter(event: &Event, unconfirmed: &Unconfirmed) -> DeadLetter {
+    let received = unconfirmed
+        .received
+        .map_or_else(|| "none".to_owned(), |n| n.to_string());
+    DeadLetter {
+        reason: "graph_receipt_mismatch",
+        detail: format!(
+            "Meta answered 2xx with events_received {received} for {} events: which were kept is unknown; check Events Manager for the event id before a redrive, which sends it again",
+            unconfirmed.sent
+        ),
+        extra: [
+            (graph_attributes::EVENTS_RECEIVED, Some(received)),
+            (
+                graph_attributes::EVENTS_SENT,
+                Some(unconfirmed.sent.to_string()),
+            ),
+            (graph_attributes::FBTRACE_ID, unconfirmed.fbtrace_id.clone()),
+            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect(),
     }
 }
 

@@ -20,6 +20,21 @@ use crate::secrets::{CachedSecret, SecretError, SecretSource};
 /// Meta's Graph API.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 
+/// Subcodes of Meta's refusals of business-messaging events, as integrators report them (Meta
+/// publishes no list; see docs/meta-reference.md).
+///
+/// `event_time` more than 7 days old ("Event Timestamp Too Old").
+pub const SUBCODE_EVENT_TOO_OLD: i64 = 2_804_003;
+/// An event name outside the 14 business-messaging names.
+pub const SUBCODE_EVENT_NAME_NOT_ALLOWED: i64 = 2_804_066;
+/// A `ctwa_clid` Meta does not know (also sent with a test code for a made-up click).
+pub const SUBCODE_INVALID_CTWA_CLID: i64 = 2_804_087;
+/// The dataset has no WhatsApp Business Account linked to it.
+pub const SUBCODE_NO_WABA_LINKED: i64 = 2_804_132;
+/// Meta's message (lower case) when the business is in a region where messaging events are not
+/// accepted (EU and Japan pages); no subcode has been reported for it.
+const RESTRICTIVE_REGION_MESSAGE: &str = "messaging restrictive region";
+
 /// The token used by accounts that name none.
 pub const DEFAULT_TOKEN_NAME: &str = "default";
 
@@ -46,6 +61,29 @@ pub struct GraphSuccess {
     /// Meta's trace id.
     #[serde(default)]
     pub fbtrace_id: Option<String>,
+}
+
+impl GraphSuccess {
+    /// Whether Meta's answer accounts for every event sent: `events_received` must equal the
+    /// number of events in the request. A 200 that counts fewer (or none) is not a success.
+    pub fn receipt(&self, sent: usize) -> Receipt {
+        match self.events_received {
+            Some(n) if n == sent as u64 => Receipt::All,
+            Some(0) => Receipt::None,
+            other => Receipt::Partial(other),
+        }
+    }
+}
+
+/// What a 2xx answer says was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Every event.
+    All,
+    /// None of them: safe to send again.
+    None,
+    /// Some other count, or no count: which events Meta kept is unknown.
+    Partial(Option<u64>),
 }
 
 /// A failed request: Meta's error object, or a transport failure.
@@ -79,8 +117,14 @@ pub enum ErrorClass {
     Throttled,
     /// 368: temporarily blocked; retry slowly.
     Blocked,
-    /// 100: an invalid event; isolate it, the rest of the request is fine.
+    /// 100, and the business-messaging refusals of one event (2804066 event name not allowed,
+    /// 2804087 invalid `ctwa_clid`, 2804003 too old): isolate it, the rest of the request is
+    /// fine.
     InvalidEvent,
+    /// A refusal of every event the dataset receives (2804132 no WhatsApp Business Account
+    /// linked to the dataset; "Messaging Event Within Messaging Restrictive Region"): permanent,
+    /// and splitting the request would only repeat it.
+    DatasetRefused,
     /// 190, 102, `OAuthException` without a code: token invalid or expired; alert, keep events.
     Auth,
     /// 3, 10, 200–299: permission; alert, keep events.
@@ -107,6 +151,15 @@ impl GraphError {
         if self.transport || self.is_transient {
             return ErrorClass::Transient;
         }
+        if self.subcode == Some(SUBCODE_NO_WABA_LINKED) || self.is_restrictive_region() {
+            return ErrorClass::DatasetRefused;
+        }
+        if matches!(
+            self.subcode,
+            Some(SUBCODE_EVENT_NAME_NOT_ALLOWED | SUBCODE_INVALID_CTWA_CLID)
+        ) {
+            return ErrorClass::InvalidEvent;
+        }
         match self.code {
             Some(1 | 2) => ErrorClass::Transient,
             Some(4 | 17 | 32 | 341 | 613) => ErrorClass::Throttled,
@@ -121,6 +174,28 @@ impl GraphError {
                 _ => ErrorClass::Other,
             },
         }
+    }
+
+    /// The dead-letter reason of a permanent refusal ([`ErrorClass::InvalidEvent`] or
+    /// [`ErrorClass::DatasetRefused`]), by Meta's subcode. README › Operate says what an
+    /// operator does about each.
+    pub fn refusal_reason(&self) -> &'static str {
+        if self.is_restrictive_region() {
+            return "graph_restricted_region";
+        }
+        match self.subcode {
+            Some(SUBCODE_EVENT_NAME_NOT_ALLOWED) => "graph_event_name_not_allowed",
+            Some(SUBCODE_INVALID_CTWA_CLID) => "graph_invalid_ctwa_clid",
+            Some(SUBCODE_NO_WABA_LINKED) => "graph_dataset_without_waba",
+            Some(SUBCODE_EVENT_TOO_OLD) => "graph_event_too_old",
+            _ => "graph_invalid_event",
+        }
+    }
+
+    fn is_restrictive_region(&self) -> bool {
+        self.message
+            .to_ascii_lowercase()
+            .contains(RESTRICTIVE_REGION_MESSAGE)
     }
 
     /// The metric label of the error code (`transport` when there was no answer).

@@ -19,9 +19,8 @@ use crate::business::{self, EventAuthError, EventKeys, EventsError};
 use crate::hashing::sha256_hex;
 use crate::metrics::{Metrics, names};
 use crate::queue::{MessageSink, OutboundMessage, QueueError};
-use crate::redact::safe_json_error;
 use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
-use crate::signal::{EnvelopeError, SignalEvent, Split, split};
+use crate::signal::{SignalEvent, Split, split};
 use crate::signature::{ClaimedSignature, SignatureError};
 
 /// Meta sends at most 3 MB; a margin above that, anything larger is refused with 413.
@@ -338,10 +337,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         let split = match split(body) {
             Ok(split) => split,
             Err(err) => {
-                let (reason, detail) = match &err {
-                    EnvelopeError::NotAnEnvelope(e) => ("not_an_envelope", safe_json_error(e)),
-                    EnvelopeError::WrongObject(_) => ("wrong_object", err.to_string()),
-                };
+                let (reason, detail) = (err.label(), err.to_string());
                 let message = quarantine_message(body, "webhook_body", reason, &detail, None);
                 self.dead_letters.send_all(vec![message]).await?;
                 metrics.count_by(names::BODIES_QUARANTINED, "Reason", reason, 1);
@@ -380,6 +376,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         metrics.count(names::STATUSES_IGNORED, split.statuses as u64);
         metrics.count(names::WEBHOOK_ERRORS, split.errors as u64);
         metrics.count(names::CHANGES_IGNORED, split.ignored_changes as u64);
+        metrics.count(names::FLOW_FIELDS_DROPPED, split.flow_fields_dropped as u64);
 
         let quarantined = split.rejected.len();
         if quarantined > 0 {
@@ -389,10 +386,10 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 .map(|r| {
                     quarantine_message(
                         r.raw.as_bytes(),
-                        "webhook_item",
+                        r.kind.label(),
                         r.reason.label(),
                         &r.reason.to_string(),
-                        Some(&r.waba_id),
+                        Some(r.waba_id.as_str()).filter(|w| !w.is_empty()),
                     )
                 })
                 .collect();

@@ -10,9 +10,10 @@ use crate::capi::{
 };
 use crate::clicks::Click;
 use crate::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
+use crate::money::{is_valid_amount, is_valid_quantity};
 use crate::rules::{Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code};
+use crate::signal::OrderItem;
 use crate::signal::{Signal, SignalEvent};
-use crate::webhook::ProductItem;
 
 /// Events this close to Meta's 7-day limit are not sent: retries need time to finish inside it.
 pub const TOO_OLD_SAFETY_MARGIN_SECONDS: i64 = 3600;
@@ -331,8 +332,17 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
         ..
     } = &signal.event
     {
-        data.value = meta.value.map(round_money);
-        data.currency = meta.currency.clone().map(|c| c.to_ascii_uppercase());
+        let currency = meta
+            .currency
+            .as_deref()
+            .map(|c| c.trim().to_ascii_uppercase());
+        // Meta writes the amount × 1000 (see money::AUTOMATIC_EVENT_VALUE_SCALE for the source).
+        if let Some(raw) = &meta.value {
+            let value = crate::money::automatic_event_value(raw, currency.as_deref())
+                .filter(|v| is_valid_amount(*v))?;
+            data.value = Some(round_money(value));
+        }
+        data.currency = currency;
     }
     if let Some(value) = spec.value {
         data.value = Some(round_money(value));
@@ -357,40 +367,63 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
     Some((!data.is_empty()).then_some(data))
 }
 
-fn order_custom_data(items: &[ProductItem]) -> Option<CustomData> {
-    let first = items.first()?;
-    let currency = first.currency.trim().to_ascii_uppercase();
-    if items
+/// An order's value data, or `None` when it cannot be computed: no items, a line whose
+/// quantity, price or currency could not be read, a quantity outside 1..=10^6 or fractional, a
+/// price or total outside 0..=10^12 (see [`crate::money`]), or mixed currencies.
+fn order_custom_data(items: &[OrderItem]) -> Option<CustomData> {
+    struct Line<'a> {
+        id: &'a str,
+        quantity: f64,
+        price: f64,
+    }
+    let currency = items
+        .first()?
+        .currency
+        .as_deref()?
+        .trim()
+        .to_ascii_uppercase();
+    let lines = items
         .iter()
-        .any(|i| !i.currency.trim().eq_ignore_ascii_case(&currency))
-        || items
-            .iter()
-            .any(|i| i.quantity < 0.0 || i.quantity.fract() != 0.0 || i.item_price < 0.0)
-    {
+        .map(|i| {
+            let same_currency = i
+                .currency
+                .as_deref()
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case(&currency));
+            let quantity = i.quantity.filter(|q| is_valid_quantity(*q))?;
+            let price = i.item_price.filter(|p| is_valid_amount(*p))?;
+            same_currency.then_some(Line {
+                id: i.product_retailer_id.as_deref().unwrap_or_default(),
+                quantity,
+                price,
+            })
+        })
+        .collect::<Option<Vec<Line<'_>>>>()?;
+    let value: f64 = lines.iter().map(|l| l.quantity * l.price).sum();
+    if !is_valid_amount(value) {
         return None;
     }
-    let value: f64 = items.iter().map(|i| i.quantity * i.item_price).sum();
-    let num_items: f64 = items.iter().map(|i| i.quantity).sum();
+    let num_items: f64 = lines.iter().map(|l| l.quantity).sum();
+    let ids: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.id.is_empty())
+        .map(|l| l.id.to_owned())
+        .collect();
     Some(CustomData {
         currency: Some(currency),
         value: Some(round_money(value)),
         contents: Some(
-            items
+            lines
                 .iter()
-                .map(|i| Content {
-                    id: i.product_retailer_id.clone(),
-                    quantity: i.quantity.round() as u64,
-                    item_price: i.item_price,
+                .filter(|l| !l.id.is_empty())
+                .map(|l| Content {
+                    id: l.id.to_owned(),
+                    quantity: l.quantity.round() as u64,
+                    item_price: l.price,
                     delivery_category: None,
                 })
                 .collect(),
         ),
-        content_ids: Some(
-            items
-                .iter()
-                .map(|i| i.product_retailer_id.clone())
-                .collect(),
-        ),
+        content_ids: Some(ids),
         content_type: Some("product".to_owned()),
         num_items: Some(num_items.round() as u64),
         order_id: None,
@@ -412,7 +445,7 @@ fn apply_field(data: &mut CustomData, key: &str, value: &Value) -> Option<()> {
                 Value::String(s) => s.trim().parse::<f64>().ok(),
                 _ => None,
             }
-            .filter(|v| v.is_finite() && *v >= 0.0)?;
+            .filter(|v| is_valid_amount(*v))?;
             data.value = Some(round_money(v));
         }
         "currency" => data.currency = Some(as_text()?.to_ascii_uppercase()),

@@ -39,6 +39,9 @@ pub mod names {
     pub const SECRET_ERRORS: &str = "SecretErrors";
     /// Subscription handshakes; dimension `Outcome`.
     pub const HANDSHAKES: &str = "Handshakes";
+    /// Flow form fields left out of signals (nested too deep, or a `response_json` that holds
+    /// no JSON object); the Flow completion itself is kept.
+    pub const FLOW_FIELDS_DROPPED: &str = "FlowFieldsDropped";
 
     /// `POST /events` requests received.
     pub const BUSINESS_REQUESTS: &str = "BusinessRequests";
@@ -67,6 +70,7 @@ pub mod names {
         ENQUEUE_FAILURES,
         SECRET_ERRORS,
         HANDSHAKES,
+        FLOW_FIELDS_DROPPED,
     ];
 }
 

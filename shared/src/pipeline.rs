@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use crate::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
-use crate::clicks::{ClickStore, StoreError, user_key};
+use crate::clicks::{Click, ClickStore, StoreError, user_key};
 use crate::mapping::{
     MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click,
 };
 use crate::rules::{Account, Config};
-use crate::signal::{Signal, SignalEvent};
+use crate::signal::{Signal, SignalEvent, UserRef};
 
 /// Turns signals into outcomes, keeping the click store up to date.
 #[derive(Debug)]
@@ -45,10 +45,8 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         }
         if let SignalEvent::IdentityChanged { new, .. } = &signal.event
             && !new.is_empty()
-            && let Some(click) = self.clicks.latest(&signal.waba_id, &signal.user).await?
         {
-            // The user's later messages arrive under the new identity: carry the click over.
-            self.clicks.record(&signal.waba_id, new, &click).await?;
+            self.carry_click(signal, new).await?;
         }
         if !self.config.rules.iter().any(|r| matches(r, signal)) {
             return Ok(vec![Outcome::Skipped {
@@ -67,6 +65,28 @@ impl<'a, C: ClickStore> Processor<'a, C> {
 }
 
 impl<C: ClickStore> Processor<'_, C> {
+    /// The user's later messages arrive under the new identity: the newest click of any
+    /// previous identity is recorded under the new one. Recording is "newest wins", so the same
+    /// change seen twice writes nothing new, and a click made since under the new identity is
+    /// kept.
+    async fn carry_click(&self, signal: &Signal, new: &UserRef) -> Result<(), StoreError> {
+        let mut newest: Option<Click> = None;
+        for previous in signal.previous_identities() {
+            if previous.is_empty() {
+                continue;
+            }
+            if let Some(click) = self.clicks.latest(&signal.waba_id, &previous).await?
+                && newest.as_ref().is_none_or(|n| click.supersedes(n))
+            {
+                newest = Some(click);
+            }
+        }
+        match newest {
+            Some(click) => self.clicks.record(&signal.waba_id, new, &click).await,
+            None => Ok(()),
+        }
+    }
+
     /// Business events name no rule: resolve their WABA, look up the user's click, map.
     async fn process_business(
         &self,
@@ -115,13 +135,19 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
     if let SignalEvent::IdentityChanged { new, .. } = &signal.event
         && !new.is_empty()
     {
-        out.extend(keys(&signal.waba_id));
+        for previous in signal.previous_identities() {
+            out.extend(previous.keys().map(|k| user_key(&signal.waba_id, k)));
+        }
+        // Recording under the new identity compares with what it holds.
+        out.extend(new.keys().map(|k| user_key(&signal.waba_id, k)));
     }
     let looks_up = looks_up_stored_click(signal, own_click(signal).is_some())
         && config.rules.iter().any(|r| matches(r, signal));
-    if looks_up && out.is_empty() {
+    if looks_up {
         out.extend(keys(&signal.waba_id));
     }
+    out.sort();
+    out.dedup();
     out
 }
 

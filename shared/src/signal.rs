@@ -6,12 +6,15 @@
 //! media ids and profile names are dropped.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::hashing::{normalize_phone, sha256_hex};
+use crate::lenient::RawItem;
+use crate::redact::safe_json_error;
 use crate::webhook::{
-    AutomaticCustomData, AutomaticEvent, ChangeValue, Contact, Message, MessageType, ProductItem,
-    WHATSAPP_OBJECT, Webhook,
+    AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
+    NfmReply, WHATSAPP_OBJECT, Webhook,
 };
 
 /// The schema version written into every signal (`"v"`).
@@ -58,15 +61,12 @@ pub struct UserRef {
 impl UserRef {
     /// True when no identity is known.
     pub fn is_empty(&self) -> bool {
-        self.bsuid.is_none() && self.ph.is_none()
+        self.bsuid.is_none() && self.parent_bsuid.is_none() && self.ph.is_none()
     }
 
-    /// The identity a user is keyed by: BSUID first, then hashed phone.
+    /// The identity a user is keyed by: BSUID first, then hashed phone, then parent BSUID.
     pub fn primary_key(&self) -> Option<UserKey<'_>> {
-        self.bsuid
-            .as_deref()
-            .map(UserKey::Bsuid)
-            .or(self.ph.as_deref().map(UserKey::Phone))
+        self.keys().next()
     }
 
     /// Every identity of the user, BSUID first.
@@ -76,6 +76,7 @@ impl UserRef {
             .map(UserKey::Bsuid)
             .into_iter()
             .chain(self.ph.as_deref().map(UserKey::Phone))
+            .chain(self.parent_bsuid.as_deref().map(UserKey::ParentBsuid))
     }
 
     fn from_message(message: &Message, contacts: &[Contact]) -> Self {
@@ -114,14 +115,18 @@ pub enum UserKey<'a> {
     Bsuid(&'a str),
     /// A hashed phone number.
     Phone(&'a str),
+    /// The parent business's scoped user id (business portfolios).
+    ParentBsuid(&'a str),
 }
 
 impl UserKey<'_> {
-    /// `b:<bsuid>` or `p:<sha256>`: a string key that cannot collide across kinds.
+    /// `b:<bsuid>`, `p:<sha256>` or `pb:<parent bsuid>`: a string key that cannot collide
+    /// across kinds.
     pub fn tagged(&self) -> String {
         match self {
             Self::Bsuid(id) => format!("b:{id}"),
             Self::Phone(hash) => format!("p:{hash}"),
+            Self::ParentBsuid(id) => format!("pb:{id}"),
         }
     }
 }
@@ -182,7 +187,8 @@ pub enum SignalEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catalog_id: Option<String>,
         /// The order lines.
-        items: Vec<ProductItem>,
+        #[serde(default)]
+        items: Vec<OrderItem>,
     },
     /// The user opened the chat for the first time.
     RequestWelcome,
@@ -195,6 +201,9 @@ pub enum SignalEvent {
         /// The BSUID before the change.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_bsuid: Option<String>,
+        /// The parent BSUID before the change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_parent_bsuid: Option<String>,
     },
     /// A conversion Meta detected itself.
     AutomaticEvent {
@@ -226,6 +235,49 @@ pub enum SignalEvent {
         /// The message type's name.
         message_type: String,
     },
+}
+
+/// One line of an order, its numbers read (see [`crate::money`]); a part that could not be read
+/// is `None`, and the order then has no computable value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The product's retailer id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_retailer_id: Option<String>,
+    /// Units ordered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<f64>,
+    /// Unit price, in currency units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_price: Option<f64>,
+    /// ISO 4217 currency of the price, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl OrderItem {
+    fn read(item: Option<&crate::webhook::ProductItem>) -> Self {
+        let Some(item) = item else {
+            return Self::default();
+        };
+        let currency = item
+            .currency
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        Self {
+            product_retailer_id: item.product_retailer_id.clone(),
+            quantity: item
+                .quantity
+                .as_ref()
+                .and_then(|q| crate::money::amount(q, None)),
+            item_price: item
+                .item_price
+                .as_ref()
+                .and_then(|p| crate::money::amount(p, currency)),
+            currency: currency.map(str::to_owned),
+        }
+    }
 }
 
 impl SignalEvent {
@@ -268,6 +320,11 @@ impl Signal {
     /// (BSUID first, then phone); automatic events, which name no user, group by click id.
     pub fn group_id(&self) -> String {
         let who = match (&self.event, self.user.primary_key()) {
+            // The user's next messages come under the new identity: the change goes first in
+            // their group, so the click it carries over is there before they are mapped.
+            (SignalEvent::IdentityChanged { new, .. }, _) if !new.is_empty() => {
+                new.primary_key().map(|k| k.tagged()).unwrap_or_default()
+            }
             (_, Some(key)) => key.tagged(),
             (SignalEvent::AutomaticEvent { ctwa_clid, .. }, None) => {
                 format!("c:{}", ctwa_clid.as_deref().unwrap_or(&self.id))
@@ -278,41 +335,95 @@ impl Signal {
     }
 
     /// The SQS FIFO deduplication id: a hash of the message id, scoped by signal kind so an
-    /// automatic event detected on a message never collides with that message.
+    /// automatic event detected on a message never collides with that message. A business
+    /// event's id is scoped as its event id is (account, event name, idempotency key), so a key
+    /// reused for another event name is another event, and an identical retry is the same one.
     pub fn dedup_id(&self) -> String {
-        let scope = match &self.event {
-            SignalEvent::AutomaticEvent { event_name, .. } => format!("auto:{event_name}:"),
-            _ => "msg:".to_owned(),
+        let scoped = match &self.event {
+            SignalEvent::AutomaticEvent { event_name, .. } => {
+                format!("auto:{event_name}:{}", self.id)
+            }
+            SignalEvent::Business {
+                event_name,
+                idempotency_key,
+                ..
+            } => format!(
+                "business:{}\u{1f}{}\u{1f}{idempotency_key}",
+                self.waba_id,
+                event_name.as_str()
+            ),
+            _ => format!("msg:{}", self.id),
         };
-        sha256_hex(format!("{scope}{}", self.id).as_bytes())
+        sha256_hex(scoped.as_bytes())
+    }
+
+    /// For an identity change, the identities the user had before it: the sender as the
+    /// message names them (`from`, `from_user_id`), and the previous ids the system message
+    /// names (which may be all there is: `user_changed_user_id` carries no phone number).
+    pub fn previous_identities(&self) -> [UserRef; 2] {
+        match &self.event {
+            SignalEvent::IdentityChanged {
+                previous_bsuid,
+                previous_parent_bsuid,
+                ..
+            } => [
+                self.user.clone(),
+                UserRef {
+                    bsuid: previous_bsuid.clone(),
+                    parent_bsuid: previous_parent_bsuid.clone(),
+                    ph: None,
+                },
+            ],
+            _ => [UserRef::default(), UserRef::default()],
+        }
     }
 }
 
-/// Why an item of a webhook could not become a signal; the item goes to the dead-letter queue.
+/// Why a part of a webhook could not become a signal; the part goes to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RejectReason {
-    /// The message does not fit the model (missing id, bad timestamp, wrong types).
+    /// An `entry[]` item that is not an entry (no WABA id, not an object).
+    #[error("entry does not parse: {0}")]
+    BadEntry(String),
+    /// A `changes[]` item, or the value of a known field, that does not parse.
+    #[error("change does not parse: {0}")]
+    BadChange(String),
+    /// The message does not fit the model (missing id or timestamp, not an object).
     #[error("message does not parse: {0}")]
     BadMessage(String),
     /// The automatic event does not fit the model.
     #[error("automatic event does not parse: {0}")]
     BadAutomaticEvent(String),
-    /// An interactive `nfm_reply` whose `response_json` is not a JSON object.
-    #[error("flow response_json is not a JSON object")]
-    BadFlowResponse,
-    /// A change value of a known field that does not parse.
-    #[error("change value does not parse: {0}")]
-    BadChange(String),
 }
 
 impl RejectReason {
     /// A short label for metrics and message attributes.
     pub fn label(&self) -> &'static str {
         match self {
+            Self::BadEntry(_) => "bad_entry",
+            Self::BadChange(_) => "bad_change",
             Self::BadMessage(_) => "bad_message",
             Self::BadAutomaticEvent(_) => "bad_automatic_event",
-            Self::BadFlowResponse => "bad_flow_response",
-            Self::BadChange(_) => "bad_change",
+        }
+    }
+}
+
+/// What a quarantined part holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawKind {
+    /// A whole webhook envelope (a bad entry or change is kept wrapped in one, so a redrive
+    /// re-reads it as a webhook).
+    Envelope,
+    /// One `messages[]` or `automatic_events[]` item.
+    Item,
+}
+
+impl RawKind {
+    /// The `wacapi_kind` attribute of the dead-letter message.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Envelope => "webhook_body",
+            Self::Item => "webhook_item",
         }
     }
 }
@@ -320,11 +431,13 @@ impl RejectReason {
 /// A part of a webhook that could not become a signal, with its exact JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
-    /// The WABA the item came under.
+    /// The WABA the part came under (empty when the entry had none).
     pub waba_id: String,
     /// Why.
     pub reason: RejectReason,
-    /// The item's JSON exactly as received.
+    /// An item, or an envelope around the entry or change.
+    pub kind: RawKind,
+    /// The part's JSON exactly as received (wrapped in an envelope for entries and changes).
     pub raw: String,
 }
 
@@ -333,7 +446,7 @@ pub struct Rejected {
 pub struct Split {
     /// Signals to enqueue, in webhook order.
     pub signals: Vec<Signal>,
-    /// Items to quarantine.
+    /// Parts to quarantine.
     pub rejected: Vec<Rejected>,
     /// `statuses[]` items seen (counted, not enqueued).
     pub statuses: usize,
@@ -341,53 +454,105 @@ pub struct Split {
     pub errors: usize,
     /// Changes of fields wacapi does not process.
     pub ignored_changes: usize,
+    /// Flow fields left out of signals: nested deeper than [`MAX_FLOW_FIELD_DEPTH`], or a
+    /// `response_json` that is not a JSON object (counted as one).
+    pub flow_fields_dropped: usize,
 }
 
-/// Why a whole body was refused.
-#[derive(Debug, thiserror::Error)]
+/// Why a whole body was refused. The texts name positions, kinds and lengths, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
     /// Not JSON, or not the webhook envelope.
     #[error("body is not a webhook envelope: {0}")]
-    NotAnEnvelope(#[from] serde_json::Error),
+    NotAnEnvelope(String),
     /// Valid envelope of another product (`object` is not `whatsapp_business_account`).
-    #[error("webhook object {0:?} is not whatsapp_business_account")]
-    WrongObject(String),
+    #[error("webhook object (a {0}-character string) is not whatsapp_business_account")]
+    WrongObject(usize),
 }
+
+impl EnvelopeError {
+    /// A short label for metrics and message attributes.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotAnEnvelope(_) => "not_an_envelope",
+            Self::WrongObject(_) => "wrong_object",
+        }
+    }
+}
+
+/// Flow field values nested deeper than this are left out of signals: rules read flat fields,
+/// and every signal must stay readable by the dispatcher (serde_json stops at 128 levels).
+pub const MAX_FLOW_FIELD_DEPTH: usize = 16;
 
 /// Parses a verified body and splits it into signals, in webhook order.
 ///
-/// Fails only when the envelope itself is unusable; a malformed item inside a good envelope is
-/// returned in [`Split::rejected`] instead, so the rest of the webhook still flows.
+/// Fails only when the envelope itself is unusable; a malformed entry, change or item inside a
+/// good envelope is returned in [`Split::rejected`] instead, so the rest of the webhook still
+/// flows. `null` entries, changes, messages and events are absent.
 pub fn split(body: &[u8]) -> Result<Split, EnvelopeError> {
-    let webhook: Webhook<'_> = serde_json::from_slice(body)?;
+    let webhook: Webhook<'_> = serde_json::from_slice(body)
+        .map_err(|e| EnvelopeError::NotAnEnvelope(safe_json_error(&e)))?;
     if webhook.object != WHATSAPP_OBJECT {
-        return Err(EnvelopeError::WrongObject(webhook.object));
+        return Err(EnvelopeError::WrongObject(webhook.object.chars().count()));
     }
     let mut out = Split::default();
-    for entry in &webhook.entry {
-        for change in &entry.changes {
-            if change.field != "messages" && change.field != "automatic_events" {
-                out.ignored_changes += 1;
+    for raw_entry in &webhook.entry {
+        let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.rejected.push(Rejected {
+                    waba_id: String::new(),
+                    reason: RejectReason::BadEntry(safe_json_error(&e)),
+                    kind: RawKind::Envelope,
+                    raw: envelope(raw_entry.get()),
+                });
                 continue;
             }
-            let value: ChangeValue<'_> = match serde_json::from_str(change.value.get()) {
-                Ok(value) => value,
-                Err(err) => {
-                    out.rejected.push(Rejected {
-                        waba_id: entry.id.clone(),
-                        reason: RejectReason::BadChange(crate::redact::safe_json_error(&err)),
-                        raw: change.value.get().to_owned(),
-                    });
-                    continue;
-                }
-            };
-            split_change(&entry.id, &value, &mut out);
+        };
+        for raw_change in &entry.changes {
+            split_change(&entry.id, raw_change, &mut out);
         }
     }
     Ok(out)
 }
 
-fn split_change(waba_id: &str, value: &ChangeValue<'_>, out: &mut Split) {
+fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
+}
+
+/// An envelope holding one raw entry.
+fn envelope(raw_entry: &str) -> String {
+    format!(r#"{{"object":"{WHATSAPP_OBJECT}","entry":[{raw_entry}]}}"#)
+}
+
+/// An envelope holding one raw change of `waba_id`'s entry.
+fn change_envelope(waba_id: &str, raw_change: &str) -> String {
+    let id = serde_json::Value::from(waba_id);
+    envelope(&format!(r#"{{"id":{id},"changes":[{raw_change}]}}"#))
+}
+
+fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
+    let bad_change = |e: &serde_json::Error| Rejected {
+        waba_id: waba_id.to_owned(),
+        reason: RejectReason::BadChange(safe_json_error(e)),
+        kind: RawKind::Envelope,
+        raw: change_envelope(waba_id, raw_change.get()),
+    };
+    let change: Change<'_> = match serde_json::from_str(raw_change.get()) {
+        Ok(change) => change,
+        Err(e) => return out.rejected.push(bad_change(&e)),
+    };
+    if change.field != "messages" && change.field != "automatic_events" {
+        out.ignored_changes += 1;
+        return;
+    }
+    let Some(raw_value) = change.value.filter(|v| !is_null(v)) else {
+        return;
+    };
+    let value: ChangeValue<'_> = match serde_json::from_str(raw_value.get()) {
+        Ok(value) => value,
+        Err(e) => return out.rejected.push(bad_change(&e)),
+    };
     out.statuses += value.statuses.len();
     out.errors += value.errors.len();
     let phone_number_id = value
@@ -397,15 +562,21 @@ fn split_change(waba_id: &str, value: &ChangeValue<'_>, out: &mut Split) {
     let reject = |reason: RejectReason, raw: &str| Rejected {
         waba_id: waba_id.to_owned(),
         reason,
+        kind: RawKind::Item,
         raw: raw.to_owned(),
     };
     for raw in &value.messages {
-        let parsed = serde_json::from_str::<Message>(raw.get())
-            .map_err(|e| RejectReason::BadMessage(crate::redact::safe_json_error(&e)))
-            .and_then(|m| message_signal(waba_id, phone_number_id.as_ref(), &value.contacts, m));
-        match parsed {
-            Ok(signal) => out.signals.push(signal),
-            Err(reason) => out.rejected.push(reject(reason, raw.get())),
+        match serde_json::from_str::<Message>(raw.get()) {
+            Ok(message) => {
+                let signal =
+                    message_signal(waba_id, phone_number_id.as_ref(), &value.contacts, message);
+                out.flow_fields_dropped += signal.1;
+                out.signals.push(signal.0);
+            }
+            Err(e) => out.rejected.push(reject(
+                RejectReason::BadMessage(safe_json_error(&e)),
+                raw.get(),
+            )),
         }
     }
     for raw in &value.automatic_events {
@@ -415,7 +586,7 @@ fn split_change(waba_id: &str, value: &ChangeValue<'_>, out: &mut Split) {
                     .push(automatic_signal(waba_id, phone_number_id.as_ref(), event))
             }
             Err(e) => out.rejected.push(reject(
-                RejectReason::BadAutomaticEvent(crate::redact::safe_json_error(&e)),
+                RejectReason::BadAutomaticEvent(safe_json_error(&e)),
                 raw.get(),
             )),
         }
@@ -427,12 +598,10 @@ fn split_change(waba_id: &str, value: &ChangeValue<'_>, out: &mut Split) {
 /// the user is known only from the message's own `from`/`from_user_id`.
 pub fn signal_from_item(waba_id: &str, raw: &str) -> Result<Signal, RejectReason> {
     match serde_json::from_str::<Message>(raw) {
-        Ok(message) => message_signal(waba_id, None, &[], message),
+        Ok(message) => Ok(message_signal(waba_id, None, &[], message).0),
         Err(message_err) => match serde_json::from_str::<AutomaticEvent>(raw) {
             Ok(event) => Ok(automatic_signal(waba_id, None, event)),
-            Err(_) => Err(RejectReason::BadMessage(crate::redact::safe_json_error(
-                &message_err,
-            ))),
+            Err(_) => Err(RejectReason::BadMessage(safe_json_error(&message_err))),
         },
     }
 }
@@ -453,25 +622,28 @@ fn automatic_signal(
         event: SignalEvent::AutomaticEvent {
             event_name: event.event_name,
             ctwa_clid: event.ctwa_clid,
-            custom_data: event.custom_data,
+            custom_data: event
+                .custom_data
+                .filter(|c| *c != AutomaticCustomData::EMPTY),
         },
     }
 }
 
+/// A message's signal, and how many Flow fields were left out of it.
 fn message_signal(
     waba_id: &str,
     phone_number_id: Option<&String>,
     contacts: &[Contact],
     message: Message,
-) -> Result<Signal, RejectReason> {
+) -> (Signal, usize) {
     let user = UserRef::from_message(&message, contacts);
     let referral = message.referral.as_ref().map(|r| AdReferral {
-        ctwa_clid: r.ctwa_clid.clone().filter(|c| !c.is_empty()),
+        ctwa_clid: r.ctwa_clid.clone().filter(|c| !c.trim().is_empty()),
         source_id: r.source_id.clone(),
         source_type: r.source_type.clone(),
     });
-    let event = message_event(&message)?;
-    Ok(Signal {
+    let (event, dropped) = message_event(&message);
+    let signal = Signal {
         v: SIGNAL_VERSION,
         id: message.id,
         waba_id: waba_id.to_owned(),
@@ -480,20 +652,21 @@ fn message_signal(
         user,
         referral,
         event,
-    })
+    };
+    (signal, dropped)
 }
 
-fn message_event(message: &Message) -> Result<SignalEvent, RejectReason> {
+fn message_event(message: &Message) -> (SignalEvent, usize) {
     let kind = &message.kind;
     let other = |kind: &MessageType| SignalEvent::Other {
         message_type: kind.as_str().to_owned(),
     };
-    Ok(match kind {
+    let event = match kind {
         MessageType::Text => SignalEvent::Text {
             body: message
                 .text
                 .as_ref()
-                .map(|t| t.body.clone())
+                .and_then(|t| t.body.clone())
                 .unwrap_or_default(),
         },
         MessageType::Button => SignalEvent::TemplateButton {
@@ -508,67 +681,113 @@ fn message_event(message: &Message) -> Result<SignalEvent, RejectReason> {
             items: message
                 .order
                 .as_ref()
-                .map(|o| o.product_items.clone())
+                .map(|o| {
+                    o.product_items
+                        .iter()
+                        .map(|i| OrderItem::read(i.as_ref()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         },
         MessageType::RequestWelcome => SignalEvent::RequestWelcome,
         MessageType::Interactive => match &message.interactive {
-            Some(i) => match (
-                i.kind.as_str(),
-                &i.button_reply,
-                &i.list_reply,
-                &i.nfm_reply,
-            ) {
-                ("button_reply", Some(reply), _, _) => SignalEvent::ButtonReply {
-                    id: reply.id.clone(),
-                },
-                ("list_reply", _, Some(reply), _) => SignalEvent::ListReply {
-                    id: reply.id.clone(),
-                },
-                ("nfm_reply", _, _, Some(nfm)) => flow_reply(nfm)?,
-                _ => SignalEvent::Other {
-                    message_type: format!("interactive.{}", i.kind),
-                },
-            },
+            Some(i) => {
+                let inferred = || {
+                    [
+                        ("button_reply", i.button_reply.is_some()),
+                        ("list_reply", i.list_reply.is_some()),
+                        ("nfm_reply", i.nfm_reply.is_some()),
+                    ]
+                    .into_iter()
+                    .find_map(|(name, present)| present.then_some(name))
+                };
+                let reply_kind = i.kind.as_deref().or_else(inferred).unwrap_or("unknown");
+                let reply_id = |r: &Option<crate::webhook::Reply>| r.as_ref()?.id.clone();
+                match (
+                    reply_kind,
+                    reply_id(&i.button_reply),
+                    reply_id(&i.list_reply),
+                    &i.nfm_reply,
+                ) {
+                    ("button_reply", Some(id), _, _) => SignalEvent::ButtonReply { id },
+                    ("list_reply", _, Some(id), _) => SignalEvent::ListReply { id },
+                    ("nfm_reply", _, _, Some(nfm)) => return flow_reply(nfm),
+                    _ => SignalEvent::Other {
+                        message_type: format!("interactive.{reply_kind}"),
+                    },
+                }
+            }
             None => other(kind),
         },
         MessageType::System => match &message.system {
             Some(system) => SignalEvent::IdentityChanged {
                 change: system.kind.clone().unwrap_or_default(),
                 new: UserRef {
-                    bsuid: system.user_id.clone(),
-                    parent_bsuid: system.parent_user_id.clone(),
+                    bsuid: non_empty(system.user_id.as_deref()).map(str::to_owned),
+                    parent_bsuid: non_empty(system.parent_user_id.as_deref()).map(str::to_owned),
                     ph: system
                         .wa_id
                         .as_deref()
                         .or(system.new_wa_id.as_deref())
                         .and_then(hash_phone),
                 },
-                previous_bsuid: system.previous_user_id.clone(),
+                previous_bsuid: non_empty(system.previous_user_id.as_deref()).map(str::to_owned),
+                previous_parent_bsuid: non_empty(system.previous_parent_user_id.as_deref())
+                    .map(str::to_owned),
             },
             None => other(kind),
         },
         MessageType::Other(_) => other(kind),
-    })
+    };
+    (event, 0)
 }
 
-fn flow_reply(nfm: &crate::webhook::NfmReply) -> Result<SignalEvent, RejectReason> {
-    let fields = match nfm.response_json.as_deref() {
-        None | Some("") => Map::new(),
-        Some(json) => match serde_json::from_str::<Value>(json) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(RejectReason::BadFlowResponse),
+/// A Flow completion: its form fields (Meta sends them as a JSON string; some relays as the
+/// object), with values nested too deep left out. A `response_json` that holds no JSON object
+/// keeps the completion with no fields.
+fn flow_reply(nfm: &NfmReply) -> (SignalEvent, usize) {
+    let (mut fields, mut dropped) = match nfm.response_json.as_deref().map(RawValue::get) {
+        None => (Map::new(), 0),
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(Value::String(text)) if text.trim().is_empty() => (Map::new(), 0),
+            Ok(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(map)) => (map, 0),
+                _ => (Map::new(), 1),
+            },
+            Ok(Value::Object(map)) => (map, 0),
+            Ok(Value::Null) => (Map::new(), 0),
+            _ => (Map::new(), 1),
         },
     };
-    let flow_token = fields
-        .get("flow_token")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok(SignalEvent::FlowReply {
+    let before = fields.len();
+    fields.retain(|_, value| depth(value) <= MAX_FLOW_FIELD_DEPTH);
+    dropped += before - fields.len();
+    let flow_token = match fields.get("flow_token") {
+        Some(Value::String(token)) => Some(token.clone()),
+        Some(Value::Number(token)) => Some(token.to_string()),
+        _ => None,
+    };
+    let event = SignalEvent::FlowReply {
         name: nfm.name.clone(),
         flow_token,
         fields,
-    })
+    };
+    (event, dropped)
+}
+
+/// Nesting depth of a JSON value (a scalar is 0), without recursion.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -577,4 +796,96 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
 
 fn hash_phone(raw: &str) -> Option<String> {
     normalize_phone(raw).map(|digits| sha256_hex(digits.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(messages: &str) -> Vec<u8> {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messages":[{messages}]}}}}]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn flow_fields_nested_too_deep_are_dropped_and_the_signal_stays_readable() {
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        let response = serde_json::json!({"flow_token": "t", "email": "a@b.co", "deep": serde_json::from_str::<Value>(&deep).unwrap()}).to_string();
+        let message = serde_json::json!({"from": "16505551234", "id": "w", "timestamp": "1750096325",
+            "type": "interactive", "interactive": {"type": "nfm_reply",
+            "nfm_reply": {"name": "flow", "response_json": response}}});
+        let split = split(&webhook(&message.to_string())).unwrap();
+        assert_eq!(split.flow_fields_dropped, 1);
+        let signal = &split.signals[0];
+        let SignalEvent::FlowReply { fields, .. } = &signal.event else {
+            panic!("a flow reply");
+        };
+        assert!(fields.contains_key("email") && !fields.contains_key("deep"));
+        let text = serde_json::to_string(signal).unwrap();
+        assert_eq!(&serde_json::from_str::<Signal>(&text).unwrap(), signal);
+    }
+
+    #[test]
+    fn an_identity_change_queues_in_the_new_identity_s_group() {
+        let change = r#"{"id":"s","timestamp":"1750096600","type":"system","system":{"type":"user_changed_user_id","user_id":"BR.new","previous_user_id":"BR.old"}}"#;
+        let order = r#"{"from_user_id":"BR.new","id":"o","timestamp":"1750096700","type":"order","order":{"product_items":[]}}"#;
+        let split = split(&webhook(&format!("{change},{order}"))).unwrap();
+        let [change, order] = split.signals.as_slice() else {
+            panic!("two signals");
+        };
+        assert_eq!(change.group_id(), order.group_id());
+        let [sender, previous] = change.previous_identities();
+        assert!(sender.is_empty());
+        assert_eq!(previous.bsuid.as_deref(), Some("BR.old"));
+    }
+
+    #[test]
+    fn business_dedup_ids_are_scoped_like_event_ids() {
+        let event = |name: crate::capi::EventName, waba: &str| Signal {
+            v: SIGNAL_VERSION,
+            id: "business:deal-4471".into(),
+            waba_id: waba.into(),
+            phone_number_id: None,
+            timestamp: 1,
+            user: UserRef::default(),
+            referral: None,
+            event: SignalEvent::Business {
+                event_name: name,
+                idempotency_key: "deal-4471".into(),
+                custom_data: None,
+                user_data: Default::default(),
+            },
+        };
+        use crate::capi::EventName::{Purchase, QualifiedLead};
+        assert_eq!(
+            event(Purchase, "1").dedup_id(),
+            event(Purchase, "1").dedup_id()
+        );
+        assert_ne!(
+            event(Purchase, "1").dedup_id(),
+            event(QualifiedLead, "1").dedup_id()
+        );
+        assert_ne!(
+            event(Purchase, "1").dedup_id(),
+            event(Purchase, "2").dedup_id()
+        );
+    }
+
+    #[test]
+    fn order_lines_are_read_in_their_currency_and_unreadable_ones_leave_a_hole() {
+        let order = r#"{"from":"1","id":"o","timestamp":"1750096700","type":"order","order":{"product_items":[
+            {"product_retailer_id":"a","quantity":"2","item_price":"1.299","currency":"EUR"},
+            {"product_retailer_id":"b","quantity":1,"item_price":"1.299","currency":"KWD"},
+            "not a line", null, {}]}}"#;
+        let split = split(&webhook(order)).unwrap();
+        let SignalEvent::Order { items, .. } = &split.signals[0].event else {
+            panic!("an order");
+        };
+        let prices: Vec<Option<f64>> = items.iter().map(|i| i.item_price).collect();
+        // "not a line" and {} leave holes: the order has no computable value.
+        assert_eq!(prices, [Some(1299.0), Some(1.299), None, None]);
+        assert_eq!(items[0].quantity, Some(2.0));
+    }
 }

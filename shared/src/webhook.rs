@@ -1,14 +1,21 @@
 //! Serde model of the WhatsApp Cloud API webhook envelope (`object = whatsapp_business_account`).
 //!
-//! The model is deliberately lenient: every field Meta may omit is an `Option` or defaults to
-//! empty, unknown fields are ignored, unknown message types and unknown `field` values are kept as
-//! strings. Lists of messages and automatic events are held as raw JSON first and parsed one item
-//! at a time (see [`crate::signal`]), so one malformed item never sinks its whole webhook and its
-//! exact bytes can be quarantined.
+//! The model reads what real senders write, not only what Meta documents (see
+//! [`crate::lenient`]): every field Meta may omit is an `Option` or defaults to empty, `null`
+//! is absent, ids may be numbers, a sub-object of an unexpected shape is dropped rather than
+//! sinking its message, unknown fields are ignored and unknown message types and `field` values
+//! are kept as strings. Entries, changes, messages and automatic events are held as raw JSON and
+//! parsed one at a time (see [`crate::signal`]), so one malformed item never sinks its
+//! neighbours and its exact bytes can be quarantined.
 
-use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::lenient::{self, Amount, RawItem};
 
 /// The `object` value of every WhatsApp Business Account webhook.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
@@ -18,19 +25,20 @@ pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 pub struct Webhook<'a> {
     /// Always `whatsapp_business_account` for WhatsApp.
     pub object: String,
-    /// One entry per WhatsApp Business Account.
-    #[serde(default, borrow)]
-    pub entry: Vec<Entry<'a>>,
+    /// One entry per WhatsApp Business Account, each kept raw until parsed by itself.
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub entry: Vec<RawItem<'a>>,
 }
 
 /// The updates for one WhatsApp Business Account (WABA).
 #[derive(Debug, Deserialize)]
 pub struct Entry<'a> {
     /// The WABA id.
+    #[serde(deserialize_with = "lenient::required_string")]
     pub id: String,
-    /// The changes; each has a `field` and a `value`.
-    #[serde(default, borrow)]
-    pub changes: Vec<Change<'a>>,
+    /// The changes, each kept raw until parsed by itself.
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub changes: Vec<RawItem<'a>>,
 }
 
 /// One change: a subscribed field and its value.
@@ -39,44 +47,45 @@ pub struct Change<'a> {
     /// `messages`, `automatic_events`, or any other subscribed field (tolerated, not processed).
     pub field: String,
     /// The payload; its shape depends on `field`. Parsed lazily so unknown fields cost nothing.
-    #[serde(borrow)]
-    pub value: &'a RawValue,
+    #[serde(default, borrow)]
+    pub value: Option<&'a RawValue>,
 }
 
 /// The `value` of a `messages` or `automatic_events` change.
 #[derive(Debug, Default, Deserialize)]
 pub struct ChangeValue<'a> {
     /// Always `whatsapp`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub messaging_product: Option<String>,
     /// The business phone number the update concerns.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub metadata: Option<Metadata>,
-    /// The users the messages come from (absent on `system` messages).
-    #[serde(default)]
+    /// The users the messages come from (absent on `system` messages); unreadable ones are
+    /// left out.
+    #[serde(default, deserialize_with = "lenient::items")]
     pub contacts: Vec<Contact>,
     /// Inbound messages, each kept raw until parsed by itself.
-    #[serde(default, borrow)]
-    pub messages: Vec<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub messages: Vec<RawItem<'a>>,
     /// Delivery receipts for outgoing messages: counted, never turned into signals.
-    #[serde(default)]
-    pub statuses: Vec<de::IgnoredAny>,
+    #[serde(default, deserialize_with = "lenient::items")]
+    pub statuses: Vec<IgnoredAny>,
     /// Errors Meta reports at the change level.
-    #[serde(default)]
-    pub errors: Vec<WebhookError>,
+    #[serde(default, deserialize_with = "lenient::items")]
+    pub errors: Vec<IgnoredAny>,
     /// Meta-detected conversions (`automatic_events` field), each kept raw until parsed.
-    #[serde(default, borrow)]
-    pub automatic_events: Vec<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "lenient::list")]
+    pub automatic_events: Vec<RawItem<'a>>,
 }
 
 /// The business phone number an update was sent to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
     /// The business number as displayed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub display_phone_number: Option<String>,
     /// The Cloud API phone number id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub phone_number_id: Option<String>,
 }
 
@@ -84,72 +93,61 @@ pub struct Metadata {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Contact {
     /// Phone number digits; absent for users who only share a username.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub wa_id: Option<String>,
     /// Business-scoped user id (BSUID), e.g. `US.13491208655302741918`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub user_id: Option<String>,
     /// BSUID of the parent business, when the business is part of a portfolio.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub parent_user_id: Option<String>,
     // `profile` (name, username) is intentionally not modelled: it is personal data that no
     // part of wacapi needs, so it is never even copied out of the request buffer.
-}
-
-/// An error object as Meta sends it in webhooks (`errors[]`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct WebhookError {
-    /// Numeric error code.
-    #[serde(default)]
-    pub code: Option<i64>,
-    /// Short title.
-    #[serde(default)]
-    pub title: Option<String>,
 }
 
 /// One inbound message (`messages[]` item).
 #[derive(Debug, Deserialize)]
 pub struct Message {
     /// Sender phone number digits; may be absent for username-only users.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub from: Option<String>,
     /// Sender business-scoped user id (2026).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub from_user_id: Option<String>,
     /// `wamid....`: the natural deduplication key.
+    #[serde(deserialize_with = "lenient::required_string")]
     pub id: String,
     /// Unix seconds (sent as a string; a number is accepted too).
-    #[serde(deserialize_with = "unix_seconds")]
+    #[serde(deserialize_with = "lenient::unix_seconds")]
     pub timestamp: i64,
-    /// The message type; unknown types are kept by name.
-    #[serde(rename = "type")]
+    /// The message type; unknown (or missing) types are kept by name.
+    #[serde(rename = "type", default, deserialize_with = "message_type")]
     pub kind: MessageType,
     /// Reply context.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub context: Option<Context>,
     /// Click-to-WhatsApp ad referral, on the first message after an ad click.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub referral: Option<Referral>,
     /// `text` payload.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub text: Option<Text>,
     /// `interactive` payload.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub interactive: Option<Interactive>,
     /// `button` payload (template quick reply).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub button: Option<Button>,
     /// `order` payload.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub order: Option<Order>,
     /// `system` payload.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub system: Option<System>,
 }
 
 /// The message types wacapi knows; anything else is [`MessageType::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageType {
     /// Free text.
     Text,
@@ -165,6 +163,19 @@ pub enum MessageType {
     System,
     /// Any other type (media, location, reaction, unsupported, and types Meta adds later).
     Other(String),
+}
+
+impl Default for MessageType {
+    /// A message without a usable `type` (Meta always sends one; relays may not).
+    fn default() -> Self {
+        Self::Other("unknown".to_owned())
+    }
+}
+
+fn message_type<'de, D: Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
+    Ok(lenient::string(d)?
+        .map(MessageType::from)
+        .unwrap_or_default())
 }
 
 impl From<String> for MessageType {
@@ -200,24 +211,21 @@ impl MessageType {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Context {
     /// The message replied to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub id: Option<String>,
     /// Product the user asked about.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub referred_product: Option<ReferredProduct>,
-    /// Whether the message was forwarded.
-    #[serde(default)]
-    pub forwarded: Option<bool>,
 }
 
 /// A catalog product referenced from a message.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReferredProduct {
     /// Catalog id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub catalog_id: Option<String>,
     /// The product's retailer id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub product_retailer_id: Option<String>,
 }
 
@@ -225,43 +233,87 @@ pub struct ReferredProduct {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Referral {
     /// Ad or post id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub source_id: Option<String>,
     /// `ad` or `post`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub source_type: Option<String>,
-    /// Link to the ad or post.
-    #[serde(default)]
-    pub source_url: Option<String>,
     /// The click id; omitted for ads shown in WhatsApp Status.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub ctwa_clid: Option<String>,
-    // headline, body, media and image/video/thumbnail URLs are not modelled: the mapping needs
-    // none of them and they must not travel further.
+    // source_url, headline, body, media and image/video/thumbnail URLs are not modelled: the
+    // mapping needs none of them and they must not travel further.
 }
 
 /// `text` payload.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Text {
     /// The message text.
-    #[serde(default)]
-    pub body: String,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub body: Option<String>,
+}
+
+/// `{"body": "..."}` as Meta sends it, or the bare string some relays write; other shapes are
+/// no text.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
+    struct TextVisitor;
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Option<Text>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a text object or a string")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Text {
+                body: Some(v.to_owned()),
+            }))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Text::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(TextVisitor)
 }
 
 /// `interactive` payload: one of its replies, by `type`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Interactive {
-    /// `button_reply`, `list_reply`, `nfm_reply`, or a type Meta adds later.
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// `button_reply`, `list_reply`, `nfm_reply`, or a type Meta adds later; when absent, the
+    /// reply object present says it.
+    #[serde(rename = "type", default, deserialize_with = "lenient::string")]
+    pub kind: Option<String>,
     /// Reply button pressed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub button_reply: Option<Reply>,
     /// List row chosen.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub list_reply: Option<Reply>,
     /// Flow (native flow message) completion.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub nfm_reply: Option<NfmReply>,
 }
 
@@ -269,31 +321,30 @@ pub struct Interactive {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Reply {
     /// The id the business gave the button or row.
-    pub id: String,
-    /// Its title as shown to the user.
-    #[serde(default)]
-    pub title: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub id: Option<String>,
 }
 
 /// A Flow completion.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NfmReply {
     /// `flow` or `address_message`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub name: Option<String>,
-    /// A JSON object encoded as a string: `flow_token` plus the form's fields.
+    /// A JSON object encoded as a string (Meta's form), or the object itself (some relays
+    /// decode it): `flow_token` plus the form's fields.
     #[serde(default)]
-    pub response_json: Option<String>,
+    pub response_json: Option<Box<RawValue>>,
 }
 
 /// A template quick-reply button press.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Button {
     /// The payload the business set on the button.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub payload: Option<String>,
     /// The button label.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub text: Option<String>,
 }
 
@@ -301,51 +352,54 @@ pub struct Button {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
     /// The catalog ordered from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub catalog_id: Option<String>,
-    /// The items.
-    #[serde(default)]
-    pub product_items: Vec<ProductItem>,
+    /// The items; an item that is not an object is kept as `None`, so the order is known to be
+    /// incomplete (its value cannot be computed) rather than silently smaller.
+    #[serde(default, deserialize_with = "lenient::slots")]
+    pub product_items: Vec<Option<ProductItem>>,
 }
 
-/// One line of an order.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// One line of an order, as sent.
+#[derive(Debug, Clone, Deserialize)]
 pub struct ProductItem {
     /// The product's retailer id.
-    pub product_retailer_id: String,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub product_retailer_id: Option<String>,
     /// Units ordered.
-    #[serde(deserialize_with = "number_or_string")]
-    pub quantity: f64,
-    /// Unit price; may be a decimal.
-    #[serde(deserialize_with = "number_or_string")]
-    pub item_price: f64,
+    #[serde(default, deserialize_with = "lenient::amount")]
+    pub quantity: Option<Amount>,
+    /// Unit price: a number, a numeric string, or a string with separators.
+    #[serde(default, deserialize_with = "lenient::amount")]
+    pub item_price: Option<Amount>,
     /// ISO 4217 currency of the price.
-    pub currency: String,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub currency: Option<String>,
 }
 
 /// A `system` message: the user changed number or business-scoped id.
 #[derive(Debug, Clone, Deserialize)]
 pub struct System {
     /// `user_changed_number`, `user_changed_user_id`, or a legacy/unknown kind.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "lenient::string")]
     pub kind: Option<String>,
     /// The new phone number.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub wa_id: Option<String>,
     /// Legacy name of the new phone number (before Graph v12).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub new_wa_id: Option<String>,
     /// The new BSUID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub user_id: Option<String>,
     /// The new parent BSUID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub parent_user_id: Option<String>,
     /// The BSUID before the change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub previous_user_id: Option<String>,
     /// The parent BSUID before the change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub previous_parent_user_id: Option<String>,
 }
 
@@ -353,76 +407,48 @@ pub struct System {
 #[derive(Debug, Deserialize)]
 pub struct AutomaticEvent {
     /// Id of the message the event was detected on.
+    #[serde(deserialize_with = "lenient::required_string")]
     pub id: String,
     /// `LeadSubmitted` or `Purchase`.
+    #[serde(deserialize_with = "lenient::required_string")]
     pub event_name: String,
     /// Unix seconds (an integer here, unlike messages).
-    #[serde(deserialize_with = "unix_seconds")]
+    #[serde(deserialize_with = "lenient::unix_seconds")]
     pub timestamp: i64,
-    /// The click id of the ad that started the thread.
-    #[serde(default)]
+    /// The click id of the ad that started the thread (absent for ads in WhatsApp Status).
+    #[serde(default, deserialize_with = "lenient::string")]
     pub ctwa_clid: Option<String>,
     /// Value and currency, for purchases.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::object")]
     pub custom_data: Option<AutomaticCustomData>,
 }
 
-/// Value data of an automatic event.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// Value data of an automatic event, as Meta sends it (and as signals carry it).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct AutomaticCustomData {
     /// ISO 4217 currency.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "lenient::string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub currency: Option<String>,
-    /// Purchase value.
-    #[serde(default, deserialize_with = "opt_number_or_string")]
-    pub value: Option<f64>,
+    /// The purchase amount **× 1000**, as Meta writes it (see
+    /// [`crate::money::AUTOMATIC_EVENT_VALUE_SCALE`]); converted only when an event is built.
+    #[serde(
+        default,
+        deserialize_with = "lenient::amount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub value: Option<Amount>,
 }
 
-/// Accepts unix seconds as a JSON string (`messages[]`) or integer (`automatic_events[]`).
-fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw<'a> {
-        Int(i64),
-        Str(&'a str),
-        String(String),
-    }
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<i64>()
-            .map_err(|_| de::Error::custom("timestamp is not unix seconds"))
+impl AutomaticCustomData {
+    /// No currency and no value (`custom_data: {}`): the same as no custom data.
+    pub const EMPTY: Self = Self {
+        currency: None,
+        value: None,
     };
-    match Raw::deserialize(d)? {
-        Raw::Int(n) => Ok(n),
-        Raw::Str(s) => parse(s),
-        Raw::String(s) => parse(&s),
-    }
-}
-
-/// Accepts a number or a numeric string (Meta documents numbers; some BSPs send strings).
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(f64),
-        Str(String),
-    }
-    let n = match Raw::deserialize(d)? {
-        Raw::Num(n) => n,
-        Raw::Str(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| de::Error::custom("not a number"))?,
-    };
-    if n.is_finite() {
-        Ok(n)
-    } else {
-        Err(de::Error::custom("not a finite number"))
-    }
-}
-
-fn opt_number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    number_or_string(d).map(Some)
 }
 
 #[cfg(test)]
@@ -430,31 +456,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_accept_string_and_integer() {
-        let m: AutomaticEvent =
-            serde_json::from_str(r#"{"id":"a","event_name":"Purchase","timestamp":17}"#)
-                .expect("int");
-        assert_eq!(m.timestamp, 17);
-        let m: AutomaticEvent =
-            serde_json::from_str(r#"{"id":"a","event_name":"Purchase","timestamp":"18"}"#)
-                .expect("str");
-        assert_eq!(m.timestamp, 18);
-        assert!(
-            serde_json::from_str::<AutomaticEvent>(
-                r#"{"id":"a","event_name":"Purchase","timestamp":"x"}"#
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn unknown_message_types_are_kept_by_name() {
+    fn unknown_and_missing_message_types_are_kept_by_name() {
         let m: Message = serde_json::from_str(
             r#"{"id":"w","timestamp":"1","type":"hologram","hologram":{"x":1},"new_field":true}"#,
         )
         .expect("parse");
         assert_eq!(m.kind, MessageType::Other("hologram".into()));
         assert_eq!(m.kind.as_str(), "hologram");
+        let m: Message =
+            serde_json::from_str(r#"{"id":"w","timestamp":"1","type":null}"#).expect("parse");
+        assert_eq!(m.kind.as_str(), "unknown");
     }
 
     #[test]
@@ -463,6 +474,35 @@ mod tests {
             r#"{"id":"w","timestamp":"1","type":"text","text":{"body":"caf\u00e9"}}"#,
         )
         .expect("parse");
-        assert_eq!(m.text.map(|t| t.body).as_deref(), Some("café"));
+        assert_eq!(m.text.and_then(|t| t.body).as_deref(), Some("café"));
+    }
+
+    #[test]
+    fn a_message_survives_odd_sub_objects() {
+        let m: Message = serde_json::from_str(
+            r#"{"from":16505551234,"id":"w","timestamp":1750096325,"type":"text","text":"hello",
+                "referral":{"ctwa_clid":"clid","source_id":120226305854810999},"context":[],
+                "interactive":null,"order":{"product_items":null},"system":7}"#,
+        )
+        .expect("parse");
+        assert_eq!(m.from.as_deref(), Some("16505551234"));
+        assert_eq!(m.text.and_then(|t| t.body).as_deref(), Some("hello"));
+        assert!(m.interactive.is_none() && m.system.is_none());
+        let referral = m.referral.expect("referral kept");
+        assert_eq!(referral.ctwa_clid.as_deref(), Some("clid"));
+        assert_eq!(referral.source_id.as_deref(), Some("120226305854810999"));
+        assert!(m.order.expect("order").product_items.is_empty());
+    }
+
+    #[test]
+    fn what_a_message_cannot_do_without_is_still_required() {
+        for bad in [
+            r#"{"timestamp":"1","type":"text"}"#,
+            r#"{"id":null,"timestamp":"1","type":"text"}"#,
+            r#"{"id":"w","type":"text"}"#,
+            r#"{"id":"w","timestamp":"soon","type":"text"}"#,
+        ] {
+            assert!(serde_json::from_str::<Message>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -47,7 +47,10 @@ impl GraphSender for &Graph {
         }
         let ids = request.data.iter().map(|e| e.event_id.clone()).collect();
         self.accepted.lock().unwrap().push(ids);
-        Ok(GraphSuccess::default())
+        Ok(GraphSuccess {
+            events_received: Some(request.data.len() as u64),
+            ..GraphSuccess::default()
+        })
     }
 }
 

@@ -567,3 +567,72 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
             .is_some()
     );
 }
+
+fn automatic(id: &str, custom_data: Value) -> Signal {
+    signal(json!({
+        "id": id,
+        "user": {},
+        "event": {"type": "automatic_event", "event_name": "Purchase", "ctwa_clid": "Aff-auto",
+                  "custom_data": custom_data}
+    }))
+}
+
+#[tokio::test]
+async fn automatic_event_amounts_are_sent_in_currency_units_and_unusable_ones_are_skipped() {
+    let config = example_config();
+    let store = MemoryClickStore::new();
+    let out = run(
+        &config,
+        &store,
+        &[
+            automatic("a", json!({"currency": "USD", "value": 25000})),
+            automatic("b", json!({"currency": "usd", "value": "85500"})),
+            automatic("c", json!({"currency": "USD"})),
+            automatic("d", json!({"value": 25000})),
+            automatic("e", json!({"currency": "USD", "value": -5})),
+            automatic("f", json!({"currency": "USD", "value": 1e300})),
+        ],
+        NOW,
+    )
+    .await;
+    let values: Vec<(f64, String)> = events(&out)
+        .iter()
+        .map(|e| {
+            let c = e.event.custom_data.as_ref().unwrap();
+            (c.value.unwrap(), c.currency.clone().unwrap())
+        })
+        .collect();
+    assert_eq!(values, [(25.0, "USD".into()), (85.5, "USD".into())]);
+    assert_eq!(skips(&out), [SkipReason::InvalidCustomData; 4]);
+}
+
+#[tokio::test]
+async fn a_user_changed_user_id_without_a_sender_carries_the_click_once() {
+    let config = example_config();
+    let store = MemoryClickStore::new();
+    let click = signal(json!({
+        "id": "wamid.click", "timestamp": NOW - 300, "user": {"bsuid": "BR.old"},
+        "referral": {"ctwa_clid": "Aff-old", "source_id": "ad", "source_type": "ad"}
+    }));
+    let change = signal(json!({
+        "id": "wamid.change", "timestamp": NOW - 200, "user": {},
+        "event": {"type": "identity_changed", "change": "user_changed_user_id",
+                  "new": {"bsuid": "BR.new"}, "previous_bsuid": "BR.old"}
+    }));
+    let order = signal(json!({
+        "id": "wamid.order", "timestamp": NOW - 100, "user": {"bsuid": "BR.new"},
+        "event": {"type": "order", "items": [
+            {"product_retailer_id": "p", "quantity": 1, "item_price": 10.0, "currency": "USD"}]}
+    }));
+    run(&config, &store, &[click, change.clone()], NOW).await;
+    let keys = store.keys();
+    // The same change again writes nothing new.
+    run(&config, &store, &[change], NOW).await;
+    assert_eq!(store.keys(), keys);
+    let out = run(&config, &store, &[order], NOW).await;
+    let purchase = events(&out)
+        .into_iter()
+        .find(|e| e.event.event_name == EventName::Purchase)
+        .expect("attributed");
+    assert_eq!(purchase.event.user_data.ctwa_clid, "Aff-old");
+}

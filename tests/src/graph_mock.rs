@@ -2,7 +2,7 @@
 //! request against Meta's contract (auth header, shape, hashing, ≤ 1,000 events, no raw personal
 //! data), records it, and answers as scripted: success, Meta error objects, or a hang.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +29,12 @@ pub enum Reply {
 impl Reply {
     /// A Meta error object with `code` (and `subcode`) under HTTP `status`.
     pub fn error(status: u16, code: i64, subcode: Option<i64>) -> Self {
-        let mut error = json!({"message": format!("mock error {code}"), "type": "OAuthException",
+        Self::error_with_message(status, code, subcode, &format!("mock error {code}"))
+    }
+
+    /// A Meta error object with this message.
+    pub fn error_with_message(status: u16, code: i64, subcode: Option<i64>, message: &str) -> Self {
+        let mut error = json!({"message": message, "type": "OAuthException",
                                "code": code, "fbtrace_id": "mock-trace-error"});
         if let Some(sub) = subcode {
             error["error_subcode"] = json!(sub);
@@ -54,7 +59,7 @@ pub struct Received {
 #[derive(Default)]
 struct Inner {
     script: Mutex<VecDeque<Reply>>,
-    poison: Mutex<HashSet<String>>,
+    poison: Mutex<HashMap<String, Reply>>,
     received: Mutex<Vec<Received>>,
     violations: Mutex<Vec<String>>,
     counter: AtomicUsize,
@@ -90,13 +95,19 @@ impl MockGraph {
         self.inner.script.lock().expect("lock").extend(replies);
     }
 
-    /// Any request carrying an event with this `ctwa_clid` is refused with code 100.
+    /// Any request carrying an event with this `ctwa_clid` is refused with code 100 (subcode
+    /// 2804003, "too old").
     pub fn poison_click(&self, ctwa_clid: &str) {
+        self.poison_click_with(ctwa_clid, Reply::error(400, 100, Some(2_804_003)));
+    }
+
+    /// Any request carrying an event with this `ctwa_clid` is answered `reply`.
+    pub fn poison_click_with(&self, ctwa_clid: &str, reply: Reply) {
         self.inner
             .poison
             .lock()
             .expect("lock")
-            .insert(ctwa_clid.to_owned());
+            .insert(ctwa_clid.to_owned(), reply);
     }
 
     /// Every request received, in order.
@@ -152,19 +163,16 @@ async fn events(
             .as_array()
             .into_iter()
             .flatten()
-            .any(|e| poison.contains(e["user_data"]["ctwa_clid"].as_str().unwrap_or_default()))
+            .find_map(|e| poison.get(e["user_data"]["ctwa_clid"].as_str().unwrap_or_default()))
+            .cloned()
     };
-    let (status, answer) = match scripted {
+    let (status, answer) = match scripted.or(poisoned) {
         Some(Reply::Hang(d)) => {
             // By the time this answers, the client has given up: not an accepted request.
             tokio::time::sleep(d).await;
             (504, json!({"error": {"message": "mock hang", "code": 2}}))
         }
         Some(Reply::Status(status, value)) => (status, value),
-        None if poisoned => match Reply::error(400, 100, Some(2_804_003)) {
-            Reply::Status(s, v) => (s, v),
-            Reply::Hang(_) => unreachable!(),
-        },
         None => (200, success(&inner, &body)),
     };
     inner.received.lock().expect("lock").push(Received {

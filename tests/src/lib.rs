@@ -63,6 +63,24 @@ pub fn sample(name: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no sample webhook named {name}"))
 }
 
+/// The bodies under `tests/fixtures/shapes/` (real-world webhook shapes), by file stem, sorted.
+pub fn shape_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("tests/fixtures/shapes");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/shapes exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).expect("readable fixture"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// A test fixture from `tests/fixtures/`.
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("tests/fixtures").join(name))
@@ -227,6 +245,24 @@ kill "$m" 2>/dev/null"#;
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("moto server did not start on port {port}");
+}
+
+/// A webhook in which `users` users each send one text message carrying an ad click
+/// (`clid-00`, `clid-01`, ...): one `ViewContent` each under the example rules.
+pub fn ad_clicks(users: usize, now: i64) -> Vec<u8> {
+    let messages: Vec<Value> = (0..users)
+        .map(|i| {
+            json!({"from": format!("1555000{i:04}"), "id": format!("wamid.click{i:04}"),
+                   "timestamp": (now - 100 + i as i64).to_string(), "type": "text", "text": {"body": "hi"},
+                   "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("clid-{i:02}")}})
+        })
+        .collect();
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
+    )
+    .unwrap()
 }
 
 /// A webhook in which users `first_user..first_user + users` each send an ad-click message, then

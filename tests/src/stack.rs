@@ -141,8 +141,16 @@ pub fn unix_now() -> i64 {
 pub const SAMPLE_NOW: i64 = 1_750_100_000;
 
 /// Shifts every `timestamp` in a webhook body so that `SAMPLE_NOW` becomes `now`, keeping its
-/// type (string for messages, integer for automatic events).
+/// form (a string or a number; seconds, whole-float seconds or milliseconds).
 pub fn freshen(body: &[u8], now: i64) -> Vec<u8> {
+    fn shift(t: f64, delta: i64) -> f64 {
+        // Milliseconds move a thousand times as far.
+        if t >= 1e11 {
+            t + delta as f64 * 1000.0
+        } else {
+            t + delta as f64
+        }
+    }
     fn walk(v: &mut Value, delta: i64) {
         match v {
             Value::Object(map) => {
@@ -151,12 +159,16 @@ pub fn freshen(body: &[u8], now: i64) -> Vec<u8> {
                         match child {
                             Value::String(s) => {
                                 if let Ok(t) = s.parse::<i64>() {
-                                    *s = (t + delta).to_string();
+                                    *s = (shift(t as f64, delta) as i64).to_string();
+                                } else if let Ok(t) = s.parse::<f64>() {
+                                    *s = format!("{:.1}", shift(t, delta));
                                 }
                             }
                             Value::Number(n) => {
                                 if let Some(t) = n.as_i64() {
-                                    *child = json!(t + delta);
+                                    *child = json!(shift(t as f64, delta) as i64);
+                                } else if let Some(t) = n.as_f64() {
+                                    *child = json!(shift(t, delta));
                                 }
                             }
                             _ => {}
@@ -366,6 +378,38 @@ impl Stack {
             invocations.push(invocation);
         }
         invocations
+    }
+
+    /// Moves every dead-lettered message back to the signal queue, as `aws sqs
+    /// start-message-move-task` does; returns how many moved.
+    pub async fn redrive(&self) -> usize {
+        let dead = self.dead_letters().await;
+        for m in &dead {
+            self.redrive_message(m).await;
+        }
+        dead.len()
+    }
+
+    /// Sends one received dead-letter message back to the signal queue, body, attributes and
+    /// group kept.
+    pub async fn redrive_message(&self, m: &aws_sdk_sqs::types::Message) {
+        let group = Some(crate::system_attribute(
+            m,
+            aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+        ))
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| "redrive".to_owned());
+        let mut send = self
+            .sqs
+            .send_message()
+            .queue_url(&self.signal_url)
+            .message_body(m.body().unwrap_or_default())
+            .message_group_id(group)
+            .message_deduplication_id(format!("redrive-{}", m.message_id().unwrap_or_default()));
+        for (name, value) in m.message_attributes().into_iter().flatten() {
+            send = send.message_attributes(name, value.clone());
+        }
+        send.send().await.expect("redrive");
     }
 
     /// Every message on the dead-letter queue (received and deleted).

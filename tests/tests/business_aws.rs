@@ -144,6 +144,37 @@ async fn the_same_idempotency_key_twice_is_sent_once() {
 }
 
 #[tokio::test]
+async fn one_key_for_two_event_names_is_two_events_and_the_same_retry_is_one() {
+    let stack = clicked().await;
+    let mut lead = qualified("deal-4471");
+    let mut won = purchase("deal-4471");
+    won["user"] = json!({"wa_id": "16505551234"});
+    lead["waba_id"] = json!("102290129340398");
+    won["waba_id"] = json!("102290129340398");
+    for body in [&lead, &won, &lead, &won] {
+        let (status, answer) = stack.post_events(&json!({"events": [body]})).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let t = total(&stack.pump(5).await);
+    assert_eq!(
+        t.sent, 2,
+        "QualifiedLead and Purchase under one key are two events"
+    );
+    let mut names: Vec<String> = stack
+        .graph
+        .accepted_events()
+        .iter()
+        .filter_map(|e| e["event_name"].as_str().map(str::to_owned))
+        .filter(|n| n != "ViewContent")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Purchase", "QualifiedLead"]);
+    // The identical retries were collapsed by the queue (same scope, same dedup id) or the
+    // ledger; nothing was sent twice.
+    assert_eq!(stack.graph.accepted_events().len(), 1 + 2);
+}
+
+#[tokio::test]
 async fn an_unknown_user_is_skipped_as_no_click() {
     let stack = Stack::new(StackOptions::default()).await;
     let mut event = qualified("lead-stranger");

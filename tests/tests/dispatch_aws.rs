@@ -28,7 +28,7 @@ use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{
     SAMPLE_NOW, Stack, StackOptions, example_rules, freshen, inbound_records, total, unix_now,
 };
-use wacapi_tests::{message_attribute, sample, sample_webhooks};
+use wacapi_tests::{ad_clicks, message_attribute, sample, sample_webhooks};
 
 fn assert_clean(stack: &Stack) {
     let violations = stack.graph.violations();
@@ -318,29 +318,12 @@ trigger = { kind = "ad_click" }
     assert!(stack.graph.received().is_empty());
 }
 
-/// 50 users, each with an ad click; `n` signals.
-fn fifty_clicks(now: i64) -> Vec<u8> {
-    let messages: Vec<Value> = (0..50)
-        .map(|i| {
-            json!({"from": format!("1555000{i:04}"), "id": format!("wamid.fifty{i:02}"),
-                   "timestamp": (now - 100 + i).to_string(), "type": "text", "text": {"body": "hi"},
-                   "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("clid-{i:02}")}})
-        })
-        .collect();
-    serde_json::to_vec(
-        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
-        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
-            "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn one_invalid_event_in_a_request_of_50_is_isolated() {
     let stack = Stack::new(StackOptions::default()).await;
     let now = unix_now();
     stack.graph.poison_click("clid-17");
-    let (_, accepted) = stack.post(&fifty_clicks(now)).await;
+    let (_, accepted) = stack.post(&ad_clicks(50, now)).await;
     assert_eq!(accepted, 50);
     // One invocation with all 50 records (as a standard-queue batch would bring them), so the
     // 50 events share one Graph request.
@@ -375,7 +358,7 @@ async fn one_invalid_event_in_a_request_of_50_is_isolated() {
     let d = &dead[0];
     assert_eq!(
         message_attribute(d, attributes::REASON).as_deref(),
-        Some("graph_invalid_event")
+        Some("graph_event_too_old")
     );
     assert_eq!(
         message_attribute(d, graph_attributes::CODE).as_deref(),
@@ -506,7 +489,7 @@ async fn a_batch_of_ten_costs_one_read_one_commit_one_mark_and_one_graph_request
     let stack = Stack::new(StackOptions::default()).await;
     let now = unix_now();
     // Eight users click; a ninth clicks and then orders in the same batch.
-    let mut signals = split(&fifty_clicks(now)).unwrap().signals;
+    let mut signals = split(&ad_clicks(50, now)).unwrap().signals;
     signals.truncate(8);
     signals.extend(
         split(&freshen(&sample("text-from-ctwa-ad"), now))
@@ -538,7 +521,7 @@ async fn a_batch_of_ten_costs_one_read_one_commit_one_mark_and_one_graph_request
 async fn a_failed_claim_write_fails_the_batch_and_its_retry_sends_each_event_once() {
     let stack = Stack::new(StackOptions::default()).await;
     let now = unix_now();
-    let signals = split(&fifty_clicks(now)).unwrap().signals;
+    let signals = split(&ad_clicks(50, now)).unwrap().signals;
     let records = inbound_records(&signals[..10]);
     let dispatcher = flaky_dispatcher(&stack, 0, 1).await;
     let first = run(&dispatcher, &records, now).await;
@@ -561,7 +544,7 @@ async fn a_failed_click_read_fails_only_the_records_that_need_a_click() {
     let stack = Stack::new(StackOptions::default()).await;
     let now = unix_now();
     // Five users click (no lookup needed); then the last of them orders (a lookup).
-    let mut signals = split(&fifty_clicks(now)).unwrap().signals;
+    let mut signals = split(&ad_clicks(50, now)).unwrap().signals;
     signals.truncate(4);
     signals.extend(
         split(&freshen(&sample("text-from-ctwa-ad"), now))

@@ -253,11 +253,30 @@ async fn quarantined_bodies_reach_the_dead_letter_queue_with_their_reason() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let dead = drain_queue(&aws.sqs, &aws.dlq_url).await;
-    assert_eq!(dead.len(), 2);
+    assert_eq!(dead.len(), 1, "only the message without an id");
     assert_eq!(
         message_attribute(&dead[0], attributes::WABA_ID).as_deref(),
         Some("102290129340398")
     );
+
+    assert_eq!(drain_queue(&aws.sqs, &aws.signal_url).await.len(), 3);
+
+    // An entry without a WABA id is kept whole, as a webhook of its own (SQS takes no empty
+    // attribute, so it carries none for the WABA).
+    let response = handler(&state, signed_post(&fixture("shapes/relay-shapes.json")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let dead = drain_queue(&aws.sqs, &aws.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        message_attribute(&dead[0], attributes::KIND).as_deref(),
+        Some("webhook_body")
+    );
+    assert_eq!(message_attribute(&dead[0], attributes::WABA_ID), None);
+    let kept: serde_json::Value = serde_json::from_str(dead[0].body().unwrap()).unwrap();
+    assert_eq!(kept["object"], "whatsapp_business_account");
+    assert_eq!(drain_queue(&aws.sqs, &aws.signal_url).await.len(), 4);
 }
 
 #[tokio::test]

@@ -1,0 +1,495 @@
+//! Serde helpers for reading webhooks as real senders write them, not only as Meta documents
+//! them: `null` for an absent list or object, numbers where strings are documented (and the
+//! reverse), a sub-object of an unexpected shape, a lone object where a list belongs. Each
+//! helper degrades one field, never the message around it, so an odd detail cannot cost a
+//! message (and the ad click it carries).
+//!
+//! What stays strict is what a message cannot do without: its id and its timestamp.
+//!
+//! The helpers are visitors over the parser's own events: nothing is buffered or parsed twice,
+//! so leniency costs the hot path almost nothing. The objects read with [`object`], [`items`]
+//! and [`slots`] are built from lenient fields only, so reading one cannot fail part-way.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// One JSON value seen as a scalar; containers and booleans are [`Scalar::Other`] (consumed).
+enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Null,
+    Other,
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Text(Cow::Owned(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Unsigned(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Signed(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+}
+
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar<'de>, D::Error> {
+    d.deserialize_any(ScalarVisitor)
+}
+
+/// An optional identifier or text: a string, or a number written as one (some relays send
+/// phone numbers and ids as JSON numbers). `null`, empty and other shapes are `None`.
+pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match scalar(d)? {
+        Scalar::Text(s) if !s.is_empty() => Some(s.into_owned()),
+        Scalar::Unsigned(n) => Some(n.to_string()),
+        Scalar::Signed(n) => Some(n.to_string()),
+        Scalar::Float(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+        _ => None,
+    })
+}
+
+/// A required identifier: a non-empty string or a number.
+pub fn required_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    string(d)?.ok_or_else(|| de::Error::custom("expected a non-empty string or a number"))
+}
+
+/// Timestamps above this are milliseconds (in seconds it would be the year 5138).
+const MILLISECONDS_FROM: i64 = 100_000_000_000;
+
+/// Unix seconds from a JSON string (`messages[]`), an integer (`automatic_events[]`) or a
+/// whole float; milliseconds (as some relays write them) are brought back to seconds.
+pub fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let bad = || de::Error::custom("timestamp is not unix seconds");
+    let seconds = match scalar(d)? {
+        Scalar::Unsigned(n) => i64::try_from(n).map_err(|_| bad())?,
+        Scalar::Signed(n) => n,
+        Scalar::Float(f) => whole(f).ok_or_else(bad)?,
+        Scalar::Text(s) => {
+            let s = s.trim();
+            match s.parse::<i64>() {
+                Ok(i) => i,
+                Err(_) => whole(s.parse::<f64>().map_err(|_| bad())?).ok_or_else(bad)?,
+            }
+        }
+        Scalar::Null | Scalar::Other => return Err(bad()),
+    };
+    if seconds <= 0 {
+        return Err(bad());
+    }
+    Ok(if seconds >= MILLISECONDS_FROM {
+        seconds / 1000
+    } else {
+        seconds
+    })
+}
+
+fn whole(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+/// An amount as sent: a JSON number, or text to be read with [`crate::money::parse_amount`]
+/// (which needs the currency to tell a decimal point from a thousands separator).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Amount {
+    /// A JSON number.
+    Number(f64),
+    /// A JSON string.
+    Text(String),
+}
+
+/// An optional [`Amount`]: `null` and other shapes are `None`.
+pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Amount>, D::Error> {
+    Ok(match scalar(d)? {
+        Scalar::Unsigned(n) => Some(Amount::Number(n as f64)),
+        Scalar::Signed(n) => Some(Amount::Number(n as f64)),
+        Scalar::Float(f) => Some(Amount::Number(f)),
+        Scalar::Text(s) => Some(Amount::Text(s.into_owned())),
+        Scalar::Null | Scalar::Other => None,
+    })
+}
+
+/// What one value of a list or object field came to.
+enum Shape<T> {
+    /// An object, read as `T`.
+    Object(T),
+    /// `null`: nothing.
+    Null,
+    /// Any other shape (consumed).
+    Other,
+}
+
+struct ShapeVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ShapeVisitor<T> {
+    type Value = Shape<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Shape::Object)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Shape::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Shape::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Shape::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Shape::Other)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shape<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ShapeVisitor(PhantomData))
+    }
+}
+
+/// An optional object: `None` when it is `null` or not an object. `T` must be built from
+/// lenient fields only (then an object always reads).
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Ok(match Shape::<T>::deserialize(d)? {
+        Shape::Object(t) => Some(t),
+        Shape::Null | Shape::Other => None,
+    })
+}
+
+/// The items of a list, each as a [`Shape`]: a list's items, or a lone object as a list of one
+/// (relays write `"contacts": {...}`); `null` and other shapes hold none.
+struct ShapesVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ShapesVisitor<T> {
+    type Value = Vec<Shape<T>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element::<Shape<T>>()? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(|t| vec![Shape::Object(t)])
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+}
+
+/// A list whose objects are read as `T`; other items are left out. `T` must be built from
+/// lenient fields only.
+pub fn items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Ok(d.deserialize_any(ShapesVisitor::<T>(PhantomData))?
+        .into_iter()
+        .filter_map(|s| match s {
+            Shape::Object(t) => Some(t),
+            Shape::Null | Shape::Other => None,
+        })
+        .collect())
+}
+
+/// A list whose completeness matters (an order's lines): objects read as `T`, `null` items left
+/// out, and a `None` in place of any other item, so the list is known to be incomplete.
+pub fn slots<'de, D, T>(d: D) -> Result<Vec<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Ok(d.deserialize_any(ShapesVisitor::<T>(PhantomData))?
+        .into_iter()
+        .filter_map(|s| match s {
+            Shape::Object(t) => Some(Some(t)),
+            Shape::Null => None,
+            Shape::Other => Some(None),
+        })
+        .collect())
+}
+
+/// One item of a list kept raw until it is parsed by itself: borrowed from the request body,
+/// or (for a lone object standing where a list belongs) rebuilt from what was read.
+#[derive(Debug)]
+pub enum RawItem<'a> {
+    /// Exactly as received.
+    Borrowed(&'a RawValue),
+    /// Re-serialised (a lone object: the parser gives no raw text for it).
+    Owned(Box<RawValue>),
+}
+
+impl RawItem<'_> {
+    /// The item's JSON text.
+    pub fn get(&self) -> &str {
+        match self {
+            Self::Borrowed(raw) => raw.get(),
+            Self::Owned(raw) => raw.get(),
+        }
+    }
+
+    /// `null` or `{}`: the item holds nothing.
+    fn is_empty(&self) -> bool {
+        let text = self.get();
+        text == "null" || text.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}")
+    }
+}
+
+struct RawListVisitor;
+
+impl<'de> Visitor<'de> for RawListVisitor {
+    type Value = Vec<RawItem<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let item = RawItem::Borrowed(raw);
+            if !item.is_empty() {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
+        let item = serde_json::value::to_raw_value(&value)
+            .map(RawItem::Owned)
+            .map_err(de::Error::custom)?;
+        Ok(if item.is_empty() {
+            Vec::new()
+        } else {
+            vec![item]
+        })
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+}
+
+/// A list kept raw, item by item, in one pass: a list's items (`null` and `{}` items left out),
+/// or a lone object as a list of one; `null` and other shapes hold none.
+pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RawItem<'de>>, D::Error> {
+    d.deserialize_any(RawListVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug, Default)]
+    struct Probe<'a> {
+        #[serde(default, borrow, deserialize_with = "list")]
+        list: Vec<RawItem<'a>>,
+        #[serde(default, deserialize_with = "items")]
+        items: Vec<Inner>,
+        #[serde(default, deserialize_with = "slots")]
+        slots: Vec<Option<Inner>>,
+        #[serde(default, deserialize_with = "string")]
+        id: Option<String>,
+        #[serde(default, deserialize_with = "object")]
+        inner: Option<Inner>,
+        #[serde(default, deserialize_with = "amount")]
+        price: Option<Amount>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Inner {
+        #[serde(default, deserialize_with = "string")]
+        x: Option<String>,
+    }
+
+    fn inner(x: &str) -> Inner {
+        Inner {
+            x: Some(x.to_owned()),
+        }
+    }
+
+    fn probe(json: &str) -> Probe<'_> {
+        serde_json::from_str(json).expect("lenient")
+    }
+
+    #[test]
+    fn nulls_are_empty_and_odd_shapes_degrade_one_field() {
+        let p =
+            probe(r#"{"list":null,"items":null,"slots":null,"id":null,"inner":null,"price":null}"#);
+        assert!(p.list.is_empty() && p.items.is_empty() && p.slots.is_empty());
+        assert_eq!((p.id, p.inner, p.price), (None, None, None));
+
+        let p = probe(
+            r#"{"list":[{"a":1},null,{},7],"items":[{"x":1},null,"x",{"x":"b"}],
+                "slots":[{"x":"a"},null,"not a line"],
+                "id":16505551234,"inner":[1,2],"price":"1,299.00"}"#,
+        );
+        let texts: Vec<&str> = p.list.iter().map(RawItem::get).collect();
+        assert_eq!(texts, [r#"{"a":1}"#, "7"]);
+        assert_eq!(p.items, vec![inner("1"), inner("b")]);
+        assert_eq!(p.slots, vec![Some(inner("a")), None]);
+        assert_eq!(p.id.as_deref(), Some("16505551234"));
+        assert_eq!(p.inner, None);
+        assert_eq!(p.price, Some(Amount::Text("1,299.00".into())));
+
+        let p = probe(r#"{"id":"","inner":{"x":4},"price":12.5}"#);
+        assert_eq!(p.id, None);
+        assert_eq!(p.inner, Some(inner("4")));
+        assert_eq!(p.price, Some(Amount::Number(12.5)));
+
+        // A lone object is a list of one; other shapes hold no items.
+        let p = probe(r#"{"list":{"a":1},"items":{"x":"y"},"slots":7}"#);
+        assert_eq!(p.list.len(), 1);
+        assert_eq!(p.items, vec![inner("y")]);
+        assert!(p.slots.is_empty());
+        assert!(probe(r#"{"list":"x"}"#).list.is_empty());
+    }
+
+    #[derive(Deserialize)]
+    struct Ts(#[serde(deserialize_with = "unix_seconds")] i64);
+
+    #[test]
+    fn timestamps_in_every_written_form() {
+        for (json, want) in [
+            ("1750096325", 1_750_096_325),
+            ("\"1750096325\"", 1_750_096_325),
+            ("\" 1750096325 \"", 1_750_096_325),
+            ("1750096325.0", 1_750_096_325),
+            ("\"1750096325.0\"", 1_750_096_325),
+            ("1750096325123", 1_750_096_325),
+            ("\"1750096325123\"", 1_750_096_325),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<Ts>(json).expect(json).0,
+                want,
+                "{json}"
+            );
+        }
+        for bad in [
+            "\"x\"",
+            "null",
+            "1750096325.5",
+            "-5",
+            "0",
+            "{}",
+            "true",
+            "[1]",
+        ] {
+            assert!(serde_json::from_str::<Ts>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Meta's answers checked, not trusted: each refusal subcode integrators meet ends on the
+//! dead-letter queue with its own reason (per event, or for the whole request when the dataset
+//! refuses everything), and a 2xx whose `events_received` does not count every event sent is
+//! not a success. Through the deployed wiring: ingest → SQS (moto) → dispatch with DynamoDB
+//! (moto) → the loopback Graph mock.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use wacapi_shared::dispatch::{graph_attributes, metric_names};
+use wacapi_shared::ingest::attributes;
+use wacapi_tests::graph_mock::Reply;
+use wacapi_tests::stack::{Stack, StackOptions, total, unix_now};
+use wacapi_tests::{ad_clicks, message_attribute};
+
+/// Posts `users` ad clicks and dispatches all of them in one invocation (one Graph request).
+async fn one_batch(stack: &Stack, users: usize) -> capi_dispatch::Invocation {
+    let (status, accepted) = stack.post(&ad_clicks(users, unix_now())).await;
+    assert_eq!((status, accepted), (200, users));
+    let mut messages = Vec::new();
+    while messages.len() < users {
+        let batch = stack.receive().await;
+        assert!(!batch.is_empty());
+        messages.extend(batch);
+    }
+    let invocation = stack.invoke(&messages, Duration::from_secs(30)).await;
+    stack.settle(&messages, &invocation.response).await;
+    invocation
+}
+
+/// Dead-lettered messages by reason, with their subcodes.
+async fn dead_by_reason(stack: &Stack) -> BTreeMap<String, Vec<Option<String>>> {
+    let mut out: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for m in stack.dead_letters().await {
+        out.entry(message_attribute(&m, attributes::REASON).unwrap_or_default())
+            .or_default()
+            .push(message_attribute(&m, graph_attributes::SUBCODE));
+    }
+    out
+}
+
+#[tokio::test]
+async fn per_event_refusals_are_isolated_and_dead_lettered_by_subcode() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.poison_click_with(
+        "clid-01",
+        Reply::error_with_message(
+            400,
+            100,
+            Some(2_804_066),
+            "Invalid parameter (event name not allowed)",
+        ),
+    );
+    stack.graph.poison_click_with(
+        "clid-03",
+        Reply::error_with_message(
+            400,
+            100,
+            Some(2_804_087),
+            "Invalid parameter (invalid ctwa_clid)",
+        ),
+    );
+    let invocation = one_batch(&stack, 6).await;
+    let r = &invocation.report.records;
+    assert_eq!((r.sent, r.dead_lettered, r.failed), (4, 2, 0));
+    assert_eq!(stack.graph.accepted_events().len(), 4);
+    let dead = dead_by_reason(&stack).await;
+    assert_eq!(
+        dead,
+        BTreeMap::from([
+            (
+                "graph_event_name_not_allowed".to_owned(),
+                vec![Some("2804066".to_owned())]
+            ),
+            (
+                "graph_invalid_ctwa_clid".to_owned(),
+                vec![Some("2804087".to_owned())]
+            ),
+        ])
+    );
+    let metrics = &invocation.metrics;
+    for reason in ["graph_event_name_not_allowed", "graph_invalid_ctwa_clid"] {
+        assert_eq!(
+            metrics.total_by(metric_names::DLQ_MOVES, "Reason", reason),
+            1.0,
+            "{reason}"
+        );
+    }
+    assert!(stack.graph.violations().is_empty());
+}
+
+#[tokio::test]
+async fn dataset_refusals_dead_letter_the_request_without_splitting_it() {
+    for (reply, reason) in [
+        (
+            Reply::error_with_message(
+                400,
+                100,
+                Some(2_804_132),
+                "Invalid parameter (no WhatsApp Business Account linked to the dataset)",
+            ),
+            "graph_dataset_without_waba",
+        ),
+        (
+            Reply::error_with_message(
+                400,
+                100,
+                None,
+                "Messaging Event Within Messaging Restrictive Region",
+            ),
+            "graph_restricted_region",
+        ),
+    ] {
+        let stack = Stack::new(StackOptions::default()).await;
+        stack.graph.script([reply]);
+        let invocation = one_batch(&stack, 5).await;
+        let r = &invocation.report.records;
+        assert_eq!((r.sent, r.dead_lettered, r.failed), (0, 5, 0), "{reason}");
+        assert_eq!(
+            stack.graph.received().len(),
+            1,
+            "{reason}: no split, no retry"
+        );
+        let dead = dead_by_reason(&stack).await;
+        assert_eq!(dead.keys().collect::<Vec<_>>(), [reason]);
+        assert_eq!(dead[reason].len(), 5);
+        assert_eq!(
+            invocation
+                .metrics
+                .total_by(metric_names::DLQ_MOVES, "Reason", reason),
+            5.0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_2xx_counting_fewer_events_than_sent_is_not_a_success() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.script([Reply::Status(
+        200,
+        json!({"events_received": 2, "messages": [], "fbtrace_id": "short-count"}),
+    )]);
+    let invocation = one_batch(&stack, 3).await;
+    let r = &invocation.report.records;
+    assert_eq!((r.sent, r.dead_lettered, r.failed), (0, 3, 0));
+    assert_eq!(invocation.report.events_sent, 0);
+    assert_eq!(
+        invocation
+            .metrics
+            .total(metric_names::GRAPH_RECEIPT_MISMATCHES),
+        1.0
+    );
+    assert_eq!(
+        invocation
+            .metrics
+            .total_by(metric_names::DLQ_MOVES, "Reason", "graph_receipt_mismatch"),
+        3.0
+    );
+    let dead = stack.dead_letters().await;
+    assert_eq!(dead.len(), 3);
+    for m in &dead {
+        assert_eq!(
+            message_attribute(m, attributes::REASON).as_deref(),
+            Some("graph_receipt_mismatch")
+        );
+        assert_eq!(
+            message_attribute(m, graph_attributes::EVENTS_RECEIVED).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            message_attribute(m, graph_attributes::EVENTS_SENT).as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            message_attribute(m, graph_attributes::FBTRACE_ID).as_deref(),
+            Some("short-count")
+        );
+    }
+
+    // Not marked sent: an operator's redrive (after checking Events Manager) sends them.
+    for m in dead {
+        stack.redrive_message(&m).await;
+    }
+    let again = stack.pump(5).await;
+    assert_eq!(total(&again).sent, 3);
+    assert!(stack.graph.violations().is_empty());
+}
+
+#[tokio::test]
+async fn a_2xx_without_a_count_is_unconfirmed_and_one_receiving_nothing_is_retried() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack
+        .graph
+        .script([Reply::Status(200, json!({"fbtrace_id": "no-count"}))]);
+    let invocation = one_batch(&stack, 2).await;
+    assert_eq!(invocation.report.records.dead_lettered, 2);
+    let dead = stack.dead_letters().await;
+    assert_eq!(
+        message_attribute(&dead[0], graph_attributes::EVENTS_RECEIVED).as_deref(),
+        Some("none")
+    );
+
+    // events_received 0: nothing was kept, so sending again cannot duplicate anything.
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.script([Reply::Status(
+        200,
+        json!({"events_received": 0, "messages": [], "fbtrace_id": "zero"}),
+    )]);
+    let invocation = one_batch(&stack, 2).await;
+    let r = &invocation.report.records;
+    assert_eq!((r.sent, r.dead_lettered, r.failed), (2, 0, 0));
+    assert_eq!(
+        stack.graph.received().len(),
+        2,
+        "retried once in the invocation"
+    );
+    assert_eq!(stack.graph.accepted_events().len(), 2 + 2);
+    assert_eq!(
+        invocation
+            .metrics
+            .total(metric_names::GRAPH_RECEIPT_MISMATCHES),
+        0.0
+    );
+}
