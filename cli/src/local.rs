@@ -383,8 +383,12 @@ async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
 
 async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut metrics = Metrics::new("wacapi", "local");
-    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    into_response(app.ingest.receive(signature, &body, &mut metrics).await)
+    let signatures: Vec<&[u8]> = headers
+        .get_all(SIGNATURE_HEADER)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    into_response(app.ingest.receive(&signatures, &body, &mut metrics).await)
 }
 
 async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {

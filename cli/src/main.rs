@@ -163,6 +163,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    wacapi_shared::logging::init_cli();
     let result = match cli.command {
         Command::Demo {
             pipeline,
@@ -319,7 +320,27 @@ fn send_event(url: &str, key: &str, file: &std::path::Path) -> Result<(), String
     })
 }
 
+/// `serve` refuses keys anybody could guess or forge with: empty, or shorter than
+/// [`MIN_SIGNING_KEY_CHARS`](wacapi_shared::secrets::MIN_SIGNING_KEY_CHARS).
+fn check_serve_secrets(options: &local::LocalOptions) -> Result<(), String> {
+    use secrecy::SecretString;
+    use wacapi_shared::secrets::check_signing_key;
+    let check =
+        |what: &str, value: &str| check_signing_key(what, &SecretString::from(value.to_owned()));
+    check("WACAPI_APP_SECRET (--app-secret)", &options.app_secret)
+        .and_then(|()| check("WACAPI_EVENTS_KEY (--events-key)", &options.events_key))
+        .and_then(|()| {
+            if options.verify_token.trim().is_empty() {
+                Err("WACAPI_VERIFY_TOKEN (--verify-token) is empty".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|e| format!("refusing to start: {e}"))
+}
+
 fn serve(options: local::LocalOptions) -> Result<(), String> {
+    check_serve_secrets(&options)?;
     runtime()?.block_on(async move {
         let pipeline = local::start(options).await?;
         let _ = writeln!(

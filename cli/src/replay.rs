@@ -54,6 +54,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
     let mut signals = 0;
     let mut quarantined = 0;
     let mut dropped_fields = 0;
+    let mut dropped_custom = 0;
     for file in files {
         let body = crate::read(file)?;
         let split = match split(&body) {
@@ -84,6 +85,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
                 match outcome {
                     Outcome::Event(mapped) => {
                         dropped_fields += mapped.dropped_user_data.len();
+                        dropped_custom += mapped.dropped_custom_data;
                         if sent_ids.insert(mapped.event.event_id.clone()) {
                             events.push(*mapped);
                         } else {
@@ -114,7 +116,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
     };
     let _ = writeln!(
         std::io::stderr(),
-        "wacapi replay: {} file(s), {signals} signal(s), {event_count} event(s) in {} request(s); skipped: {skipped_text}; quarantined: {quarantined}; user data fields dropped: {dropped_fields}",
+        "wacapi replay: {} file(s), {signals} signal(s), {event_count} event(s) in {} request(s); skipped: {skipped_text}; quarantined: {quarantined}; user data fields dropped: {dropped_fields}; custom data values dropped: {dropped_custom}",
         files.len(),
         requests.len(),
     );

@@ -40,6 +40,19 @@ pub struct EventKeys {
     pub keys: Vec<SecretString>,
 }
 
+impl crate::secrets::SecretDocument for EventKeys {
+    /// Every key must be usable: one empty key would let anybody sign.
+    fn validate(&self) -> Result<(), String> {
+        if self.keys.is_empty() {
+            return Err("keys is empty".into());
+        }
+        for (i, key) in self.keys.iter().enumerate() {
+            crate::secrets::check_signing_key(&format!("keys[{i}]"), key)?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a request's signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EventAuthError {
@@ -330,12 +343,14 @@ fn user_ref(user: &RawUser) -> Result<UserRef, String> {
 }
 
 fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, String> {
+    use crate::money::{MAX_AMOUNT, MAX_QUANTITY, is_valid_amount, is_valid_quantity};
+    let amount_rule = format!("a number from 0 to {MAX_AMOUNT:e}");
     let mut data = CustomData::default();
     if let Some(v) = map.remove("value") {
         let value = v
             .as_f64()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or("custom_data.value must be a non-negative number")?;
+            .filter(|v| is_valid_amount(*v))
+            .ok_or_else(|| format!("custom_data.value must be {amount_rule}"))?;
         data.value = Some(crate::capi::round_money(value));
     }
     if let Some(v) = map.remove("currency") {
@@ -349,7 +364,12 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
     if let Some(v) = map.remove("num_items") {
         data.num_items = Some(
             v.as_u64()
-                .ok_or("custom_data.num_items must be a whole number")?,
+                .filter(|n| (1..=MAX_NUM_ITEMS).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "custom_data.num_items must be a whole number from 1 to {MAX_NUM_ITEMS}"
+                    )
+                })?,
         );
     }
     if let Some(v) = map.remove("content_type") {
@@ -368,18 +388,51 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
         let contents: Vec<Content> = serde_json::from_value(v).map_err(|_| {
             "custom_data.contents must be a list of {id, quantity, item_price}".to_owned()
         })?;
+        for (i, c) in contents.iter().enumerate() {
+            if !is_valid_quantity(c.quantity as f64) {
+                return Err(format!(
+                    "custom_data.contents[{i}].quantity must be a whole number from 1 to {MAX_QUANTITY}"
+                ));
+            }
+            if !is_valid_amount(c.item_price) {
+                return Err(format!(
+                    "custom_data.contents[{i}].item_price must be {amount_rule}"
+                ));
+            }
+        }
         data.contents = Some(contents);
     }
     if let Some(v) = map.remove("order_id") {
-        data.order_id = Some(match v {
+        let id = match v {
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             _ => return Err("custom_data.order_id must be a string".into()),
-        });
+        };
+        if crate::privacy::looks_like_email(&id) {
+            return Err(PERSONAL_CUSTOM_DATA.replace("{key}", "order_id"));
+        }
+        data.order_id = Some(id);
+    }
+    for (key, value) in &map {
+        if crate::signal::depth(value) > crate::signal::MAX_FLOW_FIELD_DEPTH {
+            return Err(format!(
+                "custom_data.{key} is nested deeper than {} levels",
+                crate::signal::MAX_FLOW_FIELD_DEPTH
+            ));
+        }
+        if crate::privacy::looks_personal(value) {
+            return Err(PERSONAL_CUSTOM_DATA.replace("{key}", key));
+        }
     }
     data.extra = map.into_iter().collect();
     Ok(data)
 }
+
+/// The largest `num_items` accepted.
+const MAX_NUM_ITEMS: u64 = 1_000_000_000;
+
+/// Why a personal value is refused in `custom_data` (`{key}` is the key).
+const PERSONAL_CUSTOM_DATA: &str = "custom_data.{key} reads as an email address or a phone number; custom_data is sent in clear: send it in user_data, which is hashed";
 
 fn field_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
@@ -473,5 +526,79 @@ mod tests {
             verify(Some(ts.as_bytes()), Some(b"sha256=abc"), body, &keys(), NOW),
             Err(EventAuthError::Malformed)
         );
+    }
+
+    fn item_error(event: serde_json::Value) -> String {
+        let body = serde_json::to_vec(&serde_json::json!({ "events": [event] })).unwrap();
+        match parse(&body, NOW) {
+            Err(EventsError::Items(items)) => items[0].reason.clone(),
+            other => panic!("refused item expected: {other:?}"),
+        }
+    }
+
+    fn purchase(custom_data: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"event_name": "Purchase", "idempotency_key": "k",
+            "user": {"wa_id": "16505551234"}, "custom_data": custom_data})
+    }
+
+    #[test]
+    fn values_out_of_meta_s_bounds_are_refused_by_name() {
+        for (custom_data, want) in [
+            (
+                serde_json::json!({"value": 1e303, "currency": "USD"}),
+                "custom_data.value must be a number from 0 to 1e12",
+            ),
+            (
+                serde_json::json!({"value": -1, "currency": "USD"}),
+                "custom_data.value must be",
+            ),
+            (
+                serde_json::json!({"value": 1, "currency": "USD", "contents": [{"id": "a", "quantity": 0, "item_price": 1}]}),
+                "custom_data.contents[0].quantity must be a whole number from 1 to",
+            ),
+            (
+                serde_json::json!({"value": 1, "currency": "USD", "contents": [{"id": "a", "quantity": 1, "item_price": -2}]}),
+                "custom_data.contents[0].item_price must be",
+            ),
+            (
+                serde_json::json!({"value": 1, "currency": "USD", "num_items": 0}),
+                "custom_data.num_items must be",
+            ),
+        ] {
+            let reason = item_error(purchase(custom_data.clone()));
+            assert!(reason.starts_with(want), "{custom_data}: {reason}");
+        }
+    }
+
+    #[test]
+    fn personal_or_deep_custom_data_is_refused_without_echoing_it() {
+        for (key, value) in [
+            ("contact", serde_json::json!("sheena@example.com")),
+            (
+                "note",
+                serde_json::json!(["call +1 650 555 1234", "+1 650 555 1234"]),
+            ),
+            ("order_id", serde_json::json!("sheena@example.com")),
+        ] {
+            let mut cd = serde_json::json!({"value": 1, "currency": "USD"});
+            cd[key] = value;
+            let reason = item_error(purchase(cd));
+            assert!(
+                reason.contains(&format!(
+                    "custom_data.{key} reads as an email address or a phone number"
+                )),
+                "{reason}"
+            );
+            assert!(
+                !reason.contains("sheena") && !reason.contains("555"),
+                "{reason}"
+            );
+        }
+        let deep = serde_json::from_str::<Value>(&format!("{}1{}", "[".repeat(40), "]".repeat(40)))
+            .unwrap();
+        let reason = item_error(purchase(
+            serde_json::json!({"value": 1, "currency": "USD", "deep": deep}),
+        ));
+        assert_eq!(reason, "custom_data.deep is nested deeper than 16 levels");
     }
 }

@@ -70,6 +70,11 @@ pub mod metric_names {
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
     /// Flow fields left out of `user_data` because they could not be normalised.
     pub const USER_DATA_DROPPED: &str = "UserDataFieldsDropped";
+    /// Events sent again after Meta answered 5xx or did not answer once they were sent: Meta may
+    /// have processed the first send (it does not deduplicate), so each may be a duplicate.
+    pub const AMBIGUOUS_RESENDS: &str = "AmbiguousResends";
+    /// `custom_data` values left out because they read as an email address or a phone number.
+    pub const CUSTOM_DATA_DROPPED: &str = "CustomDataValuesDropped";
     /// Graph requests answered 2xx with an `events_received` other than the events sent; their
     /// records go to the dead-letter queue (`graph_receipt_mismatch`): an alarm.
     pub const GRAPH_RECEIPT_MISMATCHES: &str = "GraphReceiptMismatches";
@@ -89,7 +94,9 @@ pub mod metric_names {
         DLQ_MOVES,
         LEDGER_WRITE_FAILURES,
         USER_DATA_DROPPED,
+        CUSTOM_DATA_DROPPED,
         GRAPH_RECEIPT_MISMATCHES,
+        AMBIGUOUS_RESENDS,
     ];
 }
 use metric_names as m;
@@ -185,6 +192,9 @@ pub struct DispatchReport {
     pub dedup_hits: usize,
     /// Graph requests made (retries and splits included).
     pub graph_requests: usize,
+    /// Events that will be sent again (now or on redelivery) after Meta answered 5xx or did not
+    /// answer: Meta may have processed them, so each may become a duplicate.
+    pub ambiguous_resends: usize,
 }
 
 /// The dispatcher's ports and configuration.
@@ -224,6 +234,7 @@ struct RecordResult {
     /// Records of this batch whose copy of one of this record's events is the one sent.
     shadows: Vec<usize>,
     dropped_user_data: usize,
+    dropped_custom_data: usize,
 }
 
 impl RecordResult {
@@ -236,6 +247,7 @@ impl RecordResult {
             dedup_hits: 0,
             shadows: Vec::new(),
             dropped_user_data: 0,
+            dropped_custom_data: 0,
         }
     }
 
@@ -296,6 +308,9 @@ struct SendLog {
     errors: Vec<GraphError>,
     /// 2xx answers that did not count every event.
     mismatches: usize,
+    /// Events of requests whose fate is unknown (5xx, no answer): each is sent again, now or on
+    /// redelivery, and may reach Meta twice.
+    ambiguous: usize,
 }
 
 /// A dead-letter move: reason, detail, and extra attributes.
@@ -545,6 +560,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         for log in logs {
             report.graph_requests += log.requests;
             metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
+            report.ambiguous_resends += log.ambiguous;
+            metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
             if log.mismatches > 0 {
                 metrics.count(m::GRAPH_RECEIPT_MISMATCHES, log.mismatches as u64);
                 tracing::error!(
@@ -640,6 +657,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             report.dedup_hits += result.dedup_hits;
             metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
             metrics.count(m::USER_DATA_DROPPED, result.dropped_user_data as u64);
+            metrics.count(m::CUSTOM_DATA_DROPPED, result.dropped_custom_data as u64);
             match &result.state {
                 // Step 7 left no record bound for the queue; one would be retried, not lost.
                 State::Failed(_) | State::ToDeadLetter(_) => {
@@ -715,6 +733,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                     Outcome::Skipped { reason, .. } => result.skips.push(reason),
                     Outcome::Event(mapped) => {
                         result.dropped_user_data += mapped.dropped_user_data.len();
+                        result.dropped_custom_data += mapped.dropped_custom_data;
                         match first_copy.get(&mapped.event.event_id) {
                             Some(&owner) => {
                                 result.dedup_hits += 1;
@@ -831,6 +850,9 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                     Err(err) => err,
                 };
                 log.errors.push(err.clone());
+                if err.maybe_processed {
+                    log.ambiguous += events.len();
+                }
                 let class = err.class();
                 match class {
                     ErrorClass::InvalidEvent if events.len() > 1 => {
@@ -842,6 +864,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                             log.sizes.extend(sub.sizes);
                             log.errors.extend(sub.errors);
                             log.mismatches += sub.mismatches;
+                            log.ambiguous += sub.ambiguous;
                             log.results.extend(sub.results);
                         }
                         return log;
@@ -980,6 +1003,11 @@ fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> {
         }
     };
     match kind {
+        Some(crate::ingest::DIGEST_KIND) => Err(DeadLetter {
+            reason: "digest_only",
+            detail: "only a digest of this part was kept (it was too large for a queue message): there is nothing to process".into(),
+            extra: vec![],
+        }),
         Some("webhook_body") => {
             let body = raw()?;
             let split = split(body.as_bytes()).map_err(|e| DeadLetter {

@@ -49,6 +49,25 @@ pub struct AccessTokens {
     pub app_secret: Option<SecretString>,
 }
 
+impl crate::secrets::SecretDocument for AccessTokens {
+    fn validate(&self) -> Result<(), String> {
+        if self.access_tokens.is_empty() {
+            return Err("access_tokens is empty".into());
+        }
+        if let Some((name, _)) = self
+            .access_tokens
+            .iter()
+            .find(|(_, token)| token.expose_secret().trim().is_empty())
+        {
+            return Err(format!("access_tokens.{name} is empty"));
+        }
+        match &self.app_secret {
+            Some(secret) => crate::secrets::check_signing_key("app_secret", secret),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Meta's answer to an accepted request.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct GraphSuccess {
@@ -106,6 +125,9 @@ pub struct GraphError {
     pub fbtrace_id: Option<String>,
     /// A timeout or connection failure (no answer).
     pub transport: bool,
+    /// The request reached Meta and its fate is unknown (a 5xx, or no answer after it was
+    /// sent): Meta may have processed the events, so sending them again may duplicate them.
+    pub maybe_processed: bool,
 }
 
 /// What to do about a [`GraphError`], per Meta's error-code table.
@@ -303,11 +325,16 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
                 } else {
                     "failed"
                 };
-                GraphError::local(format!("request {what}: {}", e.without_url()), None, true)
+                GraphError {
+                    // A refused connection sent nothing; anything later may have been processed.
+                    maybe_processed: !e.is_connect(),
+                    ..GraphError::local(format!("request {what}: {}", e.without_url()), None, true)
+                }
             })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            GraphError::local(
+        let bytes = response.bytes().await.map_err(|e| GraphError {
+            maybe_processed: true,
+            ..GraphError::local(
                 format!("reading the response: {}", e.without_url()),
                 None,
                 true,
@@ -366,10 +393,12 @@ pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
             is_transient: error.is_transient.unwrap_or(false),
             fbtrace_id: error.fbtrace_id,
             transport: false,
+            maybe_processed: status >= 500,
         },
         Err(_) => GraphError {
             status: Some(status),
             message: format!("HTTP {status} without a Graph error object"),
+            maybe_processed: status >= 500,
             ..GraphError::default()
         },
     }

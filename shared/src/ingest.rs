@@ -5,9 +5,12 @@
 //! Outcomes of a POST:
 //! - too large: 413; no or malformed signature: 401; wrong signature: 403. Nothing is queued.
 //! - signed but not a webhook: its raw bytes go to the dead-letter queue, 200 (a retry would
-//!   not help); if it cannot fit in a queue message, 500 so Meta keeps it and retries.
-//! - signed webhook: every signal queued, every bad item dead-lettered, then 200; any queue
-//!   failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
+//!   not help); if it cannot fit in a queue message, only its digest (SHA-256, size, reason) is
+//!   kept, 200: Meta's retries for seven days could not make it fit either.
+//! - signed webhook: every signal queued (signals are bounded: long texts and Flow fields are
+//!   cut, see [`crate::signal::MAX_TEXT_CHARS`]), every bad part dead-lettered, then 200; any
+//!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
+//! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
 
 use base64::Engine;
 use secrecy::ExposeSecret;
@@ -18,7 +21,7 @@ use serde_json::json;
 use crate::business::{self, EventAuthError, EventKeys, EventsError};
 use crate::hashing::sha256_hex;
 use crate::metrics::{Metrics, names};
-use crate::queue::{MessageSink, OutboundMessage, QueueError};
+use crate::queue::{MAX_MESSAGE_BYTES, MessageSink, OutboundMessage, QueueError};
 use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
 use crate::signal::{SignalEvent, Split, split};
 use crate::signature::{ClaimedSignature, SignatureError};
@@ -282,15 +285,11 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         Reply::new(200, challenge.into_owned())
     }
 
-    /// Handles a webhook `POST`, answering as the module documentation describes.
-    pub async fn receive(
-        &self,
-        signature: Option<&[u8]>,
-        body: &[u8],
-        metrics: &mut Metrics,
-    ) -> Reply {
+    /// Handles a webhook `POST`, answering as the module documentation describes. `signatures`
+    /// holds every `X-Hub-Signature-256` value the request carries.
+    pub async fn receive(&self, signatures: &[&[u8]], body: &[u8], metrics: &mut Metrics) -> Reply {
         metrics.count(names::WEBHOOKS_RECEIVED, 1);
-        match self.accept(signature, body, metrics).await {
+        match self.accept(signatures, body, metrics).await {
             Ok(accepted) => Reply::new(
                 200,
                 format!(
@@ -324,21 +323,24 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
     /// The POST path as a `Result`, for callers that want the typed outcome.
     pub async fn accept(
         &self,
-        signature: Option<&[u8]>,
+        signatures: &[&[u8]],
         body: &[u8],
         metrics: &mut Metrics,
     ) -> Result<Accepted, IngestError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(IngestError::TooLarge(body.len()));
         }
-        let claimed = ClaimedSignature::parse(signature)?;
+        let claimed = ClaimedSignature::from_headers(signatures)?;
         self.verify(&claimed, body).await?;
 
         let split = match split(body) {
             Ok(split) => split,
             Err(err) => {
                 let (reason, detail) = (err.label(), err.to_string());
-                let message = quarantine_message(body, "webhook_body", reason, &detail, None);
+                let message = self.fit(
+                    quarantine_message(body, "webhook_body", reason, &detail, None),
+                    metrics,
+                );
                 self.dead_letters.send_all(vec![message]).await?;
                 metrics.count_by(names::BODIES_QUARANTINED, "Reason", reason, 1);
                 tracing::warn!(reason, detail, "signed body quarantined");
@@ -384,12 +386,15 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 .rejected
                 .iter()
                 .map(|r| {
-                    quarantine_message(
-                        r.raw.as_bytes(),
-                        r.kind.label(),
-                        r.reason.label(),
-                        &r.reason.to_string(),
-                        Some(r.waba_id.as_str()).filter(|w| !w.is_empty()),
+                    self.fit(
+                        quarantine_message(
+                            r.raw.as_bytes(),
+                            r.kind.label(),
+                            r.reason.label(),
+                            &r.reason.to_string(),
+                            Some(r.waba_id.as_str()).filter(|w| !w.is_empty()),
+                        ),
+                        metrics,
                     )
                 })
                 .collect();
@@ -400,7 +405,28 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             }
         }
 
-        let messages = signal_messages(&split)?;
+        let messages: Vec<OutboundMessage> = signal_messages(&split)?;
+        let (messages, oversized): (Vec<_>, Vec<_>) = messages
+            .into_iter()
+            .partition(|m| m.size() <= MAX_MESSAGE_BYTES);
+        if !oversized.is_empty() {
+            // Signals are bounded by construction (signal::MAX_TEXT_CHARS and the rest); one
+            // that still does not fit is kept as a digest, never answered 500 for ever.
+            let digests = oversized
+                .into_iter()
+                .map(|m| {
+                    let quarantined = quarantine_message(
+                        m.body.as_bytes(),
+                        "signal",
+                        "signal_too_large",
+                        "the signal exceeds a queue message",
+                        None,
+                    );
+                    self.fit(quarantined, metrics)
+                })
+                .collect();
+            self.dead_letters.send_all(digests).await?;
+        }
         let signals = messages.len();
         if signals > 0 {
             self.signals.send_all(messages).await?;
@@ -421,6 +447,51 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         })
     }
 }
+
+impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
+    /// A dead-letter message as it can be queued: itself when it fits a queue message, else a
+    /// digest of what it held (SHA-256 and size, reason and detail kept), so a signed body too
+    /// large to keep is acknowledged once, the same on every edge, instead of being retried by
+    /// Meta for seven days.
+    fn fit(&self, message: OutboundMessage, metrics: &mut Metrics) -> OutboundMessage {
+        if message.size() <= MAX_MESSAGE_BYTES {
+            return message;
+        }
+        metrics.count(names::QUARANTINE_TOO_LARGE, 1);
+        let attr = |name: &str| {
+            message
+                .attributes
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let kind = attr(attributes::KIND).unwrap_or_default();
+        let digest = json!({
+            "digest_of": kind,
+            "sha256": sha256_hex(message.body.as_bytes()),
+            "bytes": message.body.len(),
+        });
+        tracing::warn!(kind = %kind, bytes = message.body.len(), "quarantined part too large for a queue message: only its digest is kept");
+        let mut out = OutboundMessage::new(digest.to_string(), message.group_id, message.dedup_id)
+            .with_attribute(attributes::KIND, DIGEST_KIND);
+        for name in [attributes::REASON, attributes::WABA_ID] {
+            if let Some(v) = attr(name) {
+                out = out.with_attribute(name, v);
+            }
+        }
+        let detail = attr(attributes::DETAIL).unwrap_or_default();
+        out.with_attribute(
+            attributes::DETAIL,
+            format!("too large for a queue message, only its digest is kept: {detail}")
+                .chars()
+                .take(512)
+                .collect::<String>(),
+        )
+    }
+}
+
+/// `wacapi_kind` of a dead-letter message that holds only the digest of what was quarantined.
+pub const DIGEST_KIND: &str = "digest";
 
 /// The queue messages for a split's signals: JSON body, FIFO group and deduplication ids.
 pub fn signal_messages(split: &Split) -> Result<Vec<OutboundMessage>, QueueError> {

@@ -63,6 +63,9 @@ pub struct MappedEvent {
     pub event: Event,
     /// Flow fields that could not be normalised and were left out of `user_data`.
     pub dropped_user_data: Vec<NormalizeError>,
+    /// `custom_data` values left out because they read as an email address or a phone number
+    /// (`custom_data` is sent in clear).
+    pub dropped_custom_data: usize,
 }
 
 /// What one rule (or the whole signal) came to.
@@ -175,9 +178,10 @@ fn map_rule(
         },
         (None, _) => return Outcome::skipped(rule, SkipReason::NoRule),
     };
-    let Some(custom_data) = custom_data(rule, signal) else {
+    let Some(mut custom_data) = custom_data(rule, signal) else {
         return Outcome::skipped(rule, SkipReason::InvalidCustomData);
     };
+    let dropped_custom_data = custom_data.as_mut().map_or(0, scrub_custom_data);
     if event_name == EventName::Purchase
         && custom_data
             .as_ref()
@@ -212,7 +216,26 @@ fn map_rule(
         account: account.clone(),
         event,
         dropped_user_data,
+        dropped_custom_data,
     }))
+}
+
+/// Leaves out of `custom_data` every value that reads as an email address or a phone number:
+/// `custom_data` goes to Meta in clear, and personal data may only travel hashed. Returns how
+/// many values were left out.
+pub fn scrub_custom_data(data: &mut CustomData) -> usize {
+    let before = data.extra.len() + usize::from(data.order_id.is_some());
+    data.extra
+        .retain(|_, value| !crate::privacy::looks_personal(value));
+    // Order ids are often long digit strings: only an email is taken for personal data there.
+    if data
+        .order_id
+        .as_deref()
+        .is_some_and(crate::privacy::looks_like_email)
+    {
+        data.order_id = None;
+    }
+    before - data.extra.len() - usize::from(data.order_id.is_some())
 }
 
 /// The deterministic event id: the same conversion (dataset, event name and dedup scope key)
@@ -275,12 +298,15 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         &click.ctwa_clid,
         hashed,
     );
-    event.custom_data = custom_data.clone().filter(|c| !c.is_empty());
+    let mut custom_data = custom_data.clone();
+    let dropped_custom_data = custom_data.as_mut().map_or(0, scrub_custom_data);
+    event.custom_data = custom_data.filter(|c| !c.is_empty());
     Outcome::Event(Box::new(MappedEvent {
         rule: BUSINESS_RULE.to_owned(),
         account: account.clone(),
         event,
         dropped_user_data: Vec::new(),
+        dropped_custom_data,
     }))
 }
 

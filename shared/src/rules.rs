@@ -389,6 +389,8 @@ impl RawConfig {
             }
         }
 
+        errors.extend(personal_custom_data(&rules));
+
         if errors.is_empty() {
             Ok(Config {
                 graph_api_version,
@@ -400,6 +402,34 @@ impl RawConfig {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// `custom_data` is sent to Meta in clear: a Flow field that any rule hashes into `user_data`,
+/// or whose name (or whose `custom_data` key) names customer information, may not feed it.
+fn personal_custom_data(rules: &[Rule]) -> Vec<String> {
+    let hashed: HashSet<&str> = rules
+        .iter()
+        .flat_map(|r| r.user_data.iter().map(|(_, field)| field.as_str()))
+        .collect();
+    let mut errors = Vec::new();
+    for rule in rules {
+        for (key, field) in &rule.custom_data.fields {
+            let why = if hashed.contains(field.as_str()) {
+                "a user_data mapping hashes it"
+            } else if crate::privacy::is_personal_field_name(field)
+                || crate::privacy::is_personal_field_name(key)
+            {
+                "it names customer information"
+            } else {
+                continue;
+            };
+            errors.push(format!(
+                "rule {:?}: custom_data.fields.{key} is fed from Flow field {field:?}, which is personal ({why}); custom_data is sent in clear: map it in user_data, where it is hashed",
+                rule.name
+            ));
+        }
+    }
+    errors
 }
 
 impl RawRule {
@@ -463,8 +493,14 @@ impl RawRule {
                 "{label}: currency {currency:?} must be an ISO 4217 code such as \"USD\""
             ));
         }
-        if raw_custom.value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            errors.push(format!("{label}: value must be a non-negative number"));
+        if raw_custom
+            .value
+            .is_some_and(|v| !crate::money::is_valid_amount(v))
+        {
+            errors.push(format!(
+                "{label}: value must be a number from 0 to {:e}",
+                crate::money::MAX_AMOUNT
+            ));
         }
         if event == Some(EventName::Purchase) {
             let has_value = raw_custom.from_order
@@ -778,6 +814,20 @@ dedup = "order"
         assert!(e[0].contains("unknown variant `telepathy`"), "{e:?}");
         let e = errors(&format!("{ACCOUNT}colour = \"blue\"\n"));
         assert!(e[0].contains("unknown field `colour`"), "{e:?}");
+    }
+
+    #[test]
+    fn personal_flow_fields_may_not_feed_custom_data() {
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"f\"\nevent = \"LeadSubmitted\"\ntrigger = {{ kind = \"flow\" }}\ncustom_data = {{ fields = {{ content_name = \"email\", content_category = \"contact\" }} }}\nuser_data = {{ em = \"contact\" }}\n"
+        ));
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("custom_data.fields.content_name is fed from Flow field \"email\", which is personal (it names customer information)")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("custom_data.fields.content_category is fed from Flow field \"contact\", which is personal (a user_data mapping hashes it)")), "{e:#?}");
+        let e = errors(&format!(
+            "{ACCOUNT}[[rules]]\nname = \"g\"\nevent = \"LeadSubmitted\"\ntrigger = {{ kind = \"flow\" }}\ncustom_data = {{ fields = {{ phone = \"plan\" }} }}\n"
+        ));
+        assert!(e[0].contains("custom_data.fields.phone"), "{e:#?}");
     }
 
     #[test]

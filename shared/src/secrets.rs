@@ -27,6 +27,9 @@ pub enum SecretError {
     /// The value is not the expected JSON document.
     #[error("secret value is not the expected JSON document: {0}")]
     Invalid(String),
+    /// The document parses but cannot be used safely (an empty or too short key).
+    #[error("secret value is unusable: {0}")]
+    Unusable(String),
 }
 
 /// Where secret documents come from.
@@ -78,6 +81,30 @@ impl SecretSource for StaticSecret {
     }
 }
 
+/// The shortest signing key (an app secret, a business events key) wacapi accepts, in
+/// characters: 128 bits of hex. Meta's app secrets are 32 hex characters; a shorter key (and above
+/// all an empty one, with which anybody can sign) is refused when the secret is loaded.
+pub const MIN_SIGNING_KEY_CHARS: usize = 16;
+
+/// A secret document that can say whether it is usable: loading one that is not fails, so no
+/// request is ever accepted under an empty or weak key.
+pub trait SecretDocument: DeserializeOwned + Send + Sync {
+    /// Why the document cannot be used (naming fields, never values).
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// Whether `key` is long enough to sign with; the error names `what`.
+pub fn check_signing_key(what: &str, key: &SecretString) -> Result<(), String> {
+    let len = key.expose_secret().trim().chars().count();
+    if len < MIN_SIGNING_KEY_CHARS {
+        Err(format!(
+            "{what} has {len} characters; at least {MIN_SIGNING_KEY_CHARS} are required"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// The ingest function's secret document:
 /// `{"app_secret": "...", "verify_token": "..."}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +113,16 @@ pub struct WebhookSecrets {
     pub app_secret: SecretString,
     /// The token Meta echoes in the subscription handshake.
     pub verify_token: SecretString,
+}
+
+impl SecretDocument for WebhookSecrets {
+    fn validate(&self) -> Result<(), String> {
+        check_signing_key("app_secret", &self.app_secret)?;
+        if self.verify_token.expose_secret().trim().is_empty() {
+            return Err("verify_token is empty".into());
+        }
+        Ok(())
+    }
 }
 
 /// Parses a secret document without ever echoing its content in an error.
@@ -132,7 +169,7 @@ impl<T, S> std::fmt::Debug for CachedSecret<T, S> {
     }
 }
 
-impl<T: DeserializeOwned + Send + Sync, S: SecretSource> CachedSecret<T, S> {
+impl<T: SecretDocument, S: SecretSource> CachedSecret<T, S> {
     /// Caches `source` for `ttl`; forced refreshes at most once per `min_forced_interval`.
     pub fn new(source: S, ttl: Duration, min_forced_interval: Duration) -> Self {
         Self {
@@ -190,7 +227,9 @@ impl<T: DeserializeOwned + Send + Sync, S: SecretSource> CachedSecret<T, S> {
 
     async fn load(&self) -> Result<Arc<T>, SecretError> {
         let raw = self.source.fetch().await?;
-        parse_secret(&raw).map(Arc::new)
+        let document: T = parse_secret(&raw)?;
+        document.validate().map_err(SecretError::Unusable)?;
+        Ok(Arc::new(document))
     }
 }
 
@@ -212,8 +251,8 @@ mod tests {
         }
     }
 
-    const A: &str = r#"{"app_secret":"a","verify_token":"t"}"#;
-    const B: &str = r#"{"app_secret":"b","verify_token":"t"}"#;
+    const A: &str = r#"{"app_secret":"aaaaaaaaaaaaaaaa","verify_token":"t"}"#;
+    const B: &str = r#"{"app_secret":"bbbbbbbbbbbbbbbb","verify_token":"t"}"#;
 
     #[tokio::test]
     async fn caches_within_ttl_and_rate_limits_forced_refresh() {
@@ -224,7 +263,7 @@ mod tests {
         let cache: CachedSecret<WebhookSecrets, _> =
             CachedSecret::new(&source, Duration::from_secs(300), Duration::from_secs(60));
         let first = cache.get().await.expect("get");
-        assert_eq!(first.app_secret.expose_secret(), "a");
+        assert_eq!(first.app_secret.expose_secret(), "aaaaaaaaaaaaaaaa");
         cache.get().await.expect("get");
         assert_eq!(source.calls.load(Ordering::SeqCst), 1);
 
@@ -233,12 +272,12 @@ mod tests {
             .await
             .expect("refresh")
             .expect("not limited");
-        assert_eq!(refreshed.app_secret.expose_secret(), "b");
+        assert_eq!(refreshed.app_secret.expose_secret(), "bbbbbbbbbbbbbbbb");
         assert!(cache.refresh().await.expect("refresh").is_none());
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
         assert_eq!(
             cache.get().await.expect("get").app_secret.expose_secret(),
-            "b"
+            "bbbbbbbbbbbbbbbb"
         );
     }
 
@@ -253,6 +292,38 @@ mod tests {
             err,
             SecretError::Invalid("missing field `app_secret`".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn empty_and_short_keys_fail_closed_when_loaded() {
+        for (doc, want) in [
+            (
+                r#"{"app_secret":"","verify_token":"t"}"#,
+                "app_secret has 0 characters",
+            ),
+            (
+                r#"{"app_secret":"   ","verify_token":"t"}"#,
+                "app_secret has 0 characters",
+            ),
+            (
+                r#"{"app_secret":"short","verify_token":"t"}"#,
+                "app_secret has 5 characters",
+            ),
+            (
+                r#"{"app_secret":"aaaaaaaaaaaaaaaa","verify_token":""}"#,
+                "verify_token is empty",
+            ),
+        ] {
+            let source = Counting {
+                calls: AtomicUsize::new(0),
+                docs: vec![doc],
+            };
+            let cache: CachedSecret<WebhookSecrets, _> =
+                CachedSecret::new(&source, Duration::from_secs(300), Duration::from_secs(60));
+            let err = cache.get().await.expect_err(doc);
+            assert!(err.to_string().contains(want), "{err}");
+            assert!(!err.to_string().contains("short"), "no value in {err}");
+        }
     }
 
     #[test]

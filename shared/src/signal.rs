@@ -480,9 +480,23 @@ impl EnvelopeError {
     }
 }
 
-/// Flow field values nested deeper than this are left out of signals: rules read flat fields,
-/// and every signal must stay readable by the dispatcher (serde_json stops at 128 levels).
+/// Flow field values (and `/events` custom data values) nested deeper than this are left out of
+/// signals (refused, on `/events`): rules read flat fields, and every signal must stay readable
+/// by the dispatcher (serde_json stops at 128 levels, and a signal wraps its values in a few).
 pub const MAX_FLOW_FIELD_DEPTH: usize = 16;
+
+/// Text bodies longer than this (WhatsApp's own limit for a text message) are cut to it: a
+/// signal always fits a queue message, and rules only read the start of a text.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// Flow field string values longer than this are cut to it.
+pub const MAX_FLOW_VALUE_CHARS: usize = 4096;
+
+/// Flow fields beyond this many bytes (serialised, in key order) are left out and counted.
+pub const MAX_FLOW_FIELDS_BYTES: usize = 64 * 1024;
+
+/// Order lines beyond this many make the order unreadable (its value is not computed).
+pub const MAX_ORDER_LINES: usize = 1000;
 
 /// Parses a verified body and splits it into signals, in webhook order.
 ///
@@ -666,7 +680,8 @@ fn message_event(message: &Message) -> (SignalEvent, usize) {
             body: message
                 .text
                 .as_ref()
-                .and_then(|t| t.body.clone())
+                .and_then(|t| t.body.as_deref())
+                .map(|b| cut(b, MAX_TEXT_CHARS))
                 .unwrap_or_default(),
         },
         MessageType::Button => SignalEvent::TemplateButton {
@@ -681,12 +696,7 @@ fn message_event(message: &Message) -> (SignalEvent, usize) {
             items: message
                 .order
                 .as_ref()
-                .map(|o| {
-                    o.product_items
-                        .iter()
-                        .map(|i| OrderItem::read(i.as_ref()))
-                        .collect()
-                })
+                .map(|o| order_items(&o.product_items))
                 .unwrap_or_default(),
         },
         MessageType::RequestWelcome => SignalEvent::RequestWelcome,
@@ -761,6 +771,14 @@ fn flow_reply(nfm: &NfmReply) -> (SignalEvent, usize) {
     };
     let before = fields.len();
     fields.retain(|_, value| depth(value) <= MAX_FLOW_FIELD_DEPTH);
+    let mut budget = MAX_FLOW_FIELDS_BYTES;
+    fields.retain(|key, value| {
+        cut_strings(value);
+        let size = key.len() + serde_json::to_string(value).map_or(usize::MAX, |t| t.len());
+        let fits = size <= budget;
+        budget = budget.saturating_sub(size);
+        fits
+    });
     dropped += before - fields.len();
     let flow_token = match fields.get("flow_token") {
         Some(Value::String(token)) => Some(token.clone()),
@@ -775,8 +793,40 @@ fn flow_reply(nfm: &NfmReply) -> (SignalEvent, usize) {
     (event, dropped)
 }
 
+/// The first `max` characters of `text`.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// Cuts every string in `value` to [`MAX_FLOW_VALUE_CHARS`].
+fn cut_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > MAX_FLOW_VALUE_CHARS => *s = cut(s, MAX_FLOW_VALUE_CHARS),
+        Value::Array(items) => items.iter_mut().for_each(cut_strings),
+        Value::Object(map) => map.values_mut().for_each(cut_strings),
+        _ => {}
+    }
+}
+
+/// An order's lines; past [`MAX_ORDER_LINES`] one unreadable line stands for the rest, so the
+/// order's value is not computed from a part of it.
+fn order_items(lines: &[Option<crate::webhook::ProductItem>]) -> Vec<OrderItem> {
+    let mut items: Vec<OrderItem> = lines
+        .iter()
+        .take(MAX_ORDER_LINES)
+        .map(|i| OrderItem::read(i.as_ref()))
+        .collect();
+    if lines.len() > MAX_ORDER_LINES {
+        items.push(OrderItem::default());
+    }
+    items
+}
+
 /// Nesting depth of a JSON value (a scalar is 0), without recursion.
-fn depth(value: &Value) -> usize {
+pub fn depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((v, d)) = stack.pop() {

@@ -42,6 +42,17 @@ impl SignatureError {
 pub struct ClaimedSignature([u8; 32]);
 
 impl ClaimedSignature {
+    /// Parses the header's values as a request carries them: none is `Missing`, more than one
+    /// (or one that joins several with commas, as API Gateway does) is `Malformed`, so a request
+    /// never gets to choose which claim is checked.
+    pub fn from_headers(values: &[&[u8]]) -> Result<Self, SignatureError> {
+        match values {
+            [] => Err(SignatureError::Missing),
+            [one] => Self::parse(Some(one)),
+            _ => Err(SignatureError::Malformed),
+        }
+    }
+
     /// Parses the header value; `None` means the header was absent.
     pub fn parse(header: Option<&[u8]>) -> Result<Self, SignatureError> {
         let value = header.ok_or(SignatureError::Missing)?;

@@ -636,3 +636,41 @@ async fn a_user_changed_user_id_without_a_sender_carries_the_click_once() {
         .expect("attributed");
     assert_eq!(purchase.event.user_data.ctwa_clid, "Aff-old");
 }
+
+#[tokio::test]
+async fn a_form_value_reading_as_an_email_or_phone_never_reaches_custom_data() {
+    let config = Config::from_toml(
+        r#"
+[[accounts]]
+waba_id = "102290129340398"
+dataset_id = "1"
+[[rules]]
+name = "plan-form"
+event = "LeadSubmitted"
+trigger = { kind = "flow" }
+custom_data = { fields = { content_name = "plan", content_category = "notes", order_id = "ref" } }
+"#,
+    )
+    .expect("non-personal field names pass the config check");
+    let store = MemoryClickStore::new();
+    let flow = signal(json!({
+        "referral": {"ctwa_clid": "Aff-plan", "source_id": "ad", "source_type": "ad"},
+        "event": {"type": "flow_reply", "name": "flow", "fields": {
+            "plan": "sheena@example.com", "notes": "+1 (650) 555-1234", "ref": "8812"}}
+    }));
+    let out = run(&config, &store, &[flow], NOW).await;
+    let event = events(&out)[0];
+    assert_eq!(event.dropped_custom_data, 2);
+    let sent = serde_json::to_string(&event.event).unwrap();
+    assert!(!sent.contains("sheena") && !sent.contains("555"), "{sent}");
+    assert_eq!(
+        event
+            .event
+            .custom_data
+            .as_ref()
+            .unwrap()
+            .order_id
+            .as_deref(),
+        Some("8812")
+    );
+}

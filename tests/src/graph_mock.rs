@@ -54,6 +54,9 @@ pub struct Received {
     pub body: Value,
     /// The status answered.
     pub status: u16,
+    /// Whether the mock kept the events (every 200, and the 500s of
+    /// [`MockGraph::process_then_fail_every`]).
+    pub processed: bool,
 }
 
 #[derive(Default)]
@@ -63,6 +66,9 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     violations: Mutex<Vec<String>>,
     counter: AtomicUsize,
+    /// Every n-th request is processed and then answered 500 (0: never).
+    fail_after_processing: AtomicUsize,
+    requests: AtomicUsize,
 }
 
 /// A running mock.
@@ -108,6 +114,21 @@ impl MockGraph {
             .lock()
             .expect("lock")
             .insert(ctwa_clid.to_owned(), reply);
+    }
+
+    /// Every `n`-th request is processed (its events kept) and then answered 500, as when Meta
+    /// times out after doing the work.
+    pub fn process_then_fail_every(&self, n: usize) {
+        self.inner.fail_after_processing.store(n, Ordering::SeqCst);
+    }
+
+    /// The events of every request the mock kept, in order (duplicates included).
+    pub fn processed_events(&self) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.processed)
+            .flat_map(|r| r.body["data"].as_array().cloned().unwrap_or_default())
+            .collect()
     }
 
     /// Every request received, in order.
@@ -166,7 +187,15 @@ async fn events(
             .find_map(|e| poison.get(e["user_data"]["ctwa_clid"].as_str().unwrap_or_default()))
             .cloned()
     };
+    let n = inner.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let every = inner.fail_after_processing.load(Ordering::SeqCst);
+    let fail_after_processing = scripted.is_none() && every > 0 && n % every == 0;
     let (status, answer) = match scripted.or(poisoned) {
+        None if fail_after_processing => (
+            500,
+            json!({"error": {"message": "An unexpected error has occurred.", "code": 2,
+                             "is_transient": true, "fbtrace_id": "mock-after-processing"}}),
+        ),
         Some(Reply::Hang(d)) => {
             // By the time this answers, the client has given up: not an accepted request.
             tokio::time::sleep(d).await;
@@ -180,6 +209,7 @@ async fn events(
         dataset_id: dataset,
         body,
         status,
+        processed: status == 200 || fail_after_processing,
     });
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

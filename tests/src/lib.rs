@@ -23,7 +23,7 @@ pub mod graph_mock;
 pub mod runtime_api;
 pub mod stack;
 
-pub const APP_SECRET: &str = "test-app-secret";
+pub const APP_SECRET: &str = "test-app-secret-0123";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 /// The repository root.

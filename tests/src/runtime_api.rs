@@ -200,6 +200,27 @@ pub fn boot(
     runtime_api: &str,
     values: &BTreeMap<&str, String>,
 ) -> Booted {
+    boot_logged(binary, function, runtime_api, values, "INFO", None)
+}
+
+/// [`boot`] at a log level (`AWS_LAMBDA_LOG_LEVEL`), stdout and stderr appended to `log`.
+pub fn boot_logged(
+    binary: &str,
+    function: &str,
+    runtime_api: &str,
+    values: &BTreeMap<&str, String>,
+    level: &str,
+    log: Option<&std::path::Path>,
+) -> Booted {
+    let output = || match log {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(Stdio::from)
+            .expect("log file"),
+        None => Stdio::null(),
+    };
     let mut cmd = Command::new(release_binary(binary));
     cmd.env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -207,14 +228,14 @@ pub fn boot(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env("AWS_LAMBDA_LOG_LEVEL", level)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_ENDPOINT_URL", moto_url())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(output())
+        .stderr(output());
     for name in terraform_env(function) {
         let value = values.get(name.as_str()).unwrap_or_else(|| {
             panic!("Terraform sets {name} on {function}: give the test a value")
@@ -290,6 +311,23 @@ pub fn webhook_event(body: &[u8]) -> Value {
             "domainPrefix": "api", "http": {"method": "POST", "path": "/webhook", "protocol": "HTTP/1.1",
             "sourceIp": "127.0.0.1", "userAgent": "facebookexternalua"}, "requestId": "r1",
             "routeKey": "POST /webhook", "stage": "$default", "time": "21/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 0},
+        "body": String::from_utf8_lossy(body), "isBase64Encoded": false
+    })
+}
+
+/// The API Gateway (HTTP API, payload 2.0) event of a signed `POST /events`.
+pub fn events_event(body: &[u8], key: &str) -> Value {
+    let now = crate::stack::unix_now();
+    json!({
+        "version": "2.0", "routeKey": "POST /events", "rawPath": "/events", "rawQueryString": "",
+        "headers": {"x-wacapi-timestamp": now.to_string(),
+                    "x-wacapi-signature": wacapi_shared::business::sign(key.as_bytes(), now, body),
+                    "content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "api.example",
+            "domainPrefix": "api", "http": {"method": "POST", "path": "/events", "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1", "userAgent": "crm"}, "requestId": "r2",
+            "routeKey": "POST /events", "stage": "$default", "time": "21/Nov/2026:10:00:00 +0000",
             "timeEpoch": 0},
         "body": String::from_utf8_lossy(body), "isBase64Encoded": false
     })

@@ -51,7 +51,7 @@ pub struct Stack {
 }
 
 /// The business events signing key in every stack's events secret.
-pub const EVENTS_KEY: &str = "test-events-key";
+pub const EVENTS_KEY: &str = "test-events-key-0123";
 
 /// Options for [`Stack::new`].
 pub struct StackOptions {

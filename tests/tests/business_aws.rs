@@ -374,12 +374,15 @@ async fn a_rotated_key_works_beside_the_old_one_without_a_redeploy() {
         .secrets
         .put_secret_value()
         .secret_id(&stack.events_secret_arn)
-        .secret_string(json!({"keys": [EVENTS_KEY, "next-key"]}).to_string())
+        .secret_string(json!({"keys": [EVENTS_KEY, "next-events-key-0123"]}).to_string())
         .send()
         .await
         .unwrap();
     let body = serde_json::to_vec(&json!({"events": [qualified("rotated")]})).unwrap();
-    assert_eq!(status(&stack, signed(&body, "next-key", now)).await, 200);
+    assert_eq!(
+        status(&stack, signed(&body, "next-events-key-0123", now)).await,
+        200
+    );
     let body = serde_json::to_vec(&json!({"events": [qualified("old-still-ok")]})).unwrap();
     assert_eq!(status(&stack, signed(&body, EVENTS_KEY, now)).await, 200);
     assert_eq!(

@@ -225,3 +225,57 @@ async fn a_2xx_without_a_count_is_unconfirmed_and_one_receiving_nothing_is_retri
         0.0
     );
 }
+
+/// The second window of "nothing sent twice": Meta processes a request and then answers 500 (or
+/// never answers). The events are sent again and Meta, which does not deduplicate, may count
+/// them twice. The dispatcher cannot tell, but it counts every such resend, and the count
+/// matches the duplicates Meta saw.
+#[tokio::test]
+async fn resends_after_an_ambiguous_failure_are_counted() {
+    let stack = Stack::new(StackOptions::default()).await;
+    stack.graph.process_then_fail_every(3);
+    let (status, accepted) = stack.post(&ad_clicks(30, unix_now())).await;
+    assert_eq!((status, accepted), (200, 30));
+    let mut ambiguous = 0;
+    let mut sent = 0;
+    for _ in 0..20 {
+        let messages = stack.receive().await;
+        if messages.is_empty() {
+            break;
+        }
+        // One record per invocation: one Graph request per event.
+        for m in &messages {
+            let invocation = stack
+                .invoke(std::slice::from_ref(m), Duration::from_secs(30))
+                .await;
+            stack
+                .settle(std::slice::from_ref(m), &invocation.response)
+                .await;
+            ambiguous += invocation.report.ambiguous_resends;
+            sent += invocation.report.events_sent;
+            assert_eq!(
+                invocation.metrics.total(metric_names::AMBIGUOUS_RESENDS),
+                invocation.report.ambiguous_resends as f64
+            );
+        }
+    }
+    assert_eq!(sent, 30, "every event was delivered");
+    let processed = stack.graph.processed_events();
+    let mut ids: Vec<&str> = processed
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let unique = {
+        let mut u = ids.clone();
+        u.dedup();
+        u.len()
+    };
+    let duplicates = ids.len() - unique;
+    assert_eq!(unique, 30);
+    assert!(duplicates > 0, "the mock processed some events twice");
+    assert_eq!(
+        ambiguous, duplicates,
+        "every duplicate was counted as an ambiguous resend"
+    );
+}

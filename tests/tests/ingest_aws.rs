@@ -222,7 +222,7 @@ async fn a_missing_queue_answers_500() {
     let sig = sign(&body);
     let reply = state
         .ingest
-        .receive(Some(sig.as_bytes()), &body, &mut metrics)
+        .receive(&[sig.as_bytes()], &body, &mut metrics)
         .await;
     assert_eq!(reply.status, 500);
     assert_eq!(metrics.total(names::ENQUEUE_FAILURES), 1.0);
@@ -304,7 +304,7 @@ async fn a_rotated_app_secret_is_picked_up_without_a_redeploy() {
         200
     );
 
-    let rotated = r#"{"app_secret":"rotated-secret","verify_token":"t"}"#;
+    let rotated = r#"{"app_secret":"rotated-secret-0123456","verify_token":"t"}"#;
     aws.secrets
         .put_secret_value()
         .secret_id(&aws.secret_arn)
@@ -313,7 +313,7 @@ async fn a_rotated_app_secret_is_picked_up_without_a_redeploy() {
         .await
         .expect("rotate");
     let body = sample("template-quick-reply");
-    let sig = wacapi_shared::signature::sign(b"rotated-secret", &body);
+    let sig = wacapi_shared::signature::sign(b"rotated-secret-0123456", &body);
     let request = apigw_request(
         "POST",
         "/webhook",
@@ -371,4 +371,83 @@ async fn an_empty_secret_is_a_clear_error_and_a_500() {
         handler(&state, signed_post(&body)).await.unwrap().status(),
         500
     );
+}
+
+/// A secret whose key is empty (or too short) fails closed: a body signed with that key is
+/// answered 500 (Meta retries), counted, and nothing is queued, for webhooks and `/events`.
+#[tokio::test]
+async fn empty_or_short_keys_accept_nothing() {
+    let aws = aws().await;
+    for (webhook_doc, events_doc, key) in [
+        (
+            r#"{"app_secret":"","verify_token":"t"}"#,
+            r#"{"keys":[""]}"#,
+            "",
+        ),
+        (
+            r#"{"app_secret":"short","verify_token":"t"}"#,
+            r#"{"keys":["a-long-enough-key-0123","short"]}"#,
+            "short",
+        ),
+    ] {
+        let secret = |doc: &str| {
+            let secrets = aws.secrets.clone();
+            let doc = doc.to_owned();
+            async move {
+                secrets
+                    .create_secret()
+                    .name(unique("weak-secret"))
+                    .secret_string(doc)
+                    .send()
+                    .await
+                    .expect("create")
+                    .arn()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        fn cache<T: wacapi_shared::secrets::SecretDocument>(
+            aws: &Aws,
+            arn: String,
+        ) -> CachedSecret<T, SecretsManagerSource> {
+            CachedSecret::new(
+                SecretsManagerSource::new(aws.secrets.clone(), &arn),
+                Duration::from_secs(300),
+                Duration::from_secs(30),
+            )
+        }
+        let signals = Arc::new(wacapi_shared::queue::MemoryQueue::new());
+        let ingest = Ingest::new(
+            cache(&aws, secret(webhook_doc).await),
+            Arc::clone(&signals),
+            Arc::new(wacapi_shared::queue::MemoryQueue::new()),
+        )
+        .with_event_keys(cache(&aws, secret(events_doc).await));
+
+        let body = sample("order");
+        let signature = wacapi_shared::signature::sign(key.as_bytes(), &body);
+        let mut metrics = Metrics::new("wacapi", "test");
+        let reply = ingest
+            .receive(&[signature.as_bytes()], &body, &mut metrics)
+            .await;
+        assert_eq!(reply.status, 500, "{webhook_doc}: {}", reply.body);
+        assert!(reply.body.contains("unusable"), "{}", reply.body);
+        assert_eq!(metrics.total(names::SECRET_ERRORS), 1.0);
+
+        let events = br#"{"events":[{"event_name":"QualifiedLead","idempotency_key":"k","user":{"wa_id":"16505551234"}}]}"#;
+        let now = stack::unix_now();
+        let signature = wacapi_shared::business::sign(key.as_bytes(), now, events);
+        let reply = ingest
+            .receive_events(
+                Some(now.to_string().as_bytes()),
+                Some(signature.as_bytes()),
+                events,
+                now,
+                &mut metrics,
+            )
+            .await;
+        assert_eq!(reply.status, 500, "{events_doc}: {}", reply.body);
+        assert_eq!(metrics.total(names::SECRET_ERRORS), 2.0);
+        assert!(signals.is_empty(), "nothing accepted under an unusable key");
+    }
 }

@@ -352,7 +352,7 @@ async fn bad_items_are_quarantined_and_the_rest_flows() {
     let reply = h
         .state
         .ingest
-        .receive(Some(sig.as_bytes()), &body, &mut metrics)
+        .receive(&[sig.as_bytes()], &body, &mut metrics)
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
@@ -455,7 +455,7 @@ fn signed_post_bytes(body: &[u8]) -> lambda_http::Request {
 }
 
 #[tokio::test]
-async fn signed_garbage_too_large_to_quarantine_answers_500() {
+async fn signed_garbage_too_large_to_keep_is_acknowledged_with_its_digest() {
     let h = harness();
     let mut metrics = Metrics::new("wacapi", "test");
     let body = vec![b'['; 2 * 1024 * 1024];
@@ -463,11 +463,71 @@ async fn signed_garbage_too_large_to_quarantine_answers_500() {
     let reply = h
         .state
         .ingest
-        .receive(Some(sig.as_bytes()), &body, &mut metrics)
+        .receive(&[sig.as_bytes()], &body, &mut metrics)
         .await;
-    assert_eq!(reply.status, 500);
+    assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(metrics.total(names::QUARANTINE_TOO_LARGE), 1.0);
-    assert!(h.dead_letters.is_empty() && h.signals.is_empty());
+    let dead = h.dead_letters.drain();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(attr(&dead[0], attributes::KIND), "digest");
+    assert_eq!(attr(&dead[0], attributes::REASON), "not_an_envelope");
+    let digest: Value = serde_json::from_str(&dead[0].body).unwrap();
+    assert_eq!(digest["bytes"], 2 * 1024 * 1024);
+    assert_eq!(digest["sha256"], wacapi_shared::hashing::sha256_hex(&body));
+    assert!(h.signals.is_empty());
+}
+
+/// A 3.9 MiB webhook whose texts are longer than any queue message: every message lands, its
+/// text cut to WhatsApp's 4,096 characters, and the webhook is acknowledged.
+#[tokio::test]
+async fn every_message_of_an_oversized_webhook_lands() {
+    let h = harness();
+    let mut body = String::from_utf8(bulk_webhook(3, 1, 1, 1_300_000)).unwrap();
+    body = body.replace("\"text\":{\"body\":\"x", "\"text\":{\"body\":\"y");
+    assert!(
+        body.len() > 3_900_000 && body.len() < 4 * 1024 * 1024,
+        "{}",
+        body.len()
+    );
+    let (status, answer) = call(&h, signed_post(body.as_bytes())).await;
+    assert_eq!(status, 200, "{answer}");
+    let signals = decode(&h.signals.drain());
+    assert_eq!(signals.len(), 3);
+    for s in &signals {
+        match &s.event {
+            wacapi_shared::signal::SignalEvent::Text { body } => {
+                assert_eq!(body.chars().count(), wacapi_shared::signal::MAX_TEXT_CHARS)
+            }
+            other => panic!("a text: {other:?}"),
+        }
+    }
+    assert!(h.dead_letters.is_empty());
+}
+
+#[tokio::test]
+async fn two_signature_headers_are_refused() {
+    let h = harness();
+    let body = sample("order");
+    let sig = sign(&body);
+    // API Gateway joins repeated headers with commas.
+    let joined = format!("{sig},{sig}");
+    let request = apigw_request(
+        "POST",
+        "/webhook",
+        "",
+        &[("X-Hub-Signature-256", &joined)],
+        Some(&body),
+        false,
+    );
+    assert_eq!(call(&h, request).await.0, 401);
+    let mut metrics = Metrics::new("wacapi", "test");
+    let reply = h
+        .state
+        .ingest
+        .receive(&[sig.as_bytes(), sig.as_bytes()], &body, &mut metrics)
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(h.signals.is_empty());
 }
 
 fn attr(m: &OutboundMessage, name: &str) -> String {

@@ -8,10 +8,11 @@
 
 use serde_json::json;
 use wacapi_tests::runtime_api::{
-    boot, function_values, invoke, sqs_event_json, start_runtime, webhook_event,
+    boot, boot_logged, events_event, function_values, invoke, sqs_event_json, start_runtime,
+    webhook_event,
 };
 use wacapi_tests::sample;
-use wacapi_tests::stack::{Stack, StackOptions, freshen, unix_now};
+use wacapi_tests::stack::{EVENTS_KEY, Stack, StackOptions, freshen, unix_now};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_binaries_boot_with_the_terraform_environment_and_deliver() {
@@ -56,4 +57,90 @@ async fn release_binaries_boot_with_the_terraform_environment_and_deliver() {
         init_dispatch.as_secs_f64() * 1e3,
         rss_dispatch
     );
+}
+
+/// At every level the module accepts (`infra/variables.tf`), the booted binaries' logs hold none
+/// of the personal data the invocations carried: phone numbers, names, emails, message text,
+/// Flow fields, clear `user_data` posted to `/events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_personal_data_at_any_level() {
+    let dir = std::env::temp_dir().join(format!("wacapi-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let personal = [
+        "16505551234",
+        "6505551234",
+        "Sheena",
+        "sheena",
+        "Nelson",
+        "Menlo",
+        "succulents, what are the prices",
+        "94025",
+        "crm-8812-secret-external",
+    ];
+    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
+        let stack = Stack::new(StackOptions::default()).await;
+        let values = function_values(&stack);
+        let log = dir.join(format!("{level}.log"));
+        let _ = std::fs::remove_file(&log);
+
+        let (rt, api) = start_runtime().await;
+        let ingest = boot_logged("webhook-ingest", "ingest", &api, &values, level, Some(&log));
+        let now = unix_now();
+        for (i, name) in ["text-from-ctwa-ad", "flow-lead-form"].iter().enumerate() {
+            let body = freshen(&sample(name), now);
+            let (response, _) = invoke(&rt, &format!("in-{i}"), webhook_event(&body)).await;
+            assert_eq!(response["statusCode"], 200, "{level}: {response}");
+        }
+        let events = serde_json::to_vec(&json!({"events": [{
+            "event_name": "QualifiedLead", "idempotency_key": "lead-logs",
+            "user": {"wa_id": "+1 (650) 555-1234"}, "waba_id": "102290129340398",
+            "user_data": {"em": "Sheena.Nelson@Example.com", "fn": "Sheena", "ln": "Nelson",
+                          "ct": "Menlo Park", "external_id": "crm-8812-secret-external"}}]}))
+        .unwrap();
+        let (response, _) = invoke(&rt, "in-events", events_event(&events, EVENTS_KEY)).await;
+        assert_eq!(response["statusCode"], 200, "{level}: {response}");
+        drop(ingest);
+
+        let mut messages = Vec::new();
+        for _ in 0..5 {
+            messages.extend(stack.receive().await);
+        }
+        assert_eq!(messages.len(), 3, "{level}");
+        let (rt, api) = start_runtime().await;
+        let dispatch = boot_logged(
+            "capi-dispatch",
+            "dispatch",
+            &api,
+            &values,
+            level,
+            Some(&log),
+        );
+        let (response, _) = invoke(&rt, "out-1", sqs_event_json(&messages)).await;
+        assert_eq!(response, json!({"batchItemFailures": []}), "{level}");
+        drop(dispatch);
+        assert!(
+            stack.graph.accepted_events().len() >= 2,
+            "{level}: events were sent"
+        );
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        for pii in personal {
+            assert!(
+                !text.contains(pii),
+                "{level}: the logs hold {pii:?}:\n{}",
+                text.lines()
+                    .filter(|l| l.contains(pii))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        if level == "DEBUG" || level == "TRACE" {
+            assert!(
+                text.contains("signal enqueued"),
+                "{level}: own debug logs are kept"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,8 @@ use wacapi_shared::config::DispatchEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // Library targets are capped at INFO: at TRACE the runtime would log raw invocations.
+    wacapi_shared::logging::init_lambda();
     let env = DispatchEnv::from_env()?;
     // An invalid rules file stops the function at init: nothing is sent under wrong rules, the
     // records wait in the queue, and the Lambda error alarm fires.

@@ -56,7 +56,7 @@ impl State<SecretsManagerSource, SqsQueue, SqsQueue> {
     pub fn from_aws(aws: &aws_config::SdkConfig, settings: &IngestSettings) -> Self {
         let sqs = aws_sdk_sqs::Client::new(aws);
         let secrets_client = aws_sdk_secretsmanager::Client::new(aws);
-        fn cache<T: serde::de::DeserializeOwned + Send + Sync>(
+        fn cache<T: wacapi_shared::secrets::SecretDocument>(
             client: &aws_sdk_secretsmanager::Client,
             arn: &str,
             ttl: std::time::Duration,
@@ -134,13 +134,15 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
     match *request.method() {
         Method::GET => state.ingest.handshake(request.uri().query(), metrics).await,
         Method::POST => {
-            let signature = request
+            let signatures: Vec<&[u8]> = request
                 .headers()
-                .get(SIGNATURE_HEADER)
-                .map(|v| v.as_bytes());
+                .get_all(SIGNATURE_HEADER)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
             state
                 .ingest
-                .receive(signature, request.body().as_ref(), metrics)
+                .receive(&signatures, request.body().as_ref(), metrics)
                 .await
         }
         _ => Reply::new(405, "method not allowed"),

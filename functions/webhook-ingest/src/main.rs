@@ -6,7 +6,8 @@ use wacapi_shared::config::IngestSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    // Library targets are capped at INFO: at TRACE the runtime would log raw invocations.
+    wacapi_shared::logging::init_lambda();
     let settings = IngestSettings::from_env().inspect_err(|e| {
         webhook_ingest::report_startup_error(e);
     })?;

@@ -1,0 +1,110 @@
+//! The log subscriber of every wacapi binary, with one rule: no level lets personal data into
+//! a log.
+//!
+//! wacapi's own code logs ids, hashes, counts and reasons only, at every level. Libraries are
+//! another matter: at `TRACE` the Lambda runtime logs each raw invocation (webhook bodies with
+//! phone numbers, names and message text; `/events` bodies with clear `user_data`), and the AWS
+//! SDK and HTTP stacks log request and response bodies at `DEBUG`/`TRACE`. So the requested
+//! level applies to wacapi's own targets, and every other target is capped at
+//! [`LIBRARY_LEVEL_CAP`] whatever is asked, which no setting can lift.
+
+use std::str::FromStr;
+
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The most a library target may log.
+pub const LIBRARY_LEVEL_CAP: LevelFilter = LevelFilter::INFO;
+
+/// wacapi's own crates: the level asked for applies to these.
+pub const OWN_TARGETS: &[&str] = &["wacapi_shared", "webhook_ingest", "capi_dispatch", "wacapi"];
+
+/// The filter for a requested level: that level for wacapi's targets, at most
+/// [`LIBRARY_LEVEL_CAP`] for any other.
+pub fn filter(level: LevelFilter) -> Targets {
+    let mut targets = Targets::new().with_default(level.min(LIBRARY_LEVEL_CAP));
+    for target in OWN_TARGETS {
+        targets = targets.with_target(*target, level);
+    }
+    targets
+}
+
+/// A level name as Lambda's logging controls (`AWS_LAMBDA_LOG_LEVEL`) or `RUST_LOG` write it
+/// (`TRACE`, `debug`, `Info`, ...); anything else is `default`.
+pub fn level(name: Option<&str>, default: LevelFilter) -> LevelFilter {
+    name.map(str::trim)
+        .and_then(|n| LevelFilter::from_str(n).ok())
+        .unwrap_or(default)
+}
+
+/// Installs the subscriber of a Lambda function: level from `AWS_LAMBDA_LOG_LEVEL` (INFO when
+/// unset), JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, to stdout (CloudWatch Logs).
+pub fn init_lambda() {
+    let level = level(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        LevelFilter::INFO,
+    );
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stdout);
+    let registry = tracing_subscriber::registry().with(filter(level));
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = if json {
+        registry.with(fmt.json()).try_init()
+    } else {
+        registry.with(fmt).try_init()
+    };
+}
+
+/// Installs the subscriber of the CLI: level from `RUST_LOG` (WARN when unset), to stderr, so
+/// stdout keeps only the command's own output.
+pub fn init_cli() {
+    let level = level(std::env::var("RUST_LOG").ok().as_deref(), LevelFilter::WARN);
+    let _ = tracing_subscriber::registry()
+        .with(filter(level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn libraries_never_log_below_info_whatever_is_asked() {
+        for asked in [
+            LevelFilter::TRACE,
+            LevelFilter::DEBUG,
+            LevelFilter::INFO,
+            LevelFilter::WARN,
+        ] {
+            let f = filter(asked);
+            assert!(!f.would_enable("lambda_runtime::runtime", &Level::TRACE));
+            assert!(!f.would_enable("aws_smithy_runtime", &Level::DEBUG));
+            assert!(!f.would_enable("hyper_util::client", &Level::TRACE));
+            assert_eq!(
+                f.would_enable("wacapi_shared::ingest", &Level::DEBUG),
+                asked >= LevelFilter::DEBUG
+            );
+        }
+    }
+
+    #[test]
+    fn levels_are_read_as_lambda_writes_them() {
+        assert_eq!(level(Some("TRACE"), LevelFilter::INFO), LevelFilter::TRACE);
+        assert_eq!(
+            level(Some(" debug "), LevelFilter::INFO),
+            LevelFilter::DEBUG
+        );
+        assert_eq!(level(Some("loud"), LevelFilter::INFO), LevelFilter::INFO);
+        assert_eq!(level(None, LevelFilter::WARN), LevelFilter::WARN);
+    }
+}
