@@ -228,6 +228,7 @@ resource "aws_cloudwatch_dashboard" "main" {
             [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch"],
             [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch"],
             [var.metrics_namespace, "DedupHits", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "CustomDataValuesDropped", "Service", "capi-dispatch"],
             [var.metrics_namespace, "DeadLetterMoves", "Service", "capi-dispatch"],
             [var.metrics_namespace, "RecordsFailed", "Service", "capi-dispatch"],
           ]
@@ -244,6 +245,8 @@ resource "aws_cloudwatch_dashboard" "main" {
             [var.metrics_namespace, "GraphRequests", "Service", "capi-dispatch"],
             [var.metrics_namespace, "GraphErrors", "Service", "capi-dispatch"],
             [var.metrics_namespace, "GraphAuthErrors", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "GraphReceiptMismatches", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "AmbiguousResends", "Service", "capi-dispatch"],
             [var.metrics_namespace, "EventsPerRequest", "Service", "capi-dispatch", { stat = "Average" }],
           ]
         }

@@ -47,8 +47,26 @@ fn body(n: u64, now: i64) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// Runs the steps and prints a markdown table.
-pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
+/// This process's resident memory (`VmRSS`), for the table.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or("n/a".to_owned(), |kb| {
+            format!("{:.1} MiB", kb as f64 / 1024.0)
+        })
+}
+
+/// Runs the steps and prints a markdown table; with `data_dir`, on the durable pipeline.
+pub fn run(
+    rates: &[u64],
+    seconds: u64,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<(), String> {
     let config = Config::from_toml(LOAD_RULES).map_err(|e| e.to_string())?;
     crate::runtime()?.block_on(async move {
         let pipeline = local::start(LocalOptions {
@@ -57,8 +75,9 @@ pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
             port: 0,
             app_secret: SECRET.to_owned(),
             verify_token: "load".to_owned(),
-            events_key: "load".to_owned(),
+            events_key: "load-test-events-key".to_owned(),
             graph: GraphMode::Count,
+            data_dir,
         })
         .await?;
         let url = format!("http://{}/webhook", pipeline.addr);
@@ -71,14 +90,14 @@ pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "| target webhooks/s | accepted/s | refused | lost | duplicated | accepted→sent p50 | p99 |"
+            "| target webhooks/s | accepted/s | refused | lost | duplicated | accepted→sent p50 | p99 | RSS after |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for &rate in rates {
             let total = rate * seconds;
             let events_before = stats.events.load(Ordering::SeqCst) as u64;
             let queued_before = stats.queued.load(Ordering::SeqCst) as u64;
-            let latencies_before = stats.latencies_us.lock().map(|l| l.len()).unwrap_or(0);
+            stats.take_latencies();
             let accepted = Arc::new(AtomicU64::new(0));
             let refused = Arc::new(AtomicU64::new(0));
             let permits = Arc::new(Semaphore::new(CONCURRENCY));
@@ -112,7 +131,7 @@ pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
             }
             while tasks.join_next().await.is_some() {}
             let elapsed = started.elapsed();
-            tokio::time::timeout(Duration::from_secs(60), stats.wait_idle())
+            tokio::time::timeout(Duration::from_secs(60), pipeline.wait_idle())
                 .await
                 .map_err(|_| "the dispatcher did not drain within 60 s".to_owned())?;
             let accepted = accepted.load(Ordering::SeqCst);
@@ -120,23 +139,19 @@ pub fn run(rates: &[u64], seconds: u64) -> Result<(), String> {
             let events = stats.events.load(Ordering::SeqCst) as u64 - events_before;
             let lost = accepted.saturating_sub(events);
             let duplicated = events.saturating_sub(queued.min(accepted));
-            let mut step: Vec<u64> = stats
-                .latencies_us
-                .lock()
-                .map(|l| l[latencies_before..].to_vec())
-                .unwrap_or_default();
-            step.sort_unstable();
+            let step = stats.take_latencies();
             let q = |p: f64| {
-                step.get(((step.len().max(1) - 1) as f64 * p).round() as usize)
-                    .map_or("n/a".to_owned(), |us| format!("{:.2} ms", *us as f64 / 1000.0))
+                local::Stats::quantile_ms(&step, p)
+                    .map_or("n/a".to_owned(), |ms| format!("{ms:.2} ms"))
             };
             let _ = writeln!(
                 out,
-                "| {rate} | {:.0} | {} | {lost} | {duplicated} | {} | {} |",
+                "| {rate} | {:.0} | {} | {lost} | {duplicated} | {} | {} | {} |",
                 accepted as f64 / elapsed.as_secs_f64(),
                 refused.load(Ordering::SeqCst),
                 q(0.5),
-                q(0.99)
+                q(0.99),
+                rss()
             );
             let _ = out.flush();
         }

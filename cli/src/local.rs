@@ -1,41 +1,55 @@
-//! The local pipeline: the ingest routes (`GET`/`POST /webhook`, `POST /events`) on a loopback port, an
-//! in-process FIFO queue with deduplication, in-memory click store and ledger, and the
-//! dispatcher, sending to the Graph API when a token is configured and otherwise to a dry-run
-//! sink that prints each request as `{"dataset_id": ..., "body": ...}`.
+//! The local pipeline: the ingest routes (`GET`/`POST /webhook`, `POST /events`) on a loopback
+//! port ([`crate::http`]: timeouts and a connection cap), a FIFO backlog with SQS's
+//! deduplication window, a click store and sent-ledger, and the dispatcher, sending to the Graph
+//! API when a token is configured and otherwise to a dry-run sink that prints each request as
+//! `{"dataset_id": ..., "body": ...}`.
+//!
+//! In memory by default (a crash loses what was accepted and not yet dispatched); with a data
+//! directory, backlog, clicks and ledger live in SQLite ([`crate::durable`]) and a restart picks
+//! up where the crash left off. [`LocalPipeline::stop`] stops accepting, drains what was
+//! accepted (within a time limit) and says what is left.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, watch};
 use wacapi_shared::capi::EventsRequest;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::graph::{AccessTokens, GraphClient, GraphError, GraphSender, GraphSuccess};
-use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, Reply, attributes};
+use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, MAX_EVENTS_BODY_BYTES, Reply, attributes};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::rules::{Account, Config};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
-use wacapi_shared::store::MemoryStore;
+use wacapi_shared::store::{DispatchStore, MemoryStore};
+
+use crate::backlog::{Backlog, MemoryBacklog, Queued};
+use crate::durable::Database;
 
 /// Records per local dispatch batch: SQS FIFO hands over at most 10, but locally a larger batch
 /// means fewer Graph requests under load.
 const LOCAL_BATCH: usize = 100;
 
-/// How failed records come back (SQS would wait out the visibility timeout).
+/// How long a failed record waits before it is handed out again (SQS would wait out the
+/// visibility timeout).
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Latency samples kept (a uniform reservoir): memory stays bounded however long `serve` runs.
+const LATENCY_SAMPLES: usize = 100_000;
 
 /// Where events go.
 pub enum GraphMode {
@@ -68,15 +82,43 @@ pub struct LocalOptions {
     pub events_key: String,
     /// Where events go.
     pub graph: GraphMode,
+    /// Keep backlog, clicks and ledger in this directory (SQLite) instead of memory.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A uniform sample of accepted→sent latencies (microseconds).
+#[derive(Default)]
+struct Reservoir {
+    samples: Vec<u64>,
+    seen: u64,
+    rng: u64,
+}
+
+impl Reservoir {
+    fn add(&mut self, value: u64) {
+        self.seen += 1;
+        if self.samples.len() < LATENCY_SAMPLES {
+            self.samples.push(value);
+            return;
+        }
+        // xorshift64: enough randomness to keep the sample uniform.
+        self.rng ^= self.rng << 13 | 1;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let slot = self.rng % self.seen;
+        if let Some(s) = self.samples.get_mut(slot as usize) {
+            *s = value;
+        }
+    }
 }
 
 /// Counters and latencies of a run.
 #[derive(Default)]
 pub struct Stats {
-    /// Records waiting or being dispatched.
-    pub pending: AtomicUsize,
-    /// Signals accepted by the queue (after dedup).
+    /// Signals accepted by the backlog (after its deduplication).
     pub queued: AtomicUsize,
+    /// Signals the backlog dropped as copies seen within SQS's 5-minute window.
+    pub queue_duplicates: AtomicUsize,
     /// Graph requests sent (or printed).
     pub requests: AtomicUsize,
     /// Events sent (or printed).
@@ -89,37 +131,41 @@ pub struct Stats {
     pub retried: AtomicUsize,
     /// Skips by reason.
     pub skipped: Mutex<BTreeMap<&'static str, usize>>,
-    /// Accepted → dispatched latency of each record, microseconds.
-    pub latencies_us: Mutex<Vec<u64>>,
-    /// Dedup hits.
+    /// Events the ledger found already sent (duplicates suppressed).
     pub dedup_hits: AtomicU64,
-    idle: Notify,
+    /// Events sent again after Meta answered 5xx or did not answer (possible duplicates).
+    pub ambiguous_resends: AtomicU64,
+    latencies: Mutex<Reservoir>,
 }
 
 impl Stats {
-    /// Waits until nothing is pending.
-    pub async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.pending.load(Ordering::SeqCst) == 0 {
-                return;
+    fn record_latencies(&self, values: impl IntoIterator<Item = u64>) {
+        if let Ok(mut r) = self.latencies.lock() {
+            for v in values {
+                r.add(v);
             }
-            notified.await;
         }
     }
 
-    /// The `q` quantile of the latencies in milliseconds.
-    pub fn latency_ms(&self, q: f64) -> Option<f64> {
-        let mut l = self.latencies_us.lock().ok()?.clone();
-        if l.is_empty() {
-            return None;
-        }
-        l.sort_unstable();
-        let i = ((l.len() as f64 - 1.0) * q).round() as usize;
-        Some(l[i.min(l.len() - 1)] as f64 / 1000.0)
+    /// The latency samples gathered since the last call, sorted (microseconds); the next window
+    /// starts empty.
+    pub fn take_latencies(&self) -> Vec<u64> {
+        let mut samples = self
+            .latencies
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r).samples)
+            .unwrap_or_default();
+        samples.sort_unstable();
+        samples
     }
 
-    /// A one-line summary.
+    /// The `q` quantile of sorted samples, in milliseconds.
+    pub fn quantile_ms(sorted: &[u64], q: f64) -> Option<f64> {
+        let i = ((sorted.len().checked_sub(1)?) as f64 * q).round() as usize;
+        sorted.get(i).map(|us| *us as f64 / 1000.0)
+    }
+
+    /// A one-line summary (its latencies are those since the last [`Stats::take_latencies`]).
     pub fn summary(&self) -> String {
         let skipped = self.skipped.lock().map(|s| s.clone()).unwrap_or_default();
         let skipped = if skipped.is_empty() {
@@ -131,16 +177,23 @@ impl Stats {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let latency = match (self.latency_ms(0.5), self.latency_ms(0.99)) {
+        let latencies = self.take_latencies();
+        let latency = match (
+            Self::quantile_ms(&latencies, 0.5),
+            Self::quantile_ms(&latencies, 0.99),
+        ) {
             (Some(p50), Some(p99)) => format!("accepted→sent p50 {p50:.2} ms, p99 {p99:.2} ms"),
             _ => "no latency samples".to_owned(),
         };
+        let queue_dups = self.queue_duplicates.load(Ordering::SeqCst);
+        let ledger_dups = self.dedup_hits.load(Ordering::SeqCst);
         format!(
-            "{} signal(s) queued, {} event(s) in {} request(s); skipped: {skipped}; duplicates: {}; dead-lettered: {}; quarantined: {}; retried: {}; {latency}",
+            "{} signal(s) queued, {} event(s) in {} request(s); skipped: {skipped}; duplicates suppressed: {} (queue {queue_dups}, ledger {ledger_dups}); ambiguous resends: {}; dead-lettered: {}; quarantined: {}; retried: {}; {latency}",
             self.queued.load(Ordering::SeqCst),
             self.events.load(Ordering::SeqCst),
             self.requests.load(Ordering::SeqCst),
-            self.dedup_hits.load(Ordering::SeqCst),
+            queue_dups as u64 + ledger_dups,
+            self.ambiguous_resends.load(Ordering::SeqCst),
             self.dead_lettered.load(Ordering::SeqCst),
             self.quarantined.load(Ordering::SeqCst),
             self.retried.load(Ordering::SeqCst),
@@ -148,42 +201,30 @@ impl Stats {
     }
 }
 
-struct Queued {
-    message: OutboundMessage,
-    id: String,
-    accepted_at: Instant,
+/// Microseconds since the epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
-/// The in-process FIFO queue: deduplicates like SQS (for the whole run), counts pending work.
-struct LocalQueue {
-    tx: mpsc::UnboundedSender<Queued>,
-    seen: Mutex<HashSet<String>>,
+/// The ingest's signal queue: the backlog, waking the dispatcher.
+struct QueueSink {
+    backlog: Arc<dyn Backlog>,
     stats: Arc<Stats>,
-    next_id: AtomicU64,
+    wake: Arc<Notify>,
 }
 
-impl MessageSink for LocalQueue {
+impl MessageSink for QueueSink {
     async fn send_all(&self, messages: Vec<OutboundMessage>) -> Result<(), QueueError> {
-        let now = Instant::now();
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| QueueError::Transport("queue lock poisoned".into()))?;
-        for message in messages {
-            if !seen.insert(message.dedup_id.clone()) {
-                continue;
-            }
-            self.stats.pending.fetch_add(1, Ordering::SeqCst);
-            self.stats.queued.fetch_add(1, Ordering::SeqCst);
-            let id = format!("local-{}", self.next_id.fetch_add(1, Ordering::SeqCst));
-            self.tx
-                .send(Queued {
-                    message,
-                    id,
-                    accepted_at: now,
-                })
-                .map_err(|_| QueueError::Transport("the dispatcher has stopped".into()))?;
-        }
+        let n = messages.len();
+        let added = self.backlog.push(messages, now_us())?;
+        self.stats.queued.fetch_add(added, Ordering::SeqCst);
+        self.stats
+            .queue_duplicates
+            .fetch_add(n - added, Ordering::SeqCst);
+        self.wake.notify_one();
         Ok(())
     }
 }
@@ -238,6 +279,7 @@ impl GraphSender for DryRun {
             let line = json!({"dataset_id": account.dataset_id, "body": request});
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
+            let _ = out.flush();
         }
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         Ok(GraphSuccess {
@@ -268,10 +310,19 @@ impl GraphSender for AnyGraph {
     }
 }
 
-type LocalIngest = Ingest<StaticSecret, Arc<LocalQueue>, LocalDeadLetters>;
+type LocalIngest = Ingest<StaticSecret, Arc<QueueSink>, LocalDeadLetters>;
 
 struct App {
     ingest: LocalIngest,
+}
+
+/// What [`LocalPipeline::stop`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Signals accepted and not dispatched when the drain time ran out.
+    pub left: usize,
+    /// Whether they are kept (a data directory) or lost (memory).
+    pub durable: bool,
 }
 
 /// A running local pipeline.
@@ -280,58 +331,96 @@ pub struct LocalPipeline {
     pub addr: SocketAddr,
     /// Live counters.
     pub stats: Arc<Stats>,
+    backlog: Arc<dyn Backlog>,
+    durable: bool,
+    stop_server: watch::Sender<bool>,
+    stop_dispatch: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    dispatch: tokio::task::JoinHandle<()>,
+}
+
+impl LocalPipeline {
+    /// Waits until nothing accepted is waiting or in flight.
+    pub async fn wait_idle(&self) {
+        while self.backlog.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops accepting (requests in progress finish), dispatches what was accepted for at most
+    /// `drain`, then stops the dispatcher.
+    pub async fn stop(self, drain: Duration) -> Stopped {
+        let Self {
+            backlog,
+            durable,
+            stop_server,
+            stop_dispatch,
+            server,
+            dispatch,
+            ..
+        } = self;
+        let _ = stop_server.send(true);
+        let _ = server.await;
+        let idle = async {
+            while backlog.pending() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(drain, idle).await;
+        let _ = stop_dispatch.send(true);
+        let _ = dispatch.await;
+        Stopped {
+            left: backlog.pending(),
+            durable,
+        }
+    }
 }
 
 /// Starts the pipeline on the current runtime.
 pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
-    let stats = Arc::new(Stats::default());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queue = Arc::new(LocalQueue {
-        tx,
-        seen: Mutex::new(HashSet::new()),
-        stats: Arc::clone(&stats),
-        next_id: AtomicU64::new(0),
-    });
-    let secrets = json!({"app_secret": options.app_secret, "verify_token": options.verify_token});
-    let event_keys = json!({ "keys": [options.events_key] });
-    let ingest = Ingest::new(
-        CachedSecret::new(
-            StaticSecret(SecretString::from(secrets.to_string())),
-            Duration::from_secs(3600),
-            Duration::from_secs(30),
-        ),
-        Arc::clone(&queue),
-        LocalDeadLetters {
-            quarantined: Some(Arc::clone(&stats)),
-        },
-    )
-    .with_event_keys(CachedSecret::new(
-        StaticSecret(SecretString::from(event_keys.to_string())),
-        Duration::from_secs(3600),
-        Duration::from_secs(30),
-    ));
-    let graph = match options.graph {
+    let click_ttl = options.config.attribution_window_seconds;
+    let graph = graph_sender(&options.graph, &options.config)?;
+    match options.data_dir.clone() {
+        Some(dir) => {
+            let (db, recovered) = Database::open(&dir, click_ttl)?;
+            let db = Arc::new(db);
+            if recovered.pending > 0 || recovered.released_claims > 0 {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "wacapi: {} signal(s) from an earlier run in {} resume; {} unfinished claim(s) released",
+                    recovered.pending,
+                    dir.display(),
+                    recovered.released_claims
+                );
+            }
+            let backlog: Arc<dyn Backlog> = db.clone();
+            launch(options, backlog, db, graph, true).await
+        }
+        None => {
+            let backlog: Arc<dyn Backlog> = Arc::new(MemoryBacklog::default());
+            let store = MemoryStore::with_click_ttl(click_ttl);
+            launch(options, backlog, store, graph, false).await
+        }
+    }
+}
+
+fn graph_sender(mode: &GraphMode, config: &Config) -> Result<AnyGraph, String> {
+    Ok(match mode {
         GraphMode::DryRun | GraphMode::Count => AnyGraph::DryRun(DryRun {
             counter: AtomicU64::new(0),
-            print: matches!(options.graph, GraphMode::DryRun),
+            print: matches!(mode, GraphMode::DryRun),
         }),
         GraphMode::Live { token, base_url } => {
             // One token for every account: the default and each name the accounts use.
             let mut names: Vec<String> = vec!["default".into()];
-            names.extend(
-                options
-                    .config
-                    .accounts
-                    .values()
-                    .filter_map(|a| a.token.clone()),
-            );
+            names.extend(config.accounts.values().filter_map(|a| a.token.clone()));
             let tokens: serde_json::Map<String, serde_json::Value> = names
                 .into_iter()
-                .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(&token))))
+                .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(token))))
                 .collect();
             let doc = SecretString::from(json!({ "access_tokens": tokens }).to_string());
             let client = GraphClient::new(
-                base_url,
+                base_url.clone(),
                 Duration::from_secs(10),
                 CachedSecret::<AccessTokens, _>::new(
                     StaticSecret(doc),
@@ -342,19 +431,55 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
             .map_err(|e| e.to_string())?;
             AnyGraph::Live(client)
         }
-    };
+    })
+}
+
+async fn launch<S: DispatchStore + 'static>(
+    options: LocalOptions,
+    backlog: Arc<dyn Backlog>,
+    store: S,
+    graph: AnyGraph,
+    durable: bool,
+) -> Result<LocalPipeline, String> {
+    let stats = Arc::new(Stats::default());
+    let wake = Arc::new(Notify::new());
+    let queue = Arc::new(QueueSink {
+        backlog: Arc::clone(&backlog),
+        stats: Arc::clone(&stats),
+        wake: Arc::clone(&wake),
+    });
+    let secrets = json!({"app_secret": options.app_secret, "verify_token": options.verify_token});
+    let event_keys = json!({ "keys": [options.events_key] });
+    let ingest = Ingest::new(
+        CachedSecret::new(
+            StaticSecret(SecretString::from(secrets.to_string())),
+            Duration::from_secs(3600),
+            Duration::from_secs(30),
+        ),
+        queue,
+        LocalDeadLetters {
+            quarantined: Some(Arc::clone(&stats)),
+        },
+    )
+    .with_event_keys(CachedSecret::new(
+        StaticSecret(SecretString::from(event_keys.to_string())),
+        Duration::from_secs(3600),
+        Duration::from_secs(30),
+    ));
     let dispatcher = Dispatcher::new(
         options.config,
-        MemoryStore::new(),
+        store,
         graph,
         LocalDeadLetters { quarantined: None },
         DispatchSettings::default(),
     );
-    tokio::spawn(dispatch_loop(
+    let (stop_dispatch, dispatch_stopped) = watch::channel(false);
+    let dispatch = tokio::spawn(dispatch_loop(
         dispatcher,
-        rx,
-        queue.tx.clone(),
+        Arc::clone(&backlog),
         Arc::clone(&stats),
+        wake,
+        dispatch_stopped,
         options.now,
     ));
 
@@ -362,18 +487,23 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
     let router = Router::new()
         .route("/webhook", get(handshake).post(receive))
         .route("/events", axum::routing::post(receive_events))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            let _ = writeln!(std::io::stderr(), "wacapi: server stopped: {e}");
-        }
-    });
-    Ok(LocalPipeline { addr, stats })
+    let (stop_server, server_stopped) = watch::channel(false);
+    let server = tokio::spawn(crate::http::serve(listener, router, server_stopped));
+    Ok(LocalPipeline {
+        addr,
+        stats,
+        backlog,
+        durable,
+        stop_server,
+        stop_dispatch,
+        server,
+        dispatch,
+    })
 }
 
 async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
@@ -381,7 +511,11 @@ async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
     into_response(app.ingest.handshake(query.as_deref(), &mut metrics).await)
 }
 
-async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match crate::http::read_body(body, MAX_BODY_BYTES + 1).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let mut metrics = Metrics::new("wacapi", "local");
     let signatures: Vec<&[u8]> = headers
         .get_all(SIGNATURE_HEADER)
@@ -391,7 +525,11 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     into_response(app.ingest.receive(&signatures, &body, &mut metrics).await)
 }
 
-async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match crate::http::read_body(body, MAX_EVENTS_BODY_BYTES + 1).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let mut metrics = Metrics::new("wacapi", "local");
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     into_response(
@@ -417,74 +555,101 @@ fn into_response(reply: Reply) -> Response {
         .into_response()
 }
 
-async fn dispatch_loop(
-    dispatcher: Dispatcher<MemoryStore, AnyGraph, LocalDeadLetters>,
-    mut rx: mpsc::UnboundedReceiver<Queued>,
-    requeue: mpsc::UnboundedSender<Queued>,
+/// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
+/// the backlog, failed ones come back after [`RETRY_DELAY`].
+async fn dispatch_loop<S: DispatchStore>(
+    dispatcher: Dispatcher<S, AnyGraph, LocalDeadLetters>,
+    backlog: Arc<dyn Backlog>,
     stats: Arc<Stats>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
     fixed_now: Option<i64>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < LOCAL_BATCH {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let batch = match backlog.take(LOCAL_BATCH, now_us()) {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::error!(error = %err, "the local backlog could not be read; retrying");
+                tokio::time::sleep(RETRY_DELAY).await;
+                continue;
             }
-        }
-        let records: Vec<InboundRecord> = batch
-            .iter()
-            .map(|q| InboundRecord {
-                message_id: q.id.clone(),
-                group_id: Some(q.message.group_id.clone()),
-                body: q.message.body.clone(),
-                attributes: q.message.attributes.iter().cloned().collect(),
-            })
-            .collect();
-        let now = fixed_now.unwrap_or_else(crate::replay::clock);
-        let mut metrics = Metrics::new("wacapi", "local");
-        let report = dispatcher
-            .dispatch(
-                &records,
-                now,
-                Instant::now() + Duration::from_secs(60),
-                &mut metrics,
-            )
-            .await;
-        stats
-            .requests
-            .fetch_add(report.graph_requests, Ordering::SeqCst);
-        stats.events.fetch_add(report.events_sent, Ordering::SeqCst);
-        stats
-            .dedup_hits
-            .fetch_add(report.dedup_hits as u64, Ordering::SeqCst);
-        stats
-            .dead_lettered
-            .fetch_add(report.records.dead_lettered, Ordering::SeqCst);
-        if let Ok(mut skipped) = stats.skipped.lock() {
-            for (reason, n) in &report.skipped {
-                *skipped.entry(reason).or_default() += n;
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = stop.changed() => {}
             }
+            continue;
         }
-        let failed: HashSet<&str> = report.failed.iter().map(String::as_str).collect();
-        let done = Instant::now();
-        let mut latencies = Vec::new();
-        for q in batch {
-            if failed.contains(q.id.as_str()) {
-                stats.retried.fetch_add(1, Ordering::SeqCst);
-                let requeue = requeue.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    let _ = requeue.send(q);
-                });
-            } else {
-                latencies.push((done - q.accepted_at).as_micros() as u64);
-                stats.pending.fetch_sub(1, Ordering::SeqCst);
-            }
+        dispatch_batch(&dispatcher, &*backlog, &stats, batch, fixed_now).await;
+    }
+}
+
+async fn dispatch_batch<S: DispatchStore>(
+    dispatcher: &Dispatcher<S, AnyGraph, LocalDeadLetters>,
+    backlog: &dyn Backlog,
+    stats: &Stats,
+    batch: Vec<Queued>,
+    fixed_now: Option<i64>,
+) {
+    let records: Vec<InboundRecord> = batch
+        .iter()
+        .map(|q| InboundRecord {
+            message_id: q.id.to_string(),
+            group_id: Some(q.message.group_id.clone()),
+            body: q.message.body.clone(),
+            attributes: q.message.attributes.iter().cloned().collect(),
+        })
+        .collect();
+    let now = fixed_now.unwrap_or_else(crate::replay::clock);
+    let mut metrics = Metrics::new("wacapi", "local");
+    let report = dispatcher
+        .dispatch(
+            &records,
+            now,
+            Instant::now() + Duration::from_secs(60),
+            &mut metrics,
+        )
+        .await;
+    stats
+        .requests
+        .fetch_add(report.graph_requests, Ordering::SeqCst);
+    stats.events.fetch_add(report.events_sent, Ordering::SeqCst);
+    stats
+        .dedup_hits
+        .fetch_add(report.dedup_hits as u64, Ordering::SeqCst);
+    stats
+        .ambiguous_resends
+        .fetch_add(report.ambiguous_resends as u64, Ordering::SeqCst);
+    stats
+        .dead_lettered
+        .fetch_add(report.records.dead_lettered, Ordering::SeqCst);
+    if let Ok(mut skipped) = stats.skipped.lock() {
+        for (reason, n) in &report.skipped {
+            *skipped.entry(reason).or_default() += n;
         }
-        if let Ok(mut l) = stats.latencies_us.lock() {
-            l.extend(latencies);
-        }
-        stats.idle.notify_waiters();
+    }
+    let failed: HashSet<&str> = report.failed.iter().map(String::as_str).collect();
+    let (retry, done): (Vec<&Queued>, Vec<&Queued>) = batch
+        .iter()
+        .partition(|q| failed.contains(q.id.to_string().as_str()));
+    let finished_at = now_us();
+    stats.record_latencies(
+        done.iter()
+            .map(|q| (finished_at - q.accepted_us).max(0) as u64),
+    );
+    stats.retried.fetch_add(retry.len(), Ordering::SeqCst);
+    let done: Vec<u64> = done.iter().map(|q| q.id).collect();
+    let retry: Vec<u64> = retry.iter().map(|q| q.id).collect();
+    if let Err(err) = backlog.finish(&done) {
+        // They will be dispatched again; the ledger finds them sent.
+        tracing::error!(error = %err, "finished records could not be removed from the backlog");
+    }
+    if let Err(err) = backlog.retry(&retry, now_us() + RETRY_DELAY.as_micros() as i64) {
+        tracing::error!(error = %err, "failed records could not be scheduled again");
     }
 }

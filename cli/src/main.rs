@@ -10,6 +10,9 @@
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
 //! - `wacapi check-config FILE`: validates a configuration and explains every error.
 
+mod backlog;
+mod durable;
+mod http;
 mod load;
 mod local;
 mod replay;
@@ -107,6 +110,13 @@ enum Command {
         /// The key `POST /events` requests are signed with.
         #[arg(long, env = "WACAPI_EVENTS_KEY", hide_env_values = true, default_value = DEMO_EVENTS_KEY)]
         events_key: String,
+        /// Keep the queue, clicks and sent-ledger in this directory (SQLite), so a crash or a
+        /// restart loses nothing acknowledged; without it they live in memory.
+        #[arg(long, env = "WACAPI_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// On SIGTERM or Ctrl-C, how long to keep dispatching what was accepted before exiting.
+        #[arg(long, default_value_t = 30)]
+        drain_seconds: u64,
         #[command(flatten)]
         graph: GraphArgs,
     },
@@ -138,6 +148,9 @@ enum Command {
         /// Seconds per step.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Run the durable pipeline on this (new) directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Prints the normalised value and its SHA-256, tab-separated.
     Hash {
@@ -182,26 +195,36 @@ fn main() -> ExitCode {
             app_secret,
             verify_token,
             events_key,
+            data_dir,
+            drain_seconds,
             graph,
-        } => serve(local::LocalOptions {
-            config: match replay::load_config(pipeline.config.as_deref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "wacapi: {e}");
-                    return ExitCode::FAILURE;
-                }
+        } => serve(
+            local::LocalOptions {
+                config: match replay::load_config(pipeline.config.as_deref()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = writeln!(std::io::stderr(), "wacapi: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                now: pipeline.now,
+                port,
+                app_secret,
+                verify_token,
+                events_key,
+                graph: graph.mode(),
+                data_dir,
             },
-            now: pipeline.now,
-            port,
-            app_secret,
-            verify_token,
-            events_key,
-            graph: graph.mode(),
-        }),
+            std::time::Duration::from_secs(drain_seconds),
+        ),
         Command::Replay { pipeline, files } => {
             replay::run(pipeline.config.as_deref(), pipeline.now, &files)
         }
-        Command::LoadTest { rates, seconds } => load::run(&rates, seconds),
+        Command::LoadTest {
+            rates,
+            seconds,
+            data_dir,
+        } => load::run(&rates, seconds, data_dir),
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
         Command::CheckConfig { file } => check_config(&file),
@@ -242,6 +265,7 @@ fn demo(
             verify_token: "wacapi-local-verify-token".to_owned(),
             events_key: DEMO_EVENTS_KEY.to_owned(),
             graph,
+            data_dir: None,
         })
         .await?;
         let url = format!("http://{}/webhook", pipeline.addr);
@@ -267,12 +291,9 @@ fn demo(
                 );
             }
         }
-        tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            pipeline.stats.wait_idle(),
-        )
-        .await
-        .map_err(|_| "the dispatcher did not finish within 60 s".to_owned())?;
+        tokio::time::timeout(std::time::Duration::from_secs(60), pipeline.wait_idle())
+            .await
+            .map_err(|_| "the dispatcher did not finish within 60 s".to_owned())?;
         let _ = writeln!(
             std::io::stderr(),
             "wacapi demo: {} webhook(s) signed and posted to {url} ({} refused); {}",
@@ -339,24 +360,45 @@ fn check_serve_secrets(options: &local::LocalOptions) -> Result<(), String> {
         .map_err(|e| format!("refusing to start: {e}"))
 }
 
-fn serve(options: local::LocalOptions) -> Result<(), String> {
+fn serve(options: local::LocalOptions, drain: std::time::Duration) -> Result<(), String> {
     check_serve_secrets(&options)?;
     runtime()?.block_on(async move {
+        // Docker, systemd and `kill` send SIGTERM, a terminal SIGINT: both drain.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| format!("signal: {e}"))?;
+        let durable = options.data_dir.is_some();
         let pipeline = local::start(options).await?;
         let _ = writeln!(
             std::io::stderr(),
-            "wacapi serve: webhooks on http://{}/webhook (Ctrl-C to stop)",
-            pipeline.addr
+            "wacapi serve: webhooks on http://{}/webhook ({}; SIGTERM or Ctrl-C drains and stops)",
+            pipeline.addr,
+            if durable {
+                "durable"
+            } else {
+                "in memory: a crash loses what is not yet dispatched"
+            }
         );
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("signal: {e}"))?;
-        pipeline.stats.wait_idle().await;
-        let _ = writeln!(
-            std::io::stderr(),
-            "wacapi serve: {}",
-            pipeline.stats.summary()
-        );
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| format!("signal: {e}"))?,
+            _ = terminate.recv() => {}
+        }
+        let stats = std::sync::Arc::clone(&pipeline.stats);
+        let stopped = pipeline.stop(drain).await;
+        let _ = writeln!(std::io::stderr(), "wacapi serve: {}", stats.summary());
+        if stopped.left > 0 {
+            let fate = if stopped.durable {
+                "kept for the next start"
+            } else {
+                "lost (run with --data-dir to keep them)"
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "wacapi serve: {} accepted signal(s) not dispatched within {} s: {fate}",
+                stopped.left,
+                drain.as_secs()
+            );
+        }
         Ok(())
     })
 }

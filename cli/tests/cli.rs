@@ -337,7 +337,7 @@ fn start_serve(extra_env: &[(&str, &str)]) -> (std::process::Child, u16) {
 
 #[test]
 fn send_event_signs_and_posts_business_events() {
-    let (mut child, port) = start_serve(&[("WACAPI_EVENTS_KEY", "k-123")]);
+    let (mut child, port) = start_serve(&[("WACAPI_EVENTS_KEY", "crm-events-key-0123")]);
     let url = format!("http://127.0.0.1:{port}/events");
     let ok = Command::new(env!("CARGO_BIN_EXE_wacapi"))
         .args([
@@ -346,7 +346,7 @@ fn send_event_signs_and_posts_business_events() {
             &url,
             "examples/events/crm-qualified-then-purchase.json",
         ])
-        .env("WACAPI_EVENTS_KEY", "k-123")
+        .env("WACAPI_EVENTS_KEY", "crm-events-key-0123")
         .current_dir(repo())
         .output()
         .unwrap();
@@ -391,7 +391,7 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
             "vt-123",
         ])
         .current_dir(repo())
-        .env("WACAPI_APP_SECRET", "s3cret")
+        .env("WACAPI_APP_SECRET", "s3cret-app-secret-0123")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -410,7 +410,7 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
         "GET /webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=777 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let body = r#"{"object":"whatsapp_business_account","entry":[]}"#;
-    let good_sig = wacapi_shared::signature::sign(b"s3cret", body.as_bytes());
+    let good_sig = wacapi_shared::signature::sign(b"s3cret-app-secret-0123", body.as_bytes());
     let post = |sig: &str| {
         http(
             port,

@@ -17,6 +17,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The 32 bytes a key stands for, for compact in-memory maps: a SHA-256 in hex (event ids,
+/// hashed user keys, deduplication ids) decoded, anything else hashed.
+pub fn key32(text: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    if hex::decode_to_slice(text, &mut key).is_err() {
+        key.copy_from_slice(&Sha256::digest(text.as_bytes()));
+    }
+    key
+}
+
 /// True when `value` is exactly 64 hex digits (already a SHA-256).
 pub fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())

@@ -78,6 +78,32 @@ impl<T: DispatchStore> DispatchStore for &T {
     }
 }
 
+impl<T: DispatchStore> DispatchStore for std::sync::Arc<T> {
+    fn clicks(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Click>, StoreError>> + Send {
+        (**self).clicks(keys)
+    }
+
+    fn commit(
+        &self,
+        clicks: &[ClickWrite],
+        claims: &[ClaimRequest],
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Claim>, StoreError>> + Send {
+        (**self).commit(clicks, claims, now)
+    }
+
+    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_sent(marks)
+    }
+
+    fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(event_ids)
+    }
+}
+
 /// One batch's view of the clicks: a [`ClickStore`] over the clicks read up front, which keeps
 /// the clicks recorded during the batch in memory (later signals of the batch see them) and
 /// hands them over for [`DispatchStore::commit`]. A key that was not read up front is read on
@@ -202,29 +228,70 @@ impl<S: DispatchStore> ClickStore for BatchClicks<'_, S> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    Pending { lease_until: i64 },
-    Sent,
+    Pending { lease_until: i64, expires_at: i64 },
+    Sent { expires_at: i64 },
+}
+
+impl Entry {
+    fn expires_at(self) -> i64 {
+        match self {
+            Self::Pending { expires_at, .. } | Self::Sent { expires_at } => expires_at,
+        }
+    }
+}
+
+/// A click kept in memory, with when it stops mattering.
+#[derive(Debug, Clone)]
+struct StoredClick {
+    click: Click,
+    expires_at: i64,
 }
 
 #[derive(Debug, Default)]
 struct Tables {
-    clicks: HashMap<String, Click>,
-    ledger: HashMap<String, Entry>,
+    /// By the 32 bytes of the hashed user key.
+    clicks: HashMap<[u8; 32], StoredClick>,
+    /// By the 32 bytes of the event id (a SHA-256 in hex): half the memory of the text.
+    ledger: HashMap<[u8; 32], Entry>,
+    /// When expired entries were last dropped.
+    purged_at: i64,
 }
 
-/// An in-memory store (the CLI and tests), with the same claim semantics as DynamoDB's.
-#[derive(Debug, Default)]
+/// Expired entries are dropped at most this often (unix seconds), on a commit.
+const PURGE_INTERVAL_SECONDS: i64 = 60;
+
+/// An in-memory store (the CLI and tests), with the same claim semantics as DynamoDB's and its
+/// TTLs: a ledger record is dropped after its `expires_at` (a day past Meta's 7-day window),
+/// a click `click_ttl_seconds` after it was made, so memory holds what can still matter.
+#[derive(Debug)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     calls: Mutex<usize>,
+    click_ttl_seconds: i64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_click_ttl(28 * 86_400)
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store; clicks are kept 28 days (the longest attribution window).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping clicks `click_ttl_seconds` after they were made (the attribution
+    /// window).
+    pub fn with_click_ttl(click_ttl_seconds: i64) -> Self {
+        Self {
+            tables: Mutex::new(Tables::default()),
+            calls: Mutex::new(0),
+            click_ttl_seconds,
+        }
     }
 
     /// Store calls made so far (tests check round trips per batch).
@@ -232,12 +299,25 @@ impl MemoryStore {
         self.calls.lock().map(|c| *c).unwrap_or(0)
     }
 
-    /// Every stored click key (tests check that no clear identity is used as a key).
+    /// Every stored click key, in hex (tests check that no clear identity is used as a key).
     pub fn click_keys(&self) -> Vec<String> {
         self.tables
             .lock()
-            .map(|t| t.clicks.keys().cloned().collect())
+            .map(|t| t.clicks.keys().map(hex::encode).collect())
             .unwrap_or_default()
+    }
+
+    /// Clicks and ledger records held.
+    pub fn len(&self) -> (usize, usize) {
+        self.tables
+            .lock()
+            .map(|t| (t.clicks.len(), t.ledger.len()))
+            .unwrap_or_default()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
@@ -250,12 +330,26 @@ impl MemoryStore {
     }
 }
 
+impl Tables {
+    fn purge(&mut self, now: i64) {
+        if now - self.purged_at < PURGE_INTERVAL_SECONDS {
+            return;
+        }
+        self.purged_at = now;
+        self.clicks.retain(|_, c| c.expires_at > now);
+        self.ledger.retain(|_, e| e.expires_at() > now);
+    }
+}
+
 impl DispatchStore for MemoryStore {
     async fn clicks(&self, keys: &[String]) -> Result<HashMap<String, Click>, StoreError> {
         let tables = self.lock()?;
         Ok(keys
             .iter()
-            .filter_map(|k| tables.clicks.get(k).map(|c| (k.clone(), c.clone())))
+            .filter_map(|k| {
+                let c = tables.clicks.get(&crate::hashing::key32(k))?;
+                Some((k.clone(), c.click.clone()))
+            })
             .collect())
     }
 
@@ -266,28 +360,42 @@ impl DispatchStore for MemoryStore {
         now: i64,
     ) -> Result<Vec<Claim>, StoreError> {
         let mut tables = self.lock()?;
+        tables.purge(now);
         for write in clicks {
+            let key = crate::hashing::key32(&write.key);
             let superseded = tables
                 .clicks
-                .get(&write.key)
-                .is_none_or(|c| write.click.supersedes(c));
+                .get(&key)
+                .is_none_or(|c| write.click.supersedes(&c.click));
             if superseded {
-                tables.clicks.insert(write.key.clone(), write.click.clone());
+                tables.clicks.insert(
+                    key,
+                    StoredClick {
+                        click: write.click.clone(),
+                        expires_at: write.click.clicked_at + self.click_ttl_seconds,
+                    },
+                );
             }
         }
         Ok(claims
             .iter()
-            .map(|c| match tables.ledger.get(&c.event_id) {
-                Some(Entry::Sent) => Claim::AlreadySent,
-                Some(Entry::Pending { lease_until }) if *lease_until >= now => Claim::Leased,
-                _ => {
-                    tables.ledger.insert(
-                        c.event_id.clone(),
-                        Entry::Pending {
-                            lease_until: c.lease_until,
-                        },
-                    );
-                    Claim::Claimed
+            .map(|c| {
+                let key = crate::hashing::key32(&c.event_id);
+                match tables.ledger.get(&key) {
+                    Some(Entry::Sent { .. }) => Claim::AlreadySent,
+                    Some(Entry::Pending { lease_until, .. }) if *lease_until >= now => {
+                        Claim::Leased
+                    }
+                    _ => {
+                        tables.ledger.insert(
+                            key,
+                            Entry::Pending {
+                                lease_until: c.lease_until,
+                                expires_at: c.expires_at,
+                            },
+                        );
+                        Claim::Claimed
+                    }
                 }
             })
             .collect())
@@ -296,7 +404,12 @@ impl DispatchStore for MemoryStore {
     async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for mark in marks {
-            tables.ledger.insert(mark.event_id.clone(), Entry::Sent);
+            tables.ledger.insert(
+                crate::hashing::key32(&mark.event_id),
+                Entry::Sent {
+                    expires_at: mark.expires_at,
+                },
+            );
         }
         Ok(())
     }
@@ -304,8 +417,9 @@ impl DispatchStore for MemoryStore {
     async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for id in event_ids {
-            if matches!(tables.ledger.get(id), Some(Entry::Pending { .. })) {
-                tables.ledger.remove(id);
+            let key = crate::hashing::key32(id);
+            if matches!(tables.ledger.get(&key), Some(Entry::Pending { .. })) {
+                tables.ledger.remove(&key);
             }
         }
         Ok(())
@@ -371,6 +485,27 @@ mod tests {
             Ok(vec![Claim::AlreadySent, Claim::Claimed])
         );
         assert_eq!(s.calls(), 7);
+    }
+
+    #[tokio::test]
+    async fn what_can_no_longer_matter_is_dropped() {
+        let s = MemoryStore::with_click_ttl(100);
+        s.commit(&[click("c", 1_000)], &[claim("e", 1_050)], 1_000)
+            .await
+            .unwrap();
+        let mark = SentMark {
+            event_id: "f".into(),
+            fbtrace_id: None,
+            sent_at: 1_000,
+            expires_at: 5_000,
+        };
+        s.mark_sent(&[mark]).await.unwrap();
+        assert_eq!(s.len(), (1, 2));
+        // Past the click's TTL and the claim's expiry (999), before the sent mark's.
+        s.commit(&[], &[], 2_000).await.unwrap();
+        assert_eq!(s.len(), (0, 1));
+        s.commit(&[], &[], 6_000).await.unwrap();
+        assert!(s.is_empty());
     }
 
     #[tokio::test]

@@ -1,0 +1,231 @@
+//! The local pipeline's queue port and its in-memory adapter: what SQS FIFO does for the
+//! deployed functions, on one machine. Messages wait in acceptance order; a group with a
+//! message in flight or waiting to be retried hands out nothing else (FIFO order per user);
+//! a deduplication id seen in the last five minutes is dropped (SQS's window). The durable
+//! adapter is [`crate::durable::Database`].
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use wacapi_shared::queue::{MAX_MESSAGE_BYTES, OutboundMessage, QueueError};
+
+/// SQS FIFO's deduplication window, in microseconds.
+pub const DEDUP_WINDOW_US: i64 = 5 * 60 * 1_000_000;
+
+/// A message handed out for dispatch.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The backlog's id of the message.
+    pub id: u64,
+    /// The message.
+    pub message: OutboundMessage,
+    /// When it was accepted (unix microseconds).
+    pub accepted_us: i64,
+}
+
+/// Where accepted signals wait for the dispatcher.
+pub trait Backlog: Send + Sync + 'static {
+    /// Appends the messages whose deduplication id was not seen within [`DEDUP_WINDOW_US`];
+    /// returns how many were new. When it returns, they are kept (durably, for a durable
+    /// backlog). A message larger than a queue message is refused, as SQS refuses it.
+    fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError>;
+    /// Up to `max` messages ready at `now_us`, in order, none of a group that has a message in
+    /// flight or waiting; they are in flight until finished or retried.
+    fn take(&self, max: usize, now_us: i64) -> Result<Vec<Queued>, QueueError>;
+    /// Messages done with (sent, skipped, dead-lettered): removed.
+    fn finish(&self, ids: &[u64]) -> Result<(), QueueError>;
+    /// Messages to hand out again from `visible_us` (unix microseconds) on.
+    fn retry(&self, ids: &[u64], visible_us: i64) -> Result<(), QueueError>;
+    /// Messages waiting or in flight.
+    fn pending(&self) -> usize;
+}
+
+/// Refuses messages SQS would refuse, so `serve` answers what the Lambda answers.
+pub fn check_sizes(messages: &[OutboundMessage]) -> Result<(), QueueError> {
+    match messages.iter().find(|m| m.size() > MAX_MESSAGE_BYTES) {
+        Some(m) => Err(QueueError::TooLarge { bytes: m.size() }),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    message: OutboundMessage,
+    accepted_us: i64,
+    visible_us: i64,
+    in_flight: bool,
+}
+
+/// Deduplication ids remembered at most: under a sustained flood the window shortens rather
+/// than memory growing (about 100 bytes each; the ledger still sends each event once).
+const MAX_DEDUP_IDS: usize = 500_000;
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: BTreeMap<u64, Entry>,
+    next_id: u64,
+    /// Deduplication ids (32 bytes each) and until when they are remembered.
+    seen: HashMap<[u8; 32], i64>,
+    /// The same, by expiry, oldest first.
+    expiry: VecDeque<(i64, [u8; 32])>,
+}
+
+/// The in-memory backlog: lost with the process (`serve --data-dir` keeps it on disk).
+#[derive(Debug, Default)]
+pub struct MemoryBacklog {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryBacklog {
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, QueueError> {
+        self.inner
+            .lock()
+            .map_err(|_| QueueError::Transport("backlog lock poisoned".into()))
+    }
+}
+
+impl Backlog for MemoryBacklog {
+    fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError> {
+        check_sizes(&messages)?;
+        let mut inner = self.lock()?;
+        while inner
+            .expiry
+            .front()
+            .is_some_and(|(at, _)| *at <= now_us || inner.seen.len() > MAX_DEDUP_IDS)
+        {
+            if let Some((at, id)) = inner.expiry.pop_front()
+                && inner.seen.get(&id) == Some(&at)
+            {
+                inner.seen.remove(&id);
+            }
+        }
+        let mut added = 0;
+        for message in messages {
+            let key = wacapi_shared::hashing::key32(&message.dedup_id);
+            if inner.seen.get(&key).is_some_and(|until| *until > now_us) {
+                continue;
+            }
+            let until = now_us + DEDUP_WINDOW_US;
+            inner.seen.insert(key, until);
+            inner.expiry.push_back((until, key));
+            let id = inner.next_id;
+            inner.next_id += 1;
+            inner.entries.insert(
+                id,
+                Entry {
+                    message,
+                    accepted_us: now_us,
+                    visible_us: now_us,
+                    in_flight: false,
+                },
+            );
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    fn take(&self, max: usize, now_us: i64) -> Result<Vec<Queued>, QueueError> {
+        let mut inner = self.lock()?;
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut out = Vec::new();
+        for (id, entry) in inner.entries.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if blocked.contains(&entry.message.group_id) {
+                continue;
+            }
+            if entry.in_flight || entry.visible_us > now_us {
+                blocked.insert(entry.message.group_id.clone());
+                continue;
+            }
+            entry.in_flight = true;
+            out.push(Queued {
+                id: *id,
+                message: entry.message.clone(),
+                accepted_us: entry.accepted_us,
+            });
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, ids: &[u64]) -> Result<(), QueueError> {
+        let mut inner = self.lock()?;
+        for id in ids {
+            inner.entries.remove(id);
+        }
+        Ok(())
+    }
+
+    fn retry(&self, ids: &[u64], visible_us: i64) -> Result<(), QueueError> {
+        let mut inner = self.lock()?;
+        for id in ids {
+            if let Some(entry) = inner.entries.get_mut(id) {
+                entry.in_flight = false;
+                entry.visible_us = visible_us;
+            }
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn message(group: &str, dedup: &str) -> OutboundMessage {
+        OutboundMessage::new(format!("{group}/{dedup}"), group.into(), dedup.into())
+    }
+
+    /// The behaviour every backlog shares (the durable one runs it too).
+    pub(crate) fn fifo_dedup_and_retry(backlog: &dyn Backlog) {
+        let batch = vec![message("a", "1"), message("b", "2"), message("a", "3")];
+        assert_eq!(backlog.push(batch, 1_000).unwrap(), 3);
+        // Inside the dedup window the same id is dropped; after it, it is new again.
+        assert_eq!(backlog.push(vec![message("a", "1")], 2_000).unwrap(), 0);
+        let first = backlog.take(10, 2_000).unwrap();
+        let bodies: Vec<&str> = first.iter().map(|q| q.message.body.as_str()).collect();
+        assert_eq!(bodies, ["a/1", "b/2", "a/3"]);
+        assert!(backlog.take(10, 2_000).unwrap().is_empty(), "all in flight");
+        // a/1 fails: a/3 waits behind it although it was handed out too.
+        backlog.retry(&[first[0].id, first[2].id], 3_000).unwrap();
+        backlog.finish(&[first[1].id]).unwrap();
+        assert!(
+            backlog.take(10, 2_500).unwrap().is_empty(),
+            "not visible yet"
+        );
+        let again = backlog.take(1, 3_000).unwrap();
+        assert_eq!(again[0].message.body, "a/1");
+        assert!(
+            backlog.take(10, 3_000).unwrap().is_empty(),
+            "a/3 waits for a/1"
+        );
+        backlog.finish(&[again[0].id]).unwrap();
+        let last = backlog.take(10, 3_000).unwrap();
+        assert_eq!(last[0].message.body, "a/3");
+        assert_eq!(last[0].accepted_us, 1_000);
+        assert_eq!(backlog.pending(), 1);
+        backlog.finish(&[last[0].id]).unwrap();
+        assert_eq!(backlog.pending(), 0);
+        assert_eq!(
+            backlog
+                .push(vec![message("a", "1")], 1_000 + DEDUP_WINDOW_US + 1)
+                .unwrap(),
+            1
+        );
+        let huge = OutboundMessage::new("x".repeat(MAX_MESSAGE_BYTES + 1), "g".into(), "h".into());
+        assert!(matches!(
+            backlog.push(vec![huge], 0),
+            Err(QueueError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn memory_backlog_is_fifo_per_group_deduplicates_and_retries() {
+        fifo_dedup_and_retry(&MemoryBacklog::default());
+    }
+}

@@ -1,0 +1,483 @@
+//! `wacapi serve --data-dir DIR`: the local pipeline's queue, clicks and sent-ledger in one
+//! SQLite database (`DIR/wacapi.db`), so a crash or `kill -9` loses nothing acknowledged and a
+//! restart sends nothing twice.
+//!
+//! - A webhook is answered 200 only after its signals are committed (WAL journal,
+//!   `synchronous = NORMAL`: a commit survives the process dying; an operating-system crash may
+//!   lose the last commits, as it may with any WAL database).
+//! - The ledger keeps DynamoDB's semantics (claims with leases, sent marks, TTLs), and clicks are
+//!   kept newest-wins under hashed keys, with the attribution window as TTL.
+//! - One process owns a directory (an exclusive lock on `DIR/wacapi.lock`). At start, messages
+//!   left in flight by a dead process are handed out again and its pending claims are dropped:
+//!   it can no longer send them, so waiting for their leases would only delay the retry. The one
+//!   duplicate this allows is the documented window: a crash between Meta's 200 and the sent
+//!   mark.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use wacapi_shared::clicks::{Click, StoreError};
+use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
+use wacapi_shared::queue::{OutboundMessage, QueueError};
+use wacapi_shared::store::{ClickWrite, DispatchStore};
+
+use crate::backlog::{Backlog, DEDUP_WINDOW_US, Queued, check_sizes};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id TEXT NOT NULL,
+    dedup_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    accepted_us INTEGER NOT NULL,
+    visible_us INTEGER NOT NULL,
+    in_flight INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_group ON queue (group_id);
+CREATE TABLE IF NOT EXISTS dedup (dedup_id TEXT PRIMARY KEY, expires_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clicks (
+    key TEXT PRIMARY KEY,
+    ctwa_clid TEXT NOT NULL,
+    ad_id TEXT,
+    clicked_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    event_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    lease_until INTEGER,
+    fbtrace_id TEXT,
+    sent_at INTEGER,
+    expires_at INTEGER NOT NULL
+);
+";
+
+/// Expired rows are deleted at most this often (seconds).
+const PURGE_INTERVAL_SECONDS: i64 = 60;
+
+/// What a start found in the directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Signals waiting (or left in flight) from an earlier run.
+    pub pending: usize,
+    /// Pending claims of an earlier run, dropped.
+    pub released_claims: usize,
+}
+
+/// The database of one data directory.
+#[derive(Debug)]
+pub struct Database {
+    conn: Mutex<Connection>,
+    pending: AtomicUsize,
+    purged_at: Mutex<i64>,
+    click_ttl_seconds: i64,
+    _lock: File,
+}
+
+fn queue_err(e: rusqlite::Error) -> QueueError {
+    QueueError::Transport(format!("local queue: {e}"))
+}
+
+fn store_err(e: rusqlite::Error) -> StoreError {
+    StoreError(format!("local store: {e}"))
+}
+
+impl Database {
+    /// Opens (or creates) the database in `dir`, taking the directory's lock.
+    pub fn open(dir: &Path, click_ttl_seconds: i64) -> Result<(Self, Recovered), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock_path: PathBuf = dir.join("wacapi.lock");
+        let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "{} is in use by another wacapi serve (lock {})",
+                dir.display(),
+                lock_path.display()
+            )
+        })?;
+        let path = dir.join("wacapi.db");
+        let conn = Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let setup = || -> rusqlite::Result<Recovered> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+            conn.execute("UPDATE queue SET in_flight = 0 WHERE in_flight = 1", [])?;
+            let released_claims = conn.execute("DELETE FROM ledger WHERE state = 'pending'", [])?;
+            let pending: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
+            Ok(Recovered {
+                pending: usize::try_from(pending).unwrap_or(0),
+                released_claims,
+            })
+        };
+        let recovered = setup().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((
+            Self {
+                conn: Mutex::new(conn),
+                pending: AtomicUsize::new(recovered.pending),
+                purged_at: Mutex::new(0),
+                click_ttl_seconds,
+                _lock: lock,
+            },
+            recovered,
+        ))
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, String> {
+        self.conn
+            .lock()
+            .map_err(|_| "database lock poisoned".to_owned())
+    }
+
+    /// Deletes rows that can no longer matter, at most once a minute.
+    fn purge(&self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
+        let Ok(mut at) = self.purged_at.lock() else {
+            return Ok(());
+        };
+        if now - *at < PURGE_INTERVAL_SECONDS {
+            return Ok(());
+        }
+        *at = now;
+        conn.execute("DELETE FROM ledger WHERE expires_at <= ?1", [now])?;
+        conn.execute("DELETE FROM clicks WHERE expires_at <= ?1", [now])?;
+        conn.execute(
+            "DELETE FROM dedup WHERE expires_us <= ?1",
+            [now * 1_000_000],
+        )?;
+        Ok(())
+    }
+}
+
+impl Backlog for Database {
+    fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError> {
+        check_sizes(&messages)?;
+        let mut conn = self.lock().map_err(QueueError::Transport)?;
+        let tx = conn.transaction().map_err(queue_err)?;
+        let mut added = 0;
+        {
+            let mut seen = tx
+                .prepare_cached("SELECT expires_us FROM dedup WHERE dedup_id = ?1")
+                .map_err(queue_err)?;
+            let mut remember = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO dedup (dedup_id, expires_us) VALUES (?1, ?2)",
+                )
+                .map_err(queue_err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO queue (group_id, dedup_id, body, attributes, accepted_us, visible_us)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )
+                .map_err(queue_err)?;
+            for m in &messages {
+                let until: Option<i64> = seen
+                    .query_row([&m.dedup_id], |r| r.get(0))
+                    .optional()
+                    .map_err(queue_err)?;
+                if until.is_some_and(|u| u > now_us) {
+                    continue;
+                }
+                remember
+                    .execute(params![m.dedup_id, now_us + DEDUP_WINDOW_US])
+                    .map_err(queue_err)?;
+                let attributes = serde_json::to_string(&m.attributes)
+                    .map_err(|e| QueueError::Transport(e.to_string()))?;
+                insert
+                    .execute(params![m.group_id, m.dedup_id, m.body, attributes, now_us])
+                    .map_err(queue_err)?;
+                added += 1;
+            }
+        }
+        tx.commit().map_err(queue_err)?;
+        self.pending.fetch_add(added, Ordering::SeqCst);
+        Ok(added)
+    }
+
+    fn take(&self, max: usize, now_us: i64) -> Result<Vec<Queued>, QueueError> {
+        let conn = self.lock().map_err(QueueError::Transport)?;
+        let mut select = conn
+            .prepare_cached(
+                "SELECT id, group_id, dedup_id, body, attributes, accepted_us FROM queue
+                 WHERE in_flight = 0 AND visible_us <= ?1
+                   AND group_id NOT IN (SELECT group_id FROM queue
+                                        WHERE in_flight = 1 OR visible_us > ?1)
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(queue_err)?;
+        let rows = select
+            .query_map(params![now_us, max as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(queue_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, group_id, dedup_id, body, attributes, accepted_us) = row.map_err(queue_err)?;
+            let mut message = OutboundMessage::new(body, group_id, dedup_id);
+            message.attributes = serde_json::from_str(&attributes).unwrap_or_default();
+            out.push(Queued {
+                id: id as u64,
+                message,
+                accepted_us,
+            });
+        }
+        let mut mark = conn
+            .prepare_cached("UPDATE queue SET in_flight = 1 WHERE id = ?1")
+            .map_err(queue_err)?;
+        for q in &out {
+            mark.execute([q.id as i64]).map_err(queue_err)?;
+        }
+        Ok(out)
+    }
+
+    fn finish(&self, ids: &[u64]) -> Result<(), QueueError> {
+        let mut conn = self.lock().map_err(QueueError::Transport)?;
+        let tx = conn.transaction().map_err(queue_err)?;
+        let mut removed = 0;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM queue WHERE id = ?1")
+                .map_err(queue_err)?;
+            for id in ids {
+                removed += delete.execute([*id as i64]).map_err(queue_err)?;
+            }
+        }
+        tx.commit().map_err(queue_err)?;
+        self.pending.fetch_sub(removed, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn retry(&self, ids: &[u64], visible_us: i64) -> Result<(), QueueError> {
+        let mut conn = self.lock().map_err(QueueError::Transport)?;
+        let tx = conn.transaction().map_err(queue_err)?;
+        {
+            let mut update = tx
+                .prepare_cached("UPDATE queue SET in_flight = 0, visible_us = ?2 WHERE id = ?1")
+                .map_err(queue_err)?;
+            for id in ids {
+                update
+                    .execute(params![*id as i64, visible_us])
+                    .map_err(queue_err)?;
+            }
+        }
+        tx.commit().map_err(queue_err)
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+}
+
+impl DispatchStore for Database {
+    async fn clicks(&self, keys: &[String]) -> Result<HashMap<String, Click>, StoreError> {
+        let conn = self.lock().map_err(StoreError)?;
+        let mut select = conn
+            .prepare_cached("SELECT ctwa_clid, ad_id, clicked_at FROM clicks WHERE key = ?1")
+            .map_err(store_err)?;
+        let mut out = HashMap::new();
+        for key in keys {
+            let click = select
+                .query_row([key], |r| {
+                    Ok(Click {
+                        ctwa_clid: r.get(0)?,
+                        ad_id: r.get(1)?,
+                        clicked_at: r.get(2)?,
+                    })
+                })
+                .optional()
+                .map_err(store_err)?;
+            if let Some(click) = click {
+                out.insert(key.clone(), click);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(
+        &self,
+        clicks: &[ClickWrite],
+        claims: &[ClaimRequest],
+        now: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut conn = self.lock().map_err(StoreError)?;
+        self.purge(&conn, now).map_err(store_err)?;
+        let tx = conn.transaction().map_err(store_err)?;
+        let mut answers = Vec::with_capacity(claims.len());
+        {
+            // Newest wins, as DynamoDB's `clicked_at <= :at` condition keeps it.
+            let mut write = tx
+                .prepare_cached(
+                    "INSERT INTO clicks (key, ctwa_clid, ad_id, clicked_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (key) DO UPDATE SET ctwa_clid = excluded.ctwa_clid,
+                         ad_id = excluded.ad_id, clicked_at = excluded.clicked_at,
+                         expires_at = excluded.expires_at
+                     WHERE clicks.clicked_at <= excluded.clicked_at",
+                )
+                .map_err(store_err)?;
+            for w in clicks {
+                write
+                    .execute(params![
+                        w.key,
+                        w.click.ctwa_clid,
+                        w.click.ad_id,
+                        w.click.clicked_at,
+                        w.click.clicked_at + self.click_ttl_seconds
+                    ])
+                    .map_err(store_err)?;
+            }
+            let mut read = tx
+                .prepare_cached("SELECT state, lease_until FROM ledger WHERE event_id = ?1")
+                .map_err(store_err)?;
+            let mut claim = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO ledger (event_id, state, lease_until, expires_at)
+                     VALUES (?1, 'pending', ?2, ?3)",
+                )
+                .map_err(store_err)?;
+            for c in claims {
+                let existing: Option<(String, Option<i64>)> = read
+                    .query_row([&c.event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(store_err)?;
+                let answer = match existing {
+                    Some((state, _)) if state == "sent" => Claim::AlreadySent,
+                    Some((_, Some(lease))) if lease >= now => Claim::Leased,
+                    _ => {
+                        claim
+                            .execute(params![c.event_id, c.lease_until, c.expires_at])
+                            .map_err(store_err)?;
+                        Claim::Claimed
+                    }
+                };
+                answers.push(answer);
+            }
+        }
+        tx.commit().map_err(store_err)?;
+        Ok(answers)
+    }
+
+    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
+        let mut conn = self.lock().map_err(StoreError)?;
+        let tx = conn.transaction().map_err(store_err)?;
+        {
+            let mut mark = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO ledger (event_id, state, fbtrace_id, sent_at, expires_at)
+                     VALUES (?1, 'sent', ?2, ?3, ?4)",
+                )
+                .map_err(store_err)?;
+            for m in marks {
+                mark.execute(params![m.event_id, m.fbtrace_id, m.sent_at, m.expires_at])
+                    .map_err(store_err)?;
+            }
+        }
+        tx.commit().map_err(store_err)
+    }
+
+    async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        let conn = self.lock().map_err(StoreError)?;
+        let mut delete = conn
+            .prepare_cached("DELETE FROM ledger WHERE event_id = ?1 AND state = 'pending'")
+            .map_err(store_err)?;
+        for id in event_ids {
+            delete.execute([id]).map_err(store_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("wacapi-durable-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_durable_backlog_behaves_as_the_memory_one() {
+        let d = dir("backlog");
+        let (db, _) = Database::open(&d, 100).unwrap();
+        crate::backlog::tests::fifo_dedup_and_retry(&db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_what_was_accepted_and_sent_and_frees_dead_claims() {
+        let d = dir("restart");
+        {
+            let (db, recovered) = Database::open(&d, 100).unwrap();
+            assert_eq!(recovered, Recovered::default());
+            assert!(
+                Database::open(&d, 100).is_err(),
+                "one process per directory"
+            );
+            let m = |id: &str| OutboundMessage::new(id.into(), "g".into(), id.into());
+            db.push(vec![m("1"), m("2")], 1_000).unwrap();
+            let taken = db.take(1, 1_000).unwrap();
+            assert_eq!(taken.len(), 1);
+            let claim = |id: &str| ClaimRequest {
+                event_id: id.into(),
+                lease_until: 10_000,
+                expires_at: 20_000,
+            };
+            let write = ClickWrite {
+                key: "k".into(),
+                click: Click {
+                    ctwa_clid: "c".into(),
+                    ad_id: None,
+                    clicked_at: 500,
+                },
+            };
+            let answers = db
+                .commit(&[write], &[claim("e1"), claim("e2")], 1)
+                .await
+                .unwrap();
+            assert_eq!(answers, [Claim::Claimed, Claim::Claimed]);
+            let mark = SentMark {
+                event_id: "e1".into(),
+                fbtrace_id: None,
+                sent_at: 1,
+                expires_at: 20_000,
+            };
+            db.mark_sent(&[mark]).await.unwrap();
+            // The process dies here: "1" in flight, "e2" claimed but never sent.
+        }
+        let (db, recovered) = Database::open(&d, 100).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                pending: 2,
+                released_claims: 1
+            }
+        );
+        let taken = db.take(10, 2_000).unwrap();
+        assert_eq!(taken.len(), 2, "the in-flight message is handed out again");
+        let claim = |id: &str| ClaimRequest {
+            event_id: id.into(),
+            lease_until: 10_000,
+            expires_at: 20_000,
+        };
+        assert_eq!(
+            db.commit(&[], &[claim("e1"), claim("e2")], 2)
+                .await
+                .unwrap(),
+            [Claim::AlreadySent, Claim::Claimed]
+        );
+        assert_eq!(db.clicks(&["k".into()]).await.unwrap()["k"].ctwa_clid, "c");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,340 @@
+//! `wacapi serve` as an operator runs it, from outside: a real process on a loopback port,
+//! signals, crashes and restarts, hostile connections.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const APP_SECRET: &str = "serve-test-app-secret";
+const TOKEN: &str = "EAAG-serve-test-token";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `wacapi serve` with the ad-click rules; stdout (the dry-run requests) is piped.
+fn serve(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wacapi"));
+    cmd.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--config",
+        "cli/tests/fixtures/ad-clicks.toml",
+    ])
+    .args(extra)
+    .current_dir(repo())
+    .env("WACAPI_APP_SECRET", APP_SECRET)
+    .env_remove("WACAPI_GRAPH_TOKEN")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("serve starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("serve exited {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A webhook with `n` text messages from `n` users, each carrying its own ad click.
+fn clicks(n: usize, tag: &str, text_len: usize) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let text = "x".repeat(text_len);
+    let messages: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"from": format!("1555{i:07}"), "id": format!("wamid.{tag}.{i}"),
+                   "timestamp": now.to_string(), "type": "text", "text": {"body": text},
+                   "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("{tag}-{i}")}})
+        })
+        .collect();
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+        "metadata": {"phone_number_id": "1"}, "messages": messages}}]}]}),
+    )
+    .unwrap()
+}
+
+fn post(port: u16, body: &[u8], signatures: &[String]) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for s in signatures {
+        head.push_str(&format!("X-Hub-Signature-256: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn sign(body: &[u8]) -> String {
+    wacapi_shared::signature::sign(APP_SECRET.as_bytes(), body)
+}
+
+/// The event ids of the dry-run requests a finished process printed.
+fn printed_event_ids(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["body"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn empty_or_short_secrets_refuse_to_start() {
+    for (name, value) in [
+        ("WACAPI_APP_SECRET", ""),
+        ("WACAPI_APP_SECRET", "short"),
+        ("WACAPI_EVENTS_KEY", ""),
+        ("WACAPI_VERIFY_TOKEN", " "),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+            .args(["serve", "--port", "0"])
+            .env("WACAPI_APP_SECRET", APP_SECRET)
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}={value:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("refusing to start") && err.contains(name),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_after_a_large_acknowledged_webhook_drains_it_before_exiting() {
+    let port = free_port();
+    let child = serve(port, &[], &[]);
+    // 15,000 messages in 3.9 MB: the largest body Meta sends, and more messages than it does.
+    let body = clicks(15_000, "term", 100);
+    assert!(body.len() > 3_500_000, "{}", body.len());
+    assert_eq!(post(port, &body, &[sign(&body)]), 200);
+    signal(&child, "-TERM");
+    let ids = printed_event_ids(child);
+    assert_eq!(
+        ids.len(),
+        15_000,
+        "every acknowledged signal was dispatched"
+    );
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 15_000);
+}
+
+#[test]
+fn two_signature_headers_and_oversized_garbage_answer_as_the_lambda_does() {
+    let port = free_port();
+    let mut child = serve(port, &[], &[]);
+    let body = clicks(1, "dup", 10);
+    assert_eq!(post(port, &body, &[sign(&body), sign(&body)]), 401);
+    let garbage = vec![b'['; 2 * 1024 * 1024];
+    assert_eq!(post(port, &garbage, &[sign(&garbage)]), 200);
+    // A text longer than a queue message is cut, and the message lands.
+    let long = clicks(3, "long", 1_300_000);
+    assert_eq!(post(port, &long, &[sign(&long)]), 200);
+    signal(&child, "-TERM");
+    let _ = child.wait();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(
+        out.lines()
+            .map(|l| l.matches("event_id").count())
+            .sum::<usize>(),
+        3
+    );
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_serve_from_answering() {
+    let port = free_port();
+    let mut child = serve(port, &[], &[]);
+    let idle: Vec<TcpStream> = (0..1_100)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(idle.len() >= 1_000, "{} idle connections", idle.len());
+    let started = Instant::now();
+    let body = clicks(1, "idle", 10);
+    let status = post(port, &body, &[sign(&body)]);
+    assert_eq!(status, 200, "answered after {:?}", started.elapsed());
+    drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A loopback Graph API: hangs (never answers) while `hang` is set, else accepts and records.
+struct Graph {
+    hang: AtomicBool,
+    received: AtomicUsize,
+    accepted: Mutex<Vec<String>>,
+}
+
+fn start_graph(graph: Arc<Graph>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let graph = Arc::clone(&graph);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                graph.received.fetch_add(1, Ordering::SeqCst);
+                if graph.hang.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(120));
+                    return;
+                }
+                let request: Value = serde_json::from_slice(&body).unwrap();
+                let data = request["data"].as_array().unwrap();
+                graph.accepted.lock().unwrap().extend(
+                    data.iter()
+                        .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+                );
+                let answer = json!({"events_received": data.len(), "fbtrace_id": "t"}).to_string();
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn kill_9_with_a_data_dir_loses_nothing_acknowledged_and_sends_nothing_twice() {
+    let dir = std::env::temp_dir().join(format!("wacapi-serve-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let graph = Arc::new(Graph {
+        hang: AtomicBool::new(true),
+        received: AtomicUsize::new(0),
+        accepted: Mutex::new(Vec::new()),
+    });
+    let url = start_graph(Arc::clone(&graph));
+    let args = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--graph-base-url",
+        &url,
+    ];
+    let env = [("WACAPI_GRAPH_TOKEN", TOKEN)];
+
+    let port = free_port();
+    let mut first = serve(port, &args, &env);
+    let body = clicks(2_000, "crash", 20);
+    assert_eq!(post(port, &body, &[sign(&body)]), 200);
+    // Wait until a request to Meta is in flight (hanging), then crash.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while graph.received.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no Graph request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    assert!(graph.accepted.lock().unwrap().is_empty());
+
+    // Restart on the same directory; Meta answers now.
+    graph.hang.store(false, Ordering::SeqCst);
+    let port = free_port();
+    let second = serve(port, &args, &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while graph.accepted.lock().unwrap().len() < 2_000 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 2000 delivered",
+            graph.accepted.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&second, "-TERM");
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accepted = graph.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 2_000, "nothing sent twice");
+    assert_eq!(accepted.iter().collect::<HashSet<_>>().len(), 2_000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
