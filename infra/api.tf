@@ -5,6 +5,7 @@ resource "aws_apigatewayv2_api" "webhook" {
   name          = var.name
   protocol_type = "HTTP"
   description   = "wacapi: WhatsApp webhooks in"
+  tags          = local.tags
 }
 
 resource "aws_apigatewayv2_integration" "ingest" {
@@ -41,12 +42,14 @@ resource "aws_cloudwatch_log_group" "api" {
   #checkov:skip=CKV_AWS_158:Access logs hold request ids, status codes and latencies only; the default CloudWatch encryption suffices.
   name              = "/aws/apigateway/${var.name}"
   retention_in_days = var.log_retention_days
+  tags              = local.tags
 }
 
 resource "aws_apigatewayv2_stage" "default" {
   api_id      = aws_apigatewayv2_api.webhook.id
   name        = "$default"
   auto_deploy = true
+  tags        = local.tags
 
   default_route_settings {
     throttling_burst_limit   = var.api_throttling_burst_limit

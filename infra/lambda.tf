@@ -6,6 +6,11 @@ locals {
   dispatch_name = "${var.name}-capi-dispatch"
   # Where the rules layer puts the rules file inside the dispatcher's sandbox.
   rules_path = "/opt/wacapi/rules.toml"
+  # Build outputs of scripts/package, found from this module's own path so the module works from
+  # any root and any working directory.
+  artifacts_dir = coalesce(var.artifacts_dir, abspath("${path.module}/../dist"))
+  wacapi_cli    = coalesce(var.wacapi_cli, abspath("${path.module}/../dist/wacapi"))
+  tags          = merge({ Application = var.name }, var.tags)
 }
 
 resource "aws_cloudwatch_log_group" "ingest" {
@@ -13,6 +18,7 @@ resource "aws_cloudwatch_log_group" "ingest" {
   #checkov:skip=CKV_AWS_158:Logs hold ids and hashes only (no personal data); the default CloudWatch encryption suffices.
   name              = "/aws/lambda/${local.ingest_name}"
   retention_in_days = var.log_retention_days
+  tags              = local.tags
 }
 
 resource "aws_cloudwatch_log_group" "dispatch" {
@@ -20,6 +26,7 @@ resource "aws_cloudwatch_log_group" "dispatch" {
   #checkov:skip=CKV_AWS_158:Logs hold ids and hashes only (no personal data); the default CloudWatch encryption suffices.
   name              = "/aws/lambda/${local.dispatch_name}"
   retention_in_days = var.log_retention_days
+  tags              = local.tags
 }
 
 resource "aws_lambda_function" "ingest" {
@@ -35,8 +42,8 @@ resource "aws_lambda_function" "ingest" {
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = [var.architecture]
-  filename         = "${var.artifacts_dir}/webhook-ingest.zip"
-  source_code_hash = filebase64sha256("${var.artifacts_dir}/webhook-ingest.zip")
+  filename         = "${local.artifacts_dir}/webhook-ingest.zip"
+  source_code_hash = filebase64sha256("${local.artifacts_dir}/webhook-ingest.zip")
   memory_size      = var.ingest_memory_mb
   timeout          = var.ingest_timeout_seconds
 
@@ -58,6 +65,8 @@ resource "aws_lambda_function" "ingest" {
     system_log_level      = "WARN"
   }
 
+  tags = local.tags
+
   depends_on = [aws_iam_role_policy.ingest]
 }
 
@@ -74,8 +83,8 @@ resource "aws_lambda_function" "dispatch" {
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = [var.architecture]
-  filename         = "${var.artifacts_dir}/capi-dispatch.zip"
-  source_code_hash = filebase64sha256("${var.artifacts_dir}/capi-dispatch.zip")
+  filename         = "${local.artifacts_dir}/capi-dispatch.zip"
+  source_code_hash = filebase64sha256("${local.artifacts_dir}/capi-dispatch.zip")
   memory_size      = var.dispatch_memory_mb
   timeout          = var.dispatch_timeout_seconds
   layers           = var.rules_file == null ? [] : [aws_lambda_layer_version.rules[0].arn]
@@ -100,6 +109,17 @@ resource "aws_lambda_function" "dispatch" {
     system_log_level      = "WARN"
   }
 
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      # A Graph request, the dispatcher's safety margin (2 s) and the sent marks must fit in one
+      # invocation, or a slow Graph API would time the function out mid-batch.
+      condition     = var.graph_timeout_seconds + 5 <= var.dispatch_timeout_seconds
+      error_message = "graph_timeout_seconds (${var.graph_timeout_seconds}) must be at least 5 s below dispatch_timeout_seconds (${var.dispatch_timeout_seconds}): lower graph_timeout_seconds or raise dispatch_timeout_seconds."
+    }
+  }
+
   depends_on = [aws_iam_role_policy.dispatch]
 }
 
@@ -112,4 +132,6 @@ resource "aws_lambda_event_source_mapping" "signals" {
   scaling_config {
     maximum_concurrency = var.dispatch_max_concurrency
   }
+
+  tags = local.tags
 }

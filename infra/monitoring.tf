@@ -40,9 +40,63 @@ locals {
   }
 }
 
+# The alarm topic is encrypted with a key of its own: the AWS-managed alias/aws/sns key's policy
+# cannot be changed to let CloudWatch alarms publish, and alarms to a topic under that key are
+# silently never delivered.
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "alarms_key" {
+  #checkov:skip=CKV_AWS_111:A key policy's resource "*" is the key itself; write access is the account root's key administration, as AWS's default key policy grants.
+  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key only; there is no other resource to name.
+  #checkov:skip=CKV_AWS_109:The account administers its own key (AWS's default key policy); CloudWatch gets Decrypt and GenerateDataKey only, for this account's alarms.
+  statement {
+    sid       = "AccountAdministersTheKey"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchAlarmsPublish"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+data "aws_partition" "current" {}
+
+resource "aws_kms_key" "alarms" {
+  description             = "${var.name}: encrypts the alarm topic; CloudWatch alarms may use it to publish"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.alarms_key.json
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "alarms" {
+  name          = "alias/${var.name}-alarms"
+  target_key_id = aws_kms_key.alarms.key_id
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
+  kms_master_key_id = aws_kms_key.alarms.arn
+  tags              = local.tags
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -66,6 +120,7 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "oldest_signal" {
@@ -82,6 +137,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_signal" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
@@ -99,6 +155,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
@@ -116,6 +173,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "api_5xx" {
@@ -132,6 +190,7 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "wacapi" {
@@ -149,6 +208,7 @@ resource "aws_cloudwatch_metric_alarm" "wacapi" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 }
 
 resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
@@ -160,6 +220,7 @@ resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = local.tags
 
   metric_query {
     id          = "rate"

@@ -28,13 +28,18 @@ output "signal_queue_url" {
   value       = aws_sqs_queue.signals.url
 }
 
+output "signal_queue_arn" {
+  description = "ARN of the signal FIFO queue: the destination of a dead-letter redrive (`aws sqs start-message-move-task --destination-arn`)."
+  value       = aws_sqs_queue.signals.arn
+}
+
 output "dead_letter_queue_url" {
   description = "URL of the dead-letter FIFO queue."
   value       = aws_sqs_queue.dead_letters.url
 }
 
 output "dead_letter_queue_arn" {
-  description = "ARN of the dead-letter queue (source of `aws sqs start-message-move-task`)."
+  description = "ARN of the dead-letter queue (the source of `aws sqs start-message-move-task`)."
   value       = aws_sqs_queue.dead_letters.arn
 }
 

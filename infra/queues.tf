@@ -1,5 +1,7 @@
 # The signal queue (FIFO: one user's signals in order, message ids deduplicated for 5 minutes)
-# and its dead-letter queue (FIFO, as SQS requires for a FIFO source).
+# and its dead-letter queue (FIFO, as SQS requires for a FIFO source). The ingest and the
+# dispatcher also write to the dead-letter queue directly (quarantined webhook parts, refused
+# events), so a redrive names its destination: README › Operate.
 
 resource "aws_sqs_queue" "dead_letters" {
   name                        = "${var.name}-dead-letters.fifo"
@@ -7,6 +9,7 @@ resource "aws_sqs_queue" "dead_letters" {
   content_based_deduplication = false
   message_retention_seconds   = 1209600
   sqs_managed_sse_enabled     = true
+  tags                        = local.tags
 }
 
 resource "aws_sqs_queue" "signals" {
@@ -20,6 +23,7 @@ resource "aws_sqs_queue" "signals" {
   visibility_timeout_seconds = 6 * var.dispatch_timeout_seconds
   message_retention_seconds  = var.signal_retention_seconds
   sqs_managed_sse_enabled    = true
+  tags                       = local.tags
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letters.arn

@@ -4,8 +4,8 @@ variable "name" {
   default     = "wacapi"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,31}$", var.name))
-    error_message = "name must be 1-32 lowercase letters, digits or dashes, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,31}$", var.name))
+    error_message = "name must be 3-32 lowercase letters, digits or dashes, starting with a letter (DynamoDB table names need at least 3 characters)."
   }
 }
 
@@ -21,9 +21,9 @@ variable "architecture" {
 }
 
 variable "artifacts_dir" {
-  description = "Directory holding webhook-ingest.zip and capi-dispatch.zip, as built by scripts/package."
+  description = "Directory holding webhook-ingest.zip and capi-dispatch.zip, as built by scripts/package; null is the repository's dist/ (found from the module's own path, whatever the root)."
   type        = string
-  default     = "../dist"
+  default     = null
 }
 
 variable "rules_file" {
@@ -38,9 +38,9 @@ variable "rules_file" {
 }
 
 variable "wacapi_cli" {
-  description = "Command that runs the wacapi CLI; it validates rules_file before a new version goes live."
+  description = "Path of the wacapi CLI, which validates rules_file before a new layer version goes live; null is the repository's dist/wacapi."
   type        = string
-  default     = "../dist/wacapi"
+  default     = null
 }
 
 variable "ingest_memory_mb" {
@@ -49,8 +49,8 @@ variable "ingest_memory_mb" {
   default     = 256
 
   validation {
-    condition     = var.ingest_memory_mb >= 128 && var.ingest_memory_mb <= 10240
-    error_message = "ingest_memory_mb must be between 128 and 10240."
+    condition     = floor(var.ingest_memory_mb) == var.ingest_memory_mb && var.ingest_memory_mb >= 128 && var.ingest_memory_mb <= 10240
+    error_message = "ingest_memory_mb must be between 128 and 10240, a whole number."
   }
 }
 
@@ -60,8 +60,8 @@ variable "ingest_timeout_seconds" {
   default     = 10
 
   validation {
-    condition     = var.ingest_timeout_seconds >= 3 && var.ingest_timeout_seconds <= 29
-    error_message = "ingest_timeout_seconds must be between 3 and 29."
+    condition     = floor(var.ingest_timeout_seconds) == var.ingest_timeout_seconds && var.ingest_timeout_seconds >= 3 && var.ingest_timeout_seconds <= 29
+    error_message = "ingest_timeout_seconds must be between 3 and 29, a whole number."
   }
 }
 
@@ -71,8 +71,8 @@ variable "dispatch_memory_mb" {
   default     = 256
 
   validation {
-    condition     = var.dispatch_memory_mb >= 128 && var.dispatch_memory_mb <= 10240
-    error_message = "dispatch_memory_mb must be between 128 and 10240."
+    condition     = floor(var.dispatch_memory_mb) == var.dispatch_memory_mb && var.dispatch_memory_mb >= 128 && var.dispatch_memory_mb <= 10240
+    error_message = "dispatch_memory_mb must be between 128 and 10240, a whole number."
   }
 }
 
@@ -82,8 +82,8 @@ variable "dispatch_timeout_seconds" {
   default     = 60
 
   validation {
-    condition     = var.dispatch_timeout_seconds >= 15 && var.dispatch_timeout_seconds <= 900
-    error_message = "dispatch_timeout_seconds must be between 15 and 900."
+    condition     = floor(var.dispatch_timeout_seconds) == var.dispatch_timeout_seconds && var.dispatch_timeout_seconds >= 15 && var.dispatch_timeout_seconds <= 900
+    error_message = "dispatch_timeout_seconds must be between 15 and 900, a whole number."
   }
 }
 
@@ -93,8 +93,8 @@ variable "dispatch_batch_size" {
   default     = 10
 
   validation {
-    condition     = var.dispatch_batch_size >= 1 && var.dispatch_batch_size <= 10
-    error_message = "dispatch_batch_size must be between 1 and 10."
+    condition     = floor(var.dispatch_batch_size) == var.dispatch_batch_size && var.dispatch_batch_size >= 1 && var.dispatch_batch_size <= 10
+    error_message = "dispatch_batch_size must be between 1 and 10, a whole number."
   }
 }
 
@@ -104,8 +104,8 @@ variable "dispatch_max_concurrency" {
   default     = 5
 
   validation {
-    condition     = var.dispatch_max_concurrency >= 2 && var.dispatch_max_concurrency <= 1000
-    error_message = "dispatch_max_concurrency must be between 2 and 1000 (the event source mapping minimum is 2)."
+    condition     = floor(var.dispatch_max_concurrency) == var.dispatch_max_concurrency && var.dispatch_max_concurrency >= 2 && var.dispatch_max_concurrency <= 1000
+    error_message = "dispatch_max_concurrency must be between 2 and 1000 (the event source mapping minimum is 2), a whole number."
   }
 }
 
@@ -115,8 +115,8 @@ variable "max_receive_count" {
   default     = 10
 
   validation {
-    condition     = var.max_receive_count >= 3 && var.max_receive_count <= 1000
-    error_message = "max_receive_count must be between 3 and 1000."
+    condition     = floor(var.max_receive_count) == var.max_receive_count && var.max_receive_count >= 3 && var.max_receive_count <= 1000
+    error_message = "max_receive_count must be between 3 and 1000, a whole number."
   }
 }
 
@@ -126,8 +126,8 @@ variable "signal_retention_seconds" {
   default     = 345600
 
   validation {
-    condition     = var.signal_retention_seconds >= 3600 && var.signal_retention_seconds <= 1209600
-    error_message = "signal_retention_seconds must be between 3600 and 1209600."
+    condition     = floor(var.signal_retention_seconds) == var.signal_retention_seconds && var.signal_retention_seconds >= 3600 && var.signal_retention_seconds <= 1209600
+    error_message = "signal_retention_seconds must be between 3600 and 1209600, a whole number."
   }
 }
 
@@ -137,8 +137,8 @@ variable "log_retention_days" {
   default     = 30
 
   validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+    condition     = floor(var.log_retention_days) == var.log_retention_days && contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, ...), a whole number."
   }
 }
 
@@ -159,8 +159,8 @@ variable "api_throttling_burst_limit" {
   default     = 500
 
   validation {
-    condition     = var.api_throttling_burst_limit >= 1
-    error_message = "api_throttling_burst_limit must be positive."
+    condition     = floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit && var.api_throttling_burst_limit >= 1
+    error_message = "api_throttling_burst_limit must be positive, a whole number."
   }
 }
 
@@ -170,8 +170,8 @@ variable "api_throttling_rate_limit" {
   default     = 200
 
   validation {
-    condition     = var.api_throttling_rate_limit >= 1
-    error_message = "api_throttling_rate_limit must be positive."
+    condition     = floor(var.api_throttling_rate_limit) == var.api_throttling_rate_limit && var.api_throttling_rate_limit >= 1
+    error_message = "api_throttling_rate_limit must be positive, a whole number."
   }
 }
 
@@ -192,8 +192,8 @@ variable "oldest_signal_alarm_seconds" {
   default     = 900
 
   validation {
-    condition     = var.oldest_signal_alarm_seconds >= 60
-    error_message = "oldest_signal_alarm_seconds must be at least 60."
+    condition     = floor(var.oldest_signal_alarm_seconds) == var.oldest_signal_alarm_seconds && var.oldest_signal_alarm_seconds >= 60
+    error_message = "oldest_signal_alarm_seconds must be at least 60, a whole number."
   }
 }
 
@@ -225,8 +225,8 @@ variable "graph_timeout_seconds" {
   default     = 10
 
   validation {
-    condition     = var.graph_timeout_seconds >= 1 && var.graph_timeout_seconds <= 60
-    error_message = "graph_timeout_seconds must be between 1 and 60."
+    condition     = floor(var.graph_timeout_seconds) == var.graph_timeout_seconds && var.graph_timeout_seconds >= 1 && var.graph_timeout_seconds <= 60
+    error_message = "graph_timeout_seconds must be between 1 and 60, a whole number."
   }
 }
 
@@ -236,8 +236,8 @@ variable "secret_ttl_seconds" {
   default     = 300
 
   validation {
-    condition     = var.secret_ttl_seconds >= 0 && var.secret_ttl_seconds <= 86400
-    error_message = "secret_ttl_seconds must be between 0 and 86400."
+    condition     = floor(var.secret_ttl_seconds) == var.secret_ttl_seconds && var.secret_ttl_seconds >= 0 && var.secret_ttl_seconds <= 86400
+    error_message = "secret_ttl_seconds must be between 0 and 86400, a whole number."
   }
 }
 
@@ -247,13 +247,41 @@ variable "metrics_namespace" {
   default     = "wacapi"
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9/_.-]{1,255}$", var.metrics_namespace))
-    error_message = "metrics_namespace must be a valid CloudWatch namespace."
+    condition     = can(regex("^[A-Za-z0-9/_.#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be a valid CloudWatch namespace (letters, digits, . - _ / # :) not starting with AWS/, which is reserved for AWS services."
   }
 }
 
 variable "tags" {
-  description = "Tags added to every resource."
+  description = "Tags added to every resource that takes tags (beside the provider's default_tags)."
   type        = map(string)
   default     = {}
+}
+
+variable "permissions_boundary" {
+  description = "ARN of an IAM policy set as the permissions boundary of both function roles (organisations that require one); null sets none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/", var.permissions_boundary))
+    error_message = "permissions_boundary must be an IAM policy ARN."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the DynamoDB table (clicks and sent-ledger) from deletion; set false for test stacks that are destroyed and recreated."
+  type        = bool
+  default     = true
+}
+
+variable "secret_recovery_window_days" {
+  description = "Days a deleted secret can be restored; 0 deletes at once (test stacks, so the same name can be created again), otherwise 7 to 30."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = floor(var.secret_recovery_window_days) == var.secret_recovery_window_days && (var.secret_recovery_window_days == 0 || (var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30))
+    error_message = "secret_recovery_window_days must be 0 or a whole number from 7 to 30."
+  }
 }

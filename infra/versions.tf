@@ -1,3 +1,5 @@
+# The module declares the providers it needs and configures none: the root that calls it sets
+# the region (or AWS_REGION) and default tags (see examples/complete).
 terraform {
   required_version = ">= 1.6"
 
@@ -10,11 +12,5 @@ terraform {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
     }
-  }
-}
-
-provider "aws" {
-  default_tags {
-    tags = merge({ Application = var.name }, var.tags)
   }
 }

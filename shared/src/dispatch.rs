@@ -574,6 +574,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             }
             for err in &log.errors {
                 metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
+                // Logs Insights reads code and subcode from here (infra/queries.tf).
+                tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
                 if err.class().is_auth() {
                     metrics.count(m::GRAPH_AUTH_ERRORS, 1);
                     tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");

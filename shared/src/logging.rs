@@ -33,9 +33,12 @@ pub fn filter(level: LevelFilter) -> Targets {
 /// A level name as Lambda's logging controls (`AWS_LAMBDA_LOG_LEVEL`) or `RUST_LOG` write it
 /// (`TRACE`, `debug`, `Info`, ...); anything else is `default`.
 pub fn level(name: Option<&str>, default: LevelFilter) -> LevelFilter {
-    name.map(str::trim)
-        .and_then(|n| LevelFilter::from_str(n).ok())
-        .unwrap_or(default)
+    match name.map(str::trim) {
+        // Lambda's levels include FATAL, which tracing has not: the nearest is ERROR.
+        Some(n) if n.eq_ignore_ascii_case("fatal") => LevelFilter::ERROR,
+        Some(n) => LevelFilter::from_str(n).unwrap_or(default),
+        None => default,
+    }
 }
 
 /// Installs the subscriber of a Lambda function: level from `AWS_LAMBDA_LOG_LEVEL` (INFO when
@@ -105,6 +108,7 @@ mod tests {
             LevelFilter::DEBUG
         );
         assert_eq!(level(Some("loud"), LevelFilter::INFO), LevelFilter::INFO);
+        assert_eq!(level(Some("FATAL"), LevelFilter::INFO), LevelFilter::ERROR);
         assert_eq!(level(None, LevelFilter::WARN), LevelFilter::WARN);
     }
 }

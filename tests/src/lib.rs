@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 pub mod graph_mock;
 pub mod runtime_api;
 pub mod stack;
+pub mod terraform_schema;
 
 pub const APP_SECRET: &str = "test-app-secret-0123";
 pub const VERIFY_TOKEN: &str = "test-verify-token";

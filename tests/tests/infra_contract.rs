@@ -612,3 +612,343 @@ fn functions_run_the_custom_runtime_with_json_logs() {
         ])
     );
 }
+
+// --- deployable: the defects a real apply or operation would meet -----------------------------
+
+fn text_of(expr: &Expression) -> String {
+    hcl::format::to_string(expr).unwrap_or_default()
+}
+
+/// Every `variable` block of `number` type.
+fn number_variables(body: &Body) -> Vec<&Block> {
+    body.blocks()
+        .filter(|b| b.identifier() == "variable")
+        .filter(|b| attr(b.body(), "type").is_some_and(|t| text_of(t) == "number"))
+        .collect()
+}
+
+fn validation_condition(var: &Block) -> Option<String> {
+    var.body()
+        .blocks()
+        .find(|b| b.identifier() == "validation")
+        .and_then(|v| attr(v.body(), "condition"))
+        .map(text_of)
+}
+
+fn deploy_violations(body: &Body) -> Vec<String> {
+    let mut v = Vec::new();
+    for var in number_variables(body) {
+        let name = var.labels()[0].as_str();
+        let whole = format!("floor(var.{name}) == var.{name}");
+        let fraction_ok = name.ends_with("_percent");
+        if !fraction_ok && !validation_condition(var).is_some_and(|c| c.contains(&whole)) {
+            v.push(format!("variable {name} accepts fractions"));
+        }
+    }
+    // name: the regex must refuse 2 characters (DynamoDB needs 3) and take 3.
+    let name_var = block_by_label(body, "variable", "name");
+    let condition = validation_condition(name_var).unwrap_or_default();
+    let pattern = condition
+        .split("regex(\"")
+        .nth(1)
+        .and_then(|r| r.split("\", ").next())
+        .unwrap_or_default()
+        .replace("\\\\", "\\");
+    match regex::Regex::new(&pattern) {
+        Ok(re) if !re.is_match("ab") && re.is_match("abc") => {}
+        _ => v.push(format!("name allows fewer than 3 characters: {pattern:?}")),
+    }
+    // Alarms must be deliverable: the topic's key is one CloudWatch may use.
+    let topic = block(body, "resource", "aws_sns_topic", "alarms").body();
+    let key = attr(topic, "kms_master_key_id")
+        .map(text_of)
+        .unwrap_or_default();
+    if !key.starts_with("aws_kms_key.") {
+        v.push(format!(
+            "the alarm topic's key {key} is not a customer-managed key"
+        ));
+    }
+    let policy = block(body, "data", "aws_iam_policy_document", "alarms_key").body();
+    let cloudwatch_may_publish = policy.blocks().any(|s| {
+        let actions = attr(s.body(), "actions").map(text_of).unwrap_or_default();
+        s.body().blocks().any(|p| {
+            attr(p.body(), "identifiers")
+                .is_some_and(|i| text_of(i).contains("cloudwatch.amazonaws.com"))
+        }) && actions.contains("kms:Decrypt")
+            && actions.contains("kms:GenerateDataKey*")
+    });
+    if !cloudwatch_may_publish {
+        v.push("the alarm key's policy does not let CloudWatch publish".into());
+    }
+    // The Graph timeout must fit in the dispatch timeout.
+    let dispatch = block(body, "resource", "aws_lambda_function", "dispatch").body();
+    let precondition = dispatch
+        .blocks()
+        .filter(|b| b.identifier() == "lifecycle")
+        .flat_map(|l| {
+            l.body()
+                .blocks()
+                .filter(|b| b.identifier() == "precondition")
+        })
+        .filter_map(|p| attr(p.body(), "condition").map(text_of))
+        .any(|c| {
+            c.contains("var.graph_timeout_seconds") && c.contains("var.dispatch_timeout_seconds")
+        });
+    if !precondition {
+        v.push("no precondition holds graph_timeout_seconds below dispatch_timeout_seconds".into());
+    }
+    // The rules layer: checked first, created before the old version goes, hashed from its zip.
+    let layer = block(body, "resource", "aws_lambda_layer_version", "rules").body();
+    let cbd = layer
+        .blocks()
+        .filter(|b| b.identifier() == "lifecycle")
+        .any(|l| attr(l.body(), "create_before_destroy").is_some_and(|e| text_of(e) == "true"));
+    if !cbd {
+        v.push("the rules layer is replaced destroy-first".into());
+    }
+    if !attr(layer, "depends_on").is_some_and(|d| text_of(d).contains("terraform_data.rules_check"))
+    {
+        v.push("the rules layer does not wait for check-config".into());
+    }
+    if !attr(layer, "source_code_hash")
+        .is_some_and(|h| text_of(h).contains("data.archive_file.rules"))
+    {
+        v.push("the rules layer is not hashed from its zip".into());
+    }
+    let check = block(body, "resource", "terraform_data", "rules_check").body();
+    for p in check.blocks().filter(|b| b.identifier() == "provisioner") {
+        let command = attr(p.body(), "command").map(text_of).unwrap_or_default();
+        if command.contains("${") || attr(p.body(), "environment").is_none() {
+            v.push(format!(
+                "local-exec interpolates paths into its command: {command}"
+            ));
+        }
+    }
+    // No provider configuration, no working-directory paths in the module.
+    if body.blocks().any(|b| b.identifier() == "provider") {
+        v.push("the module configures a provider".into());
+    }
+    for var in body.blocks().filter(|b| b.identifier() == "variable") {
+        if let Some(default) = attr(var.body(), "default")
+            && text_of(default).contains("../")
+        {
+            v.push(format!(
+                "variable {} defaults to a path relative to the working directory",
+                var.labels()[0].as_str()
+            ));
+        }
+    }
+    // Operations: a redrive destination, test stacks that can be destroyed.
+    if !body
+        .blocks()
+        .any(|b| b.identifier() == "output" && b.labels()[0].as_str() == "signal_queue_arn")
+    {
+        v.push("no signal_queue_arn output for a redrive".into());
+    }
+    let table = block(body, "resource", "aws_dynamodb_table", "main").body();
+    if attr(table, "deletion_protection_enabled")
+        .map(text_of)
+        .as_deref()
+        != Some("var.deletion_protection")
+    {
+        v.push("deletion protection is not a variable".into());
+    }
+    for secret in blocks(body, "resource", "aws_secretsmanager_secret") {
+        if attr(secret.body(), "recovery_window_in_days")
+            .map(text_of)
+            .as_deref()
+            != Some("var.secret_recovery_window_days")
+        {
+            v.push(format!(
+                "secret {} has a fixed recovery window",
+                secret.labels()[1].as_str()
+            ));
+        }
+    }
+    for role in blocks(body, "resource", "aws_iam_role") {
+        if attr(role.body(), "permissions_boundary").is_none() {
+            v.push(format!(
+                "role {} takes no permissions boundary",
+                role.labels()[1].as_str()
+            ));
+        }
+    }
+    let namespace = validation_condition(block_by_label(body, "variable", "metrics_namespace"))
+        .unwrap_or_default();
+    if !namespace.contains("AWS/") {
+        v.push("metrics_namespace may start with AWS/".into());
+    }
+    v
+}
+
+fn block_by_label<'a>(body: &'a Body, kind: &str, label: &str) -> &'a Block {
+    body.blocks()
+        .find(|b| b.identifier() == kind && b.labels().first().map(|l| l.as_str()) == Some(label))
+        .unwrap_or_else(|| panic!("{kind} {label}"))
+}
+
+#[test]
+fn the_module_deploys_alerts_and_tears_down() {
+    assert_eq!(deploy_violations(&infra()), Vec::<String>::new());
+    for (file, find, replace, want) in [
+        (
+            "variables.tf",
+            "floor(var.dispatch_batch_size) == var.dispatch_batch_size && ",
+            "",
+            "variable dispatch_batch_size accepts fractions",
+        ),
+        (
+            "variables.tf",
+            "{2,31}",
+            "{0,31}",
+            "name allows fewer than 3 characters",
+        ),
+        (
+            "monitoring.tf",
+            "kms_master_key_id = aws_kms_key.alarms.arn",
+            "kms_master_key_id = \"alias/aws/sns\"",
+            "the alarm topic's key",
+        ),
+        (
+            "monitoring.tf",
+            "\"kms:GenerateDataKey*\"",
+            "\"kms:Encrypt\"",
+            "does not let CloudWatch publish",
+        ),
+        (
+            "lambda.tf",
+            "var.graph_timeout_seconds + 5",
+            "5",
+            "no precondition",
+        ),
+        (
+            "rules.tf",
+            "create_before_destroy = true",
+            "create_before_destroy = false",
+            "destroy-first",
+        ),
+        (
+            "rules.tf",
+            "data.archive_file.rules[0].output_base64sha256",
+            "base64sha256(file(var.rules_file))",
+            "not hashed from its zip",
+        ),
+        (
+            "rules.tf",
+            "\"\\\"$WACAPI_CLI\\\" check-config \\\"$WACAPI_RULES_FILE\\\"\"",
+            "\"${local.wacapi_cli} check-config ${var.rules_file}\"",
+            "local-exec interpolates",
+        ),
+        (
+            "versions.tf",
+            "terraform {",
+            "provider \"aws\" {}\nterraform {",
+            "configures a provider",
+        ),
+        (
+            "variables.tf",
+            "default     = null\n}\n\nvariable \"rules_file\"",
+            "default     = \"../dist\"\n}\n\nvariable \"rules_file\"",
+            "relative to the working directory",
+        ),
+        (
+            "outputs.tf",
+            "output \"signal_queue_arn\"",
+            "output \"signal_queue_arn_x\"",
+            "no signal_queue_arn",
+        ),
+        (
+            "dynamodb.tf",
+            "= var.deletion_protection",
+            "= true",
+            "deletion protection",
+        ),
+        (
+            "secrets.tf",
+            "= var.secret_recovery_window_days",
+            "= 7",
+            "fixed recovery window",
+        ),
+        (
+            "iam.tf",
+            "permissions_boundary = var.permissions_boundary\n",
+            "",
+            "takes no permissions boundary",
+        ),
+        (
+            "variables.tf",
+            " && !startswith(var.metrics_namespace, \"AWS/\")",
+            "",
+            "may start with AWS/",
+        ),
+    ] {
+        let v = deploy_violations(&mutated(file, find, replace));
+        assert!(
+            v.iter().any(|m| m.contains(want)),
+            "{file}: {want:?} not caught: {v:?}"
+        );
+    }
+}
+
+/// The example root calls the module with arguments it declares and every one it requires, and
+/// configures the provider the module leaves to its caller.
+#[test]
+fn the_example_root_calls_the_module_as_declared() {
+    let root = repo_root().join("infra/examples/complete");
+    let mut example = Body::builder();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "tf") {
+            let body: Body = hcl::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for b in body.blocks() {
+                example = example.add_block(b.clone());
+            }
+        }
+    }
+    let example = example.build();
+    assert!(
+        example.blocks().any(|b| b.identifier() == "provider"),
+        "the root configures aws"
+    );
+    let module = block_by_label(&example, "module", "wacapi").body();
+    assert_eq!(
+        attr(module, "source").map(text_of).as_deref(),
+        Some("\"../..\"")
+    );
+    let infra = infra();
+    let declared: BTreeSet<String> = infra
+        .blocks()
+        .filter(|b| b.identifier() == "variable")
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect();
+    let required: BTreeSet<String> = infra
+        .blocks()
+        .filter(|b| b.identifier() == "variable" && attr(b.body(), "default").is_none())
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect();
+    let passed: BTreeSet<String> = module
+        .attributes()
+        .map(|a| a.key().to_owned())
+        .filter(|k| k != "source")
+        .collect();
+    let unknown: Vec<&String> = passed.difference(&declared).collect();
+    assert!(
+        unknown.is_empty(),
+        "arguments the module does not declare: {unknown:?}"
+    );
+    let missing: Vec<&String> = required.difference(&passed).collect();
+    assert!(
+        missing.is_empty(),
+        "required variables not passed: {missing:?}"
+    );
+    let outputs: BTreeSet<String> = infra
+        .blocks()
+        .filter(|b| b.identifier() == "output")
+        .map(|b| b.labels()[0].as_str().to_owned())
+        .collect();
+    for out in example.blocks().filter(|b| b.identifier() == "output") {
+        let value = attr(out.body(), "value").map(text_of).unwrap_or_default();
+        let name = value.strip_prefix("module.wacapi.").unwrap_or_default();
+        assert!(outputs.contains(name), "{value} is not a module output");
+    }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""What wacapi costs on AWS per 1 million webhooks, from measured figures and list prices.
+
+Usage: bench/cost.py [--ingest-ms 5.8] [--dispatch-ms 4.1] [--aws-call-ms 8] [--graph-ms 200] ...
+
+Durations: --ingest-ms and --dispatch-ms are the functions' own time per invocation as measured by
+tests/benches/lambda_footprint.rs against loopback services (BENCHMARKS.md); on AWS each service
+call adds a network round trip (--aws-call-ms) and each Graph request Meta's latency
+(--graph-ms), which dominate. Prices are us-east-1 list prices (see PRICES); pass --arm64 for
+Graviton. Prints a markdown table.
+"""
+
+import argparse
+
+# us-east-1 list prices (USD), as published on the AWS pricing pages in 2025-2026 (DynamoDB
+# on-demand after its November 2024 price cut). Check the AWS Pricing Calculator for your region.
+PRICES = {
+    "http_api_per_million": 1.00,  # API Gateway HTTP API, first 300 M requests/month
+    "lambda_request_per_million": 0.20,
+    "lambda_gb_s_x86": 0.0000166667,
+    "lambda_gb_s_arm": 0.0000133334,
+    "sqs_fifo_per_million": 0.50,  # per 64 KB request chunk
+    "ddb_wru_per_million": 0.625,  # on-demand write request units
+    "ddb_rru_per_million": 0.125,  # on-demand read request units
+    "logs_ingest_per_gb": 0.50,
+    "custom_metric_month": 0.30,  # first 10,000 metrics
+    "secret_month": 0.40,
+    "kms_key_month": 1.00,
+    "alarm_month": 0.10,  # standard-resolution metric alarm
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--webhooks", type=float, default=1_000_000)
+    p.add_argument("--signals-per-webhook", type=float, default=1.0, help="messages per webhook")
+    p.add_argument("--clicks-per-signal", type=float, default=0.3, help="share of messages carrying an ad click")
+    p.add_argument("--events-per-signal", type=float, default=0.3, help="events the rules produce per signal")
+    p.add_argument("--records-per-batch", type=float, default=3.0, help="SQS records per dispatch invocation")
+    p.add_argument("--ingest-ms", type=float, default=5.8, help="measured warm ingest invocation, loopback")
+    p.add_argument("--dispatch-ms", type=float, default=3.6, help="measured dispatch CPU per 10-record batch (lambda_footprint)")
+    p.add_argument("--aws-call-ms", type=float, default=8.0, help="one SQS/DynamoDB call's round trip on AWS")
+    p.add_argument("--graph-ms", type=float, default=200.0, help="one Graph API request's latency")
+    p.add_argument("--memory-mb", type=float, default=256)
+    p.add_argument("--log-kb-per-webhook", type=float, default=1.5, help="JSON logs and EMF documents")
+    p.add_argument("--bsp-markup-per-message", type=float, default=0.002,
+                   help="illustrative per-message markup of a BSP's conversion tracking, to compare")
+    p.add_argument("--arm64", action="store_true")
+    a = p.parse_args()
+
+    n = a.webhooks
+    signals = n * a.signals_per_webhook
+    batches = signals / a.records_per_batch
+    events = signals * a.events_per_signal
+    clicks = signals * a.clicks_per_signal
+    gb = a.memory_mb / 1024
+    gb_s_price = PRICES["lambda_gb_s_arm" if a.arm64 else "lambda_gb_s_x86"]
+
+    # Ingest: one SQS SendMessageBatch per webhook (plus the secret, cached).
+    ingest_ms = a.ingest_ms + a.aws_call_ms
+    # Dispatch per batch: one BatchGetItem, one TransactWriteItems, one BatchWriteItem, one Graph
+    # request (when the batch has events), the DLQ untouched in the common case.
+    dispatch_ms = a.dispatch_ms + 3 * a.aws_call_ms + (a.graph_ms if events else 0)
+
+    rows = [
+        ("API Gateway HTTP API", f"{n:,.0f} requests", n / 1e6 * PRICES["http_api_per_million"]),
+        ("Lambda requests", f"{n + batches:,.0f} invocations",
+         (n + batches) / 1e6 * PRICES["lambda_request_per_million"]),
+        ("Lambda ingest duration", f"{n * ingest_ms / 1000 * gb:,.0f} GB-s ({ingest_ms:.1f} ms each)",
+         n * ingest_ms / 1000 * gb * gb_s_price),
+        ("Lambda dispatch duration", f"{batches * dispatch_ms / 1000 * gb:,.0f} GB-s ({dispatch_ms:.0f} ms per batch)",
+         batches * dispatch_ms / 1000 * gb * gb_s_price),
+        # send batch per webhook; the event source's receive and delete per batch.
+        ("SQS FIFO requests", f"{n + 2 * batches:,.0f} requests",
+         (n + 2 * batches) / 1e6 * PRICES["sqs_fifo_per_million"]),
+        # A click: a transactional write (2 WRU) under each of ~2 keys; an event: a claim (2 WRU,
+        # transactional) and a sent mark (1 WRU); a lookup: a consistent read of ~2 keys.
+        ("DynamoDB writes", f"{clicks * 4 + events * 3:,.0f} WRU",
+         (clicks * 4 + events * 3) / 1e6 * PRICES["ddb_wru_per_million"]),
+        ("DynamoDB reads", f"{events * 2:,.0f} RRU", events * 2 / 1e6 * PRICES["ddb_rru_per_million"]),
+        ("CloudWatch Logs", f"{n * a.log_kb_per_webhook / 1e6:,.2f} GB",
+         n * a.log_kb_per_webhook / 1e6 * PRICES["logs_ingest_per_gb"]),
+    ]
+    variable = sum(r[2] for r in rows)
+    fixed = [
+        ("Custom metrics (about 60 metric/dimension pairs)", 60 * PRICES["custom_metric_month"]),
+        ("3 secrets", 3 * PRICES["secret_month"]),
+        ("Alarm topic KMS key", PRICES["kms_key_month"]),
+        ("About 14 alarms", 14 * PRICES["alarm_month"]),
+    ]
+    print(f"| per {n:,.0f} webhooks ({a.signals_per_webhook:g} message each, {a.events_per_signal:g} event per message, "
+          f"{'arm64' if a.arm64 else 'x86_64'}, {a.memory_mb:.0f} MB) | volume | USD |")
+    print("|---|---|---|")
+    for name, volume, cost in rows:
+        print(f"| {name} | {volume} | {cost:,.2f} |")
+    print(f"| **total, per {n:,.0f} webhooks** | | **{variable:,.2f}** |")
+    print(f"| fixed per month: {', '.join(f[0] for f in fixed)} | | {sum(f[1] for f in fixed):,.2f} |")
+    bsp = signals * a.bsp_markup_per_message
+    print(f"| for comparison: a per-message markup of ${a.bsp_markup_per_message:g} on the same messages | | {bsp:,.2f} |")
+
+
+if __name__ == "__main__":
+    main()
