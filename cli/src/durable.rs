@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use wacapi_shared::clicks::{Click, StoreError};
+use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::queue::{OutboundMessage, QueueError};
 use wacapi_shared::store::{ClickWrite, DispatchStore};

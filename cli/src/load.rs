@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::Semaphore;
-use wacapi_shared::rules::Config;
+use wacapi_shared::conversion::rules::Config;
 
 use crate::local::{self, GraphMode, LocalOptions};
 

@@ -26,13 +26,15 @@ use axum::routing::get;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
-use wacapi_shared::capi::EventsRequest;
+use wacapi_shared::conversion::rules::{Account, Config};
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::graph::{AccessTokens, GraphClient, GraphError, GraphSender, GraphSuccess};
 use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, MAX_EVENTS_BODY_BYTES, Reply, attributes};
+use wacapi_shared::meta::capi::EventsRequest;
+use wacapi_shared::meta::graph::{
+    AccessTokens, GraphClient, GraphError, GraphSender, GraphSuccess,
+};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
-use wacapi_shared::rules::{Account, Config};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
 use wacapi_shared::store::{DispatchStore, MemoryStore};

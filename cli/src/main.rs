@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wacapi_shared::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
-use wacapi_shared::rules::Config;
+use wacapi_shared::conversion::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
+use wacapi_shared::conversion::rules::Config;
 
 #[derive(Parser)]
 #[command(
@@ -43,7 +43,7 @@ struct GraphArgs {
     #[arg(long, env = "WACAPI_GRAPH_TOKEN", hide_env_values = true)]
     graph_token: Option<String>,
     /// The Graph API base URL (with a token).
-    #[arg(long, env = "WACAPI_GRAPH_BASE_URL", default_value = wacapi_shared::graph::DEFAULT_BASE_URL)]
+    #[arg(long, env = "WACAPI_GRAPH_BASE_URL", default_value = wacapi_shared::meta::graph::DEFAULT_BASE_URL)]
     graph_base_url: String,
 }
 

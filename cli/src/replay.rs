@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use wacapi_shared::clicks::MemoryClickStore;
-use wacapi_shared::mapping::{Outcome, SkipReason};
-use wacapi_shared::pipeline::{Processor, batch_requests};
-use wacapi_shared::rules::Config;
-use wacapi_shared::signal::split;
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::MemoryClickStore;
+use wacapi_shared::conversion::mapping::{Outcome, SkipReason};
+use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
+use wacapi_shared::conversion::rules::Config;
 
 /// Loads the configuration file, or the built-in default.
 pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {

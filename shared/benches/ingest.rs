@@ -13,19 +13,19 @@ use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use wacapi_shared::capi::EventsRequest;
-use wacapi_shared::clicks::{Click, MemoryClickStore};
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::{Click, MemoryClickStore};
+use wacapi_shared::conversion::hashing::{UserDataKey, hash, normalize, sha256_hex};
+use wacapi_shared::conversion::mapping::{Outcome, attributed_click, map_signal};
+use wacapi_shared::conversion::pipeline::batch_requests;
+use wacapi_shared::conversion::rules::Account;
+use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::graph::{GraphError, GraphSender, GraphSuccess};
-use wacapi_shared::hashing::{UserDataKey, hash, normalize, sha256_hex};
 use wacapi_shared::ingest::signal_messages;
-use wacapi_shared::mapping::{Outcome, attributed_click, map_signal};
+use wacapi_shared::meta::capi::EventsRequest;
+use wacapi_shared::meta::graph::{GraphError, GraphSender, GraphSuccess};
 use wacapi_shared::metrics::Metrics;
-use wacapi_shared::pipeline::batch_requests;
 use wacapi_shared::queue::MemoryQueue;
-use wacapi_shared::rules::Account;
-use wacapi_shared::rules::Config;
-use wacapi_shared::signal::split;
 use wacapi_shared::signature::{ClaimedSignature, sign};
 use wacapi_shared::store::MemoryStore;
 

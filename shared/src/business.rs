@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::capi::{Content, CustomData, EventName, MAX_EVENT_AGE_SECONDS};
-use crate::hashing::{UserDataKey, hash, normalize_phone, sha256_hex};
-use crate::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
-use crate::rules::is_currency_code;
+use crate::conversion::hashing::{UserDataKey, hash, normalize_phone, sha256_hex};
+use crate::conversion::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
+use crate::conversion::rules::is_currency_code;
+use crate::meta::capi::{Content, CustomData, EventName, MAX_EVENT_AGE_SECONDS};
 use crate::signal::{SIGNAL_VERSION, Signal, SignalEvent, UserRef};
 
 /// The timestamp header.
@@ -343,7 +343,7 @@ fn user_ref(user: &RawUser) -> Result<UserRef, String> {
 }
 
 fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, String> {
-    use crate::money::{MAX_AMOUNT, MAX_QUANTITY, is_valid_amount, is_valid_quantity};
+    use crate::conversion::money::{MAX_AMOUNT, MAX_QUANTITY, is_valid_amount, is_valid_quantity};
     let amount_rule = format!("a number from 0 to {MAX_AMOUNT:e}");
     let mut data = CustomData::default();
     if let Some(v) = map.remove("value") {
@@ -351,7 +351,7 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
             .as_f64()
             .filter(|v| is_valid_amount(*v))
             .ok_or_else(|| format!("custom_data.value must be {amount_rule}"))?;
-        data.value = Some(crate::capi::round_money(value));
+        data.value = Some(crate::meta::capi::round_money(value));
     }
     if let Some(v) = map.remove("currency") {
         let currency = v
@@ -408,7 +408,7 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
             Value::Number(n) => n.to_string(),
             _ => return Err("custom_data.order_id must be a string".into()),
         };
-        if crate::privacy::looks_like_email(&id) {
+        if crate::conversion::privacy::looks_like_email(&id) {
             return Err(PERSONAL_CUSTOM_DATA.replace("{key}", "order_id"));
         }
         data.order_id = Some(id);
@@ -420,7 +420,7 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
                 crate::signal::MAX_FLOW_FIELD_DEPTH
             ));
         }
-        if crate::privacy::looks_personal(value) {
+        if crate::conversion::privacy::looks_personal(value) {
             return Err(PERSONAL_CUSTOM_DATA.replace("{key}", key));
         }
     }

@@ -123,7 +123,7 @@ impl DispatchEnv {
             config_file: lookup(env::CONFIG_FILE).filter(|v| !v.trim().is_empty()),
             graph_base_url: lookup(env::GRAPH_BASE_URL)
                 .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| crate::graph::DEFAULT_BASE_URL.to_owned()),
+                .unwrap_or_else(|| crate::meta::graph::DEFAULT_BASE_URL.to_owned()),
             graph_timeout,
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
             metrics_namespace: namespace(&lookup),
@@ -136,13 +136,14 @@ impl DispatchEnv {
     }
 
     /// Loads the rules and accounts: the file when set, else the built-in defaults.
-    pub fn load_rules(&self) -> Result<crate::rules::Config, String> {
+    pub fn load_rules(&self) -> Result<crate::conversion::rules::Config, String> {
         match &self.config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-                crate::rules::Config::from_toml(&text).map_err(|e| format!("{path}: {e}"))
+                crate::conversion::rules::Config::from_toml(&text)
+                    .map_err(|e| format!("{path}: {e}"))
             }
-            None => crate::rules::Config::default_config()
+            None => crate::conversion::rules::Config::default_config()
                 .map_err(|e| format!("built-in configuration: {e}")),
         }
     }

@@ -8,7 +8,7 @@
 //!   not help); if it cannot fit in a queue message, only its digest (SHA-256, size, reason) is
 //!   kept, 200: Meta's retries for seven days could not make it fit either.
 //! - signed webhook: every signal queued (signals are bounded: long texts and Flow fields are
-//!   cut, see [`crate::signal::MAX_TEXT_CHARS`]), every bad part dead-lettered, then 200; any
+//!   cut, see [`crate::channels::whatsapp::MAX_TEXT_CHARS`]), every bad part dead-lettered, then 200; any
 //!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
 //! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
 
@@ -19,11 +19,12 @@ use subtle::ConstantTimeEq;
 use serde_json::json;
 
 use crate::business::{self, EventAuthError, EventKeys, EventsError};
-use crate::hashing::sha256_hex;
+use crate::channels::split;
+use crate::conversion::hashing::sha256_hex;
 use crate::metrics::{Metrics, names};
 use crate::queue::{MAX_MESSAGE_BYTES, MessageSink, OutboundMessage, QueueError};
 use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
-use crate::signal::{SignalEvent, Split, split};
+use crate::signal::{SignalEvent, Split};
 use crate::signature::{ClaimedSignature, SignatureError};
 
 /// Meta sends at most 3 MB; a margin above that, anything larger is refused with 413.
@@ -410,7 +411,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             .into_iter()
             .partition(|m| m.size() <= MAX_MESSAGE_BYTES);
         if !oversized.is_empty() {
-            // Signals are bounded by construction (signal::MAX_TEXT_CHARS and the rest); one
+            // Signals are bounded by construction (channels::whatsapp::MAX_TEXT_CHARS and the rest); one
             // that still does not fit is kept as a digest, never answered 500 for ever.
             let digests = oversized
                 .into_iter()

@@ -1,35 +1,31 @@
 //! wacapi's shared library: everything the ingest and dispatch functions and the CLI have in
-//! common.
+//! common, laid out as the system is:
 //!
-//! The pure core ([`webhook`], [`signature`], [`signal`], [`hashing`], [`rules`], [`mapping`],
-//! [`capi`]) does no I/O and takes time as a value; the ports ([`queue`], [`secrets`],
-//! [`clicks`], [`store`]) have AWS adapters ([`sqs`], [`secrets::SecretsManagerSource`],
-//! [`dynamo`]) beside in-memory ones; [`ingest`], [`pipeline`] and [`dispatch`] join them behind
-//! edge-agnostic APIs.
+//! - [`channels`]: one module per channel, from a webhook body to [`signal`]s (the queue
+//!   messages between ingest and dispatch);
+//! - [`conversion`]: the pure conversion core every channel shares (rules, click attribution,
+//!   mapping, hashing, money, privacy); no I/O, time is a value;
+//! - [`meta`]: Meta as a destination (the CAPI model, the Graph client);
+//! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
+//!   them, and their AWS adapters together in [`aws`];
+//! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
+//! - support: [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`].
 
+pub mod aws;
 pub mod business;
-pub mod capi;
-pub mod clicks;
+pub mod channels;
 pub mod config;
+pub mod conversion;
 pub mod dispatch;
-pub mod dynamo;
-pub mod graph;
-pub mod hashing;
 pub mod ingest;
 pub mod ledger;
 pub mod lenient;
 pub mod logging;
-pub mod mapping;
+pub mod meta;
 pub mod metrics;
-pub mod money;
-pub mod pipeline;
-pub mod privacy;
 pub mod queue;
 pub mod redact;
-pub mod rules;
 pub mod secrets;
 pub mod signal;
 pub mod signature;
-pub mod sqs;
 pub mod store;
-pub mod webhook;

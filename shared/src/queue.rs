@@ -1,5 +1,5 @@
 //! The queue port: FIFO messages out of ingest (signals, dead letters), with an in-memory adapter.
-//! The SQS adapter lives in [`crate::sqs`].
+//! The SQS adapter lives in [`crate::aws::sqs`].
 
 use std::collections::HashSet;
 use std::future::Future;

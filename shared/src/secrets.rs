@@ -1,5 +1,5 @@
-//! Secrets: JSON documents in Secrets Manager, fetched by ARN, cached across invocations with a
-//! TTL, and re-read early (rate limited) when a caller suspects rotation.
+//! Secrets: JSON documents (in Secrets Manager, see [`crate::aws::secrets_manager`]), cached across
+//! invocations with a TTL, and re-read early (rate limited) when a caller suspects rotation.
 //!
 //! Secret values live in [`SecretString`]s, whose `Debug` is redacted; errors describe where a
 //! document is wrong, never what it contains.
@@ -8,8 +8,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -36,39 +34,6 @@ pub enum SecretError {
 pub trait SecretSource: Send + Sync {
     /// Reads the current secret string.
     fn fetch(&self) -> impl Future<Output = Result<SecretString, SecretError>> + Send;
-}
-
-/// A secret in AWS Secrets Manager.
-#[derive(Debug, Clone)]
-pub struct SecretsManagerSource {
-    client: Client,
-    secret_id: String,
-}
-
-impl SecretsManagerSource {
-    /// A secret by ARN (or name).
-    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            secret_id: secret_id.into(),
-        }
-    }
-}
-
-impl SecretSource for SecretsManagerSource {
-    async fn fetch(&self) -> Result<SecretString, SecretError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| SecretError::Fetch(DisplayErrorContext(e).to_string()))?;
-        out.secret_string()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| SecretString::from(s.to_owned()))
-            .ok_or(SecretError::Empty)
-    }
 }
 
 /// A fixed secret document (the CLI and tests).

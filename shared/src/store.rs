@@ -6,18 +6,18 @@
 //! 150 µs of CPU in the AWS SDK, so calls per batch, not per record, set the dispatcher's CPU per
 //! event.
 //!
-//! [`MemoryStore`] serves the CLI and unit tests; [`crate::dynamo::DynamoStore`] is the deployed
+//! [`MemoryStore`] serves the CLI and unit tests; [`crate::aws::dynamo::DynamoStore`] is the deployed
 //! adapter.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::clicks::{Click, ClickStore, StoreError, user_key};
+use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
 use crate::signal::UserRef;
 
-/// A click to keep under one hashed user key (see [`crate::clicks::user_key`]), unless the key
+/// A click to keep under one hashed user key (see [`crate::conversion::clicks::user_key`]), unless the key
 /// already holds a newer one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClickWrite {
@@ -347,7 +347,7 @@ impl DispatchStore for MemoryStore {
         Ok(keys
             .iter()
             .filter_map(|k| {
-                let c = tables.clicks.get(&crate::hashing::key32(k))?;
+                let c = tables.clicks.get(&crate::conversion::hashing::key32(k))?;
                 Some((k.clone(), c.click.clone()))
             })
             .collect())
@@ -362,7 +362,7 @@ impl DispatchStore for MemoryStore {
         let mut tables = self.lock()?;
         tables.purge(now);
         for write in clicks {
-            let key = crate::hashing::key32(&write.key);
+            let key = crate::conversion::hashing::key32(&write.key);
             let superseded = tables
                 .clicks
                 .get(&key)
@@ -380,7 +380,7 @@ impl DispatchStore for MemoryStore {
         Ok(claims
             .iter()
             .map(|c| {
-                let key = crate::hashing::key32(&c.event_id);
+                let key = crate::conversion::hashing::key32(&c.event_id);
                 match tables.ledger.get(&key) {
                     Some(Entry::Sent { .. }) => Claim::AlreadySent,
                     Some(Entry::Pending { lease_until, .. }) if *lease_until >= now => {
@@ -405,7 +405,7 @@ impl DispatchStore for MemoryStore {
         let mut tables = self.lock()?;
         for mark in marks {
             tables.ledger.insert(
-                crate::hashing::key32(&mark.event_id),
+                crate::conversion::hashing::key32(&mark.event_id),
                 Entry::Sent {
                     expires_at: mark.expires_at,
                 },
@@ -417,7 +417,7 @@ impl DispatchStore for MemoryStore {
     async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for id in event_ids {
-            let key = crate::hashing::key32(id);
+            let key = crate::conversion::hashing::key32(id);
             if matches!(tables.ledger.get(&key), Some(Entry::Pending { .. })) {
                 tables.ledger.remove(&key);
             }

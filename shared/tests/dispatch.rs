@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wacapi_shared::capi::EventsRequest;
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::rules::{Account, Config};
 use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::graph::{GraphError, GraphSender, GraphSuccess};
+use wacapi_shared::meta::capi::EventsRequest;
+use wacapi_shared::meta::graph::{GraphError, GraphSender, GraphSuccess};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MemoryQueue;
-use wacapi_shared::rules::{Account, Config};
-use wacapi_shared::signal::{Signal, split};
+use wacapi_shared::signal::Signal;
 use wacapi_shared::store::MemoryStore;
 
 fn repo() -> PathBuf {

@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use wacapi_shared::capi::EventName;
-use wacapi_shared::clicks::{ClickStore, MemoryClickStore};
-use wacapi_shared::mapping::{MappedEvent, Outcome, SkipReason};
-use wacapi_shared::pipeline::{Processor, batch_requests};
-use wacapi_shared::rules::Config;
-use wacapi_shared::signal::{Signal, split};
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::{ClickStore, MemoryClickStore};
+use wacapi_shared::conversion::mapping::{MappedEvent, Outcome, SkipReason};
+use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
+use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::meta::capi::EventName;
+use wacapi_shared::signal::Signal;
 
 const NOW: i64 = 1_750_100_000;
 const DAY: i64 = 86_400;
@@ -264,8 +265,8 @@ async fn flow_fields_are_normalised_and_hashed() {
         .find(|e| e.rule == "lead-form")
         .expect("lead-form fired");
     let ud = &lead.event.user_data.hashed;
-    let h = |k, v| wacapi_shared::hashing::hash(k, v).unwrap();
-    use wacapi_shared::hashing::UserDataKey as K;
+    let h = |k, v| wacapi_shared::conversion::hashing::hash(k, v).unwrap();
+    use wacapi_shared::conversion::hashing::UserDataKey as K;
     assert_eq!(ud["em"], [h(K::Em, "sheena.nelson@example.com")]);
     assert_eq!(ud["fn"], [h(K::Fn, "sheena")]);
     assert_eq!(ud["ln"], [h(K::Ln, "nelson")]);

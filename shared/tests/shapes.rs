@@ -16,12 +16,13 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use wacapi_shared::capi::EventName;
-use wacapi_shared::clicks::MemoryClickStore;
-use wacapi_shared::mapping::Outcome;
-use wacapi_shared::pipeline::Processor;
-use wacapi_shared::rules::{Config, is_currency_code};
-use wacapi_shared::signal::{Signal, split};
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::MemoryClickStore;
+use wacapi_shared::conversion::mapping::Outcome;
+use wacapi_shared::conversion::pipeline::Processor;
+use wacapi_shared::conversion::rules::{Config, is_currency_code};
+use wacapi_shared::meta::capi::EventName;
+use wacapi_shared::signal::Signal;
 
 const NOW: i64 = 1_750_100_000;
 

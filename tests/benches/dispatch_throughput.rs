@@ -16,13 +16,13 @@
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher};
-use wacapi_shared::graph::{AccessTokens, GraphClient};
+use wacapi_shared::meta::graph::{AccessTokens, GraphClient};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MemoryQueue;
-use wacapi_shared::rules::Config;
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
-use wacapi_shared::signal::split;
 use wacapi_shared::store::MemoryStore;
 use wacapi_tests::graph_mock::{MOCK_TOKEN, MockGraph};
 use wacapi_tests::stack::{Stack, StackOptions, unix_now};

@@ -14,24 +14,26 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use wacapi_shared::config::{DispatchEnv, IngestSettings, env};
+use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::RecordTally;
-use wacapi_shared::rules::Config;
 
 use crate::graph_mock::{MOCK_TOKEN, MockGraph};
 use crate::{aws_config, create_fifo_queue, secret_document, signed_post, unique};
 
 /// The deployed ingest state type.
 pub type IngestState = webhook_ingest::State<
-    wacapi_shared::secrets::SecretsManagerSource,
-    wacapi_shared::sqs::SqsQueue,
-    wacapi_shared::sqs::SqsQueue,
+    wacapi_shared::aws::secrets_manager::SecretsManagerSource,
+    wacapi_shared::aws::sqs::SqsQueue,
+    wacapi_shared::aws::sqs::SqsQueue,
 >;
 
 /// The deployed dispatch state type.
 pub type DispatchState = capi_dispatch::State<
-    wacapi_shared::dynamo::DynamoStore,
-    wacapi_shared::graph::GraphClient<wacapi_shared::secrets::SecretsManagerSource>,
-    wacapi_shared::sqs::SqsQueue,
+    wacapi_shared::aws::dynamo::DynamoStore,
+    wacapi_shared::meta::graph::GraphClient<
+        wacapi_shared::aws::secrets_manager::SecretsManagerSource,
+    >,
+    wacapi_shared::aws::sqs::SqsQueue,
 >;
 
 /// Every resource of one test's deployment.

@@ -60,8 +60,8 @@ async fn a_crm_event_is_attributed_to_the_click_of_an_earlier_webhook() {
             .unwrap()
             .starts_with("Aff-n8ZT")
     );
-    let em = wacapi_shared::hashing::hash(
-        wacapi_shared::hashing::UserDataKey::Em,
+    let em = wacapi_shared::conversion::hashing::hash(
+        wacapi_shared::conversion::hashing::UserDataKey::Em,
         "sheena.nelson@example.com",
     )
     .unwrap();

@@ -10,19 +10,20 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use wacapi_shared::clicks::{Click, StoreError};
+use wacapi_shared::aws::dynamo::DynamoStore;
+use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
+use wacapi_shared::aws::sqs::SqsQueue;
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::{Click, StoreError};
+use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::{
     DispatchSettings, Dispatcher, InboundRecord, graph_attributes, metric_names,
 };
-use wacapi_shared::dynamo::DynamoStore;
-use wacapi_shared::graph::GraphClient;
 use wacapi_shared::ingest::attributes;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
+use wacapi_shared::meta::graph::GraphClient;
 use wacapi_shared::metrics::Metrics;
-use wacapi_shared::rules::Config;
-use wacapi_shared::secrets::SecretsManagerSource;
-use wacapi_shared::signal::{Signal, split};
-use wacapi_shared::sqs::SqsQueue;
+use wacapi_shared::signal::Signal;
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{
@@ -88,7 +89,7 @@ async fn every_example_webhook_reaches_the_graph_api_as_expected() {
 #[tokio::test]
 async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
     let stack = Stack::new(StackOptions {
-        rules: Some(wacapi_shared::rules::DEFAULT_CONFIG.to_owned()),
+        rules: Some(wacapi_shared::conversion::rules::DEFAULT_CONFIG.to_owned()),
         ..StackOptions::default()
     })
     .await;

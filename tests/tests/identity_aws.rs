@@ -6,7 +6,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
-use wacapi_shared::clicks::user_key;
+use wacapi_shared::conversion::clicks::user_key;
 use wacapi_shared::signal::UserKey;
 use wacapi_tests::stack::{Stack, StackOptions, freshen, total, unix_now};
 use wacapi_tests::{fixture, sample};
@@ -120,7 +120,7 @@ async fn a_number_change_carries_the_click_to_the_new_phone_and_bsuid() {
         .await;
     stack.pump(5).await;
     let stored = clicks(&stack).await;
-    let phone_hash = wacapi_shared::hashing::sha256_hex(b"16505559999");
+    let phone_hash = wacapi_shared::conversion::hashing::sha256_hex(b"16505559999");
     for key in [
         UserKey::Phone(&phone_hash),
         UserKey::Bsuid("US.99991208655302741918"),

@@ -241,7 +241,7 @@ fn iam_violations(body: &Body) -> Vec<String> {
             "ingest",
             "aws_cloudwatch_log_group.ingest",
             webhook_ingest::AWS_PERMISSIONS,
-            &["shared/src/sqs.rs", "shared/src/secrets.rs"],
+            &["shared/src/aws/sqs.rs", "shared/src/aws/secrets_manager.rs"],
             &[],
         ),
         (
@@ -249,9 +249,9 @@ fn iam_violations(body: &Body) -> Vec<String> {
             "aws_cloudwatch_log_group.dispatch",
             capi_dispatch::AWS_PERMISSIONS,
             &[
-                "shared/src/sqs.rs",
-                "shared/src/secrets.rs",
-                "shared/src/dynamo.rs",
+                "shared/src/aws/sqs.rs",
+                "shared/src/aws/secrets_manager.rs",
+                "shared/src/aws/dynamo.rs",
             ],
             capi_dispatch::EVENT_SOURCE_ACTIONS,
         ),

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
 use lambda_http::Body;
-use wacapi_shared::hashing::sha256_hex;
+use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
+use wacapi_shared::aws::sqs::SqsQueue;
+use wacapi_shared::conversion::hashing::sha256_hex;
 use wacapi_shared::ingest::{Ingest, attributes};
 use wacapi_shared::metrics::{Metrics, names};
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
-use wacapi_shared::secrets::{CachedSecret, SecretError, SecretsManagerSource};
+use wacapi_shared::secrets::{CachedSecret, SecretError};
 use wacapi_shared::signal::Signal;
-use wacapi_shared::sqs::SqsQueue;
 use wacapi_tests::*;
 use webhook_ingest::{State, handler};
 

@@ -473,7 +473,10 @@ async fn signed_garbage_too_large_to_keep_is_acknowledged_with_its_digest() {
     assert_eq!(attr(&dead[0], attributes::REASON), "not_an_envelope");
     let digest: Value = serde_json::from_str(&dead[0].body).unwrap();
     assert_eq!(digest["bytes"], 2 * 1024 * 1024);
-    assert_eq!(digest["sha256"], wacapi_shared::hashing::sha256_hex(&body));
+    assert_eq!(
+        digest["sha256"],
+        wacapi_shared::conversion::hashing::sha256_hex(&body)
+    );
     assert!(h.signals.is_empty());
 }
 
@@ -496,7 +499,10 @@ async fn every_message_of_an_oversized_webhook_lands() {
     for s in &signals {
         match &s.event {
             wacapi_shared::signal::SignalEvent::Text { body } => {
-                assert_eq!(body.chars().count(), wacapi_shared::signal::MAX_TEXT_CHARS)
+                assert_eq!(
+                    body.chars().count(),
+                    wacapi_shared::channels::whatsapp::MAX_TEXT_CHARS
+                )
             }
             other => panic!("a text: {other:?}"),
         }

@@ -6,14 +6,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
+use wacapi_shared::aws::dynamo::DynamoStore;
+use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
+use wacapi_shared::aws::sqs::SqsQueue;
 use wacapi_shared::config::{DispatchEnv, SECRET_FORCED_REFRESH_INTERVAL};
 use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::dynamo::DynamoStore;
-use wacapi_shared::graph::{GraphClient, GraphSender};
+use wacapi_shared::meta::graph::{GraphClient, GraphSender};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
-use wacapi_shared::secrets::{CachedSecret, SecretsManagerSource};
-use wacapi_shared::sqs::SqsQueue;
+use wacapi_shared::secrets::CachedSecret;
 use wacapi_shared::store::DispatchStore;
 
 /// The `Service` dimension of this function's metrics.
@@ -65,7 +66,7 @@ impl State<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
     pub fn from_aws(
         aws: &aws_config::SdkConfig,
         env: &DispatchEnv,
-        rules: wacapi_shared::rules::Config,
+        rules: wacapi_shared::conversion::rules::Config,
     ) -> Result<Self, String> {
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(aws),

@@ -9,14 +9,15 @@ use std::io::Write;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
+use wacapi_shared::aws::sqs::SqsQueue;
 use wacapi_shared::business;
 use wacapi_shared::config::{IngestSettings, SECRET_FORCED_REFRESH_INTERVAL};
 use wacapi_shared::ingest::{Ingest, Reply};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
-use wacapi_shared::secrets::{CachedSecret, SecretSource, SecretsManagerSource};
+use wacapi_shared::secrets::{CachedSecret, SecretSource};
 use wacapi_shared::signature::SIGNATURE_HEADER;
-use wacapi_shared::sqs::SqsQueue;
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "webhook-ingest";

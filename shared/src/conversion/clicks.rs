@@ -2,7 +2,7 @@
 //!
 //! A click is recorded under every identity the user showed (BSUID and hashed phone), so a later
 //! message carrying only one of them still finds it. Lookups take the newest click across the
-//! user's identities. [`ClickStore`] is what [`crate::pipeline::Processor`] reads and writes: the
+//! user's identities. [`ClickStore`] is what [`crate::conversion::pipeline::Processor`] reads and writes: the
 //! dispatcher gives it [`crate::store::BatchClicks`], one batch's view over the durable store
 //! (DynamoDB, read and written once per batch); the CLI's replay uses [`MemoryClickStore`].
 
@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hashing::sha256_hex;
+use crate::conversion::hashing::sha256_hex;
 use crate::signal::{UserKey, UserRef};
 
 /// An ad click.

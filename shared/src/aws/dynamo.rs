@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 
-use crate::clicks::{Click, StoreError};
+use crate::conversion::clicks::{Click, StoreError};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
 use crate::store::{ClickWrite, DispatchStore};
 

@@ -28,18 +28,20 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures_util::future::join_all;
 
-use crate::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
-use crate::graph::{ErrorClass, GraphError, GraphSender, Receipt};
-use crate::hashing::sha256_hex;
+use crate::channels::split;
+use crate::channels::whatsapp::signal_from_item;
+use crate::conversion::hashing::sha256_hex;
+use crate::conversion::mapping::{MappedEvent, Outcome, SkipReason};
+use crate::conversion::pipeline::{Processor, click_lookups};
+use crate::conversion::rules::{Account, Config};
 use crate::ingest::attributes;
 use crate::ledger::{Claim, ClaimRequest, SentMark};
-use crate::mapping::{MappedEvent, Outcome, SkipReason};
+use crate::meta::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
+use crate::meta::graph::{ErrorClass, GraphError, GraphSender, Receipt};
 use crate::metrics::{Metrics, Unit};
-use crate::pipeline::{Processor, click_lookups};
 use crate::queue::{MessageSink, OutboundMessage};
 use crate::redact::safe_json_error;
-use crate::rules::{Account, Config};
-use crate::signal::{SIGNAL_VERSION, Signal, signal_from_item, split};
+use crate::signal::{SIGNAL_VERSION, Signal};
 use crate::store::{BatchClicks, DispatchStore};
 
 /// Metric names of the dispatcher (the contract with `infra/`).

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
-use crate::clicks::{Click, ClickStore, StoreError, user_key};
-use crate::mapping::{
+use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
+use crate::conversion::mapping::{
     MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click,
 };
-use crate::rules::{Account, Config};
+use crate::conversion::rules::{Account, Config};
+use crate::meta::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
 use crate::signal::{Signal, SignalEvent, UserRef};
 
 /// Turns signals into outcomes, keeping the click store up to date.
@@ -164,7 +164,7 @@ pub struct GraphRequest {
 /// agent), in first-seen order, at most 1,000 events each.
 pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<GraphRequest> {
     let mut order: Vec<Account> = Vec::new();
-    let mut groups: BTreeMap<usize, Vec<crate::capi::Event>> = BTreeMap::new();
+    let mut groups: BTreeMap<usize, Vec<crate::meta::capi::Event>> = BTreeMap::new();
     for mapped in events {
         let index = match order.iter().position(|a| *a == mapped.account) {
             Some(i) => i,

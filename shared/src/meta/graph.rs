@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::capi::EventsRequest;
-use crate::rules::Account;
+use crate::conversion::rules::Account;
+use crate::meta::capi::EventsRequest;
 use crate::secrets::{CachedSecret, SecretError, SecretSource};
 
 /// Meta's Graph API.

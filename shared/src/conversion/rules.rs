@@ -11,8 +11,8 @@ use std::fmt;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use crate::capi::EventName;
-use crate::hashing::UserDataKey;
+use crate::conversion::hashing::UserDataKey;
+use crate::meta::capi::EventName;
 
 /// The configuration used when none is given: the rules most advertisers want, and every WABA
 /// routed to a placeholder dataset so a dry run works out of the box.
@@ -416,8 +416,8 @@ fn personal_custom_data(rules: &[Rule]) -> Vec<String> {
         for (key, field) in &rule.custom_data.fields {
             let why = if hashed.contains(field.as_str()) {
                 "a user_data mapping hashes it"
-            } else if crate::privacy::is_personal_field_name(field)
-                || crate::privacy::is_personal_field_name(key)
+            } else if crate::conversion::privacy::is_personal_field_name(field)
+                || crate::conversion::privacy::is_personal_field_name(key)
             {
                 "it names customer information"
             } else {
@@ -495,11 +495,11 @@ impl RawRule {
         }
         if raw_custom
             .value
-            .is_some_and(|v| !crate::money::is_valid_amount(v))
+            .is_some_and(|v| !crate::conversion::money::is_valid_amount(v))
         {
             errors.push(format!(
                 "{label}: value must be a number from 0 to {:e}",
-                crate::money::MAX_AMOUNT
+                crate::conversion::money::MAX_AMOUNT
             ));
         }
         if event == Some(EventName::Purchase) {
@@ -706,7 +706,7 @@ mod tests {
 
     #[test]
     fn the_example_configuration_is_valid() {
-        let text = include_str!("../../examples/wacapi.toml");
+        let text = include_str!("../../../examples/wacapi.toml");
         let config = Config::from_toml(text).expect("valid example");
         let kinds: HashSet<&str> = config.rules.iter().map(|r| r.trigger.kind()).collect();
         for kind in [

@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::capi::{
+use crate::conversion::clicks::Click;
+use crate::conversion::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
+use crate::conversion::money::{is_valid_amount, is_valid_quantity};
+use crate::conversion::rules::{
+    Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code,
+};
+use crate::meta::capi::{
     Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, round_money,
 };
-use crate::clicks::Click;
-use crate::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
-use crate::money::{is_valid_amount, is_valid_quantity};
-use crate::rules::{Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code};
 use crate::signal::OrderItem;
 use crate::signal::{Signal, SignalEvent};
 
@@ -226,12 +228,12 @@ fn map_rule(
 pub fn scrub_custom_data(data: &mut CustomData) -> usize {
     let before = data.extra.len() + usize::from(data.order_id.is_some());
     data.extra
-        .retain(|_, value| !crate::privacy::looks_personal(value));
+        .retain(|_, value| !crate::conversion::privacy::looks_personal(value));
     // Order ids are often long digit strings: only an email is taken for personal data there.
     if data
         .order_id
         .as_deref()
-        .is_some_and(crate::privacy::looks_like_email)
+        .is_some_and(crate::conversion::privacy::looks_like_email)
     {
         data.order_id = None;
     }
@@ -364,7 +366,7 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
             .map(|c| c.trim().to_ascii_uppercase());
         // Meta writes the amount × 1000 (see money::AUTOMATIC_EVENT_VALUE_SCALE for the source).
         if let Some(raw) = &meta.value {
-            let value = crate::money::automatic_event_value(raw, currency.as_deref())
+            let value = crate::conversion::money::automatic_event_value(raw, currency.as_deref())
                 .filter(|v| is_valid_amount(*v))?;
             data.value = Some(round_money(value));
         }
@@ -395,7 +397,7 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
 
 /// An order's value data, or `None` when it cannot be computed: no items, a line whose
 /// quantity, price or currency could not be read, a quantity outside 1..=10^6 or fractional, a
-/// price or total outside 0..=10^12 (see [`crate::money`]), or mixed currencies.
+/// price or total outside 0..=10^12 (see [`crate::conversion::money`]), or mixed currencies.
 fn order_custom_data(items: &[OrderItem]) -> Option<CustomData> {
     struct Line<'a> {
         id: &'a str,
