@@ -42,7 +42,7 @@ use crate::metrics::{Metrics, Unit};
 use crate::queue::{MessageSink, OutboundMessage};
 use crate::redact::safe_json_error;
 use crate::signal::{SIGNAL_VERSION, Signal};
-use crate::store::{BatchClicks, DispatchStore};
+use crate::store::{BatchClicks, ClickWrite, DispatchStore};
 
 /// Metric names of the dispatcher (the contract with `infra/`).
 pub mod metric_names {
@@ -102,6 +102,14 @@ pub mod metric_names {
     ];
 }
 use metric_names as m;
+
+mod decode;
+mod record;
+mod send;
+
+use decode::decode;
+use record::{BLOCKED, DeadLetter, RecordResult, State, settle_failures};
+use send::{SendLog, record_sends, requests};
 
 /// Dead-letter attributes the dispatcher adds beside [`attributes`].
 pub mod graph_attributes {
@@ -209,165 +217,6 @@ pub struct Dispatcher<S, G, D> {
     settings: DispatchSettings,
 }
 
-/// Why a record behind a failed one of its FIFO group is failed too.
-const BLOCKED: &str = "an earlier record of its group failed";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Open,
-    Skipped,
-    Duplicate,
-    /// Bound for the dead-letter queue (moved at the end of the batch).
-    ToDeadLetter(DeadLetter),
-    /// Moved to the dead-letter queue, with this reason.
-    DeadLettered(&'static str),
-    Failed(String),
-}
-
-#[derive(Debug)]
-struct RecordResult {
-    state: State,
-    /// Events mapped from the record, not yet claimed.
-    mapped: Vec<MappedEvent>,
-    /// Events this invocation claimed and may send.
-    claimed: Vec<MappedEvent>,
-    skips: Vec<SkipReason>,
-    dedup_hits: usize,
-    /// Records of this batch whose copy of one of this record's events is the one sent.
-    shadows: Vec<usize>,
-    dropped_user_data: usize,
-    dropped_custom_data: usize,
-}
-
-impl RecordResult {
-    fn new() -> Self {
-        Self {
-            state: State::Open,
-            mapped: Vec::new(),
-            claimed: Vec::new(),
-            skips: Vec::new(),
-            dedup_hits: 0,
-            shadows: Vec::new(),
-            dropped_user_data: 0,
-            dropped_custom_data: 0,
-        }
-    }
-
-    fn failed(why: impl Into<String>) -> Self {
-        Self {
-            state: State::Failed(why.into()),
-            ..Self::new()
-        }
-    }
-
-    fn dead_letter(letter: DeadLetter) -> Self {
-        Self {
-            state: State::ToDeadLetter(letter),
-            ..Self::new()
-        }
-    }
-
-    fn is_failed(&self) -> bool {
-        matches!(self.state, State::Failed(_))
-    }
-
-    /// Open, duplicate or skipped, from what the record holds.
-    fn settle(&mut self) {
-        if matches!(self.state, State::Open | State::Duplicate | State::Skipped) {
-            self.state = if !self.claimed.is_empty() || !self.mapped.is_empty() {
-                State::Open
-            } else if self.dedup_hits > 0 {
-                State::Duplicate
-            } else {
-                State::Skipped
-            };
-        }
-    }
-}
-
-#[derive(Debug)]
-enum EventResult {
-    Sent(Option<String>),
-    Invalid(GraphError),
-    Failed(GraphError),
-    /// Meta answered 2xx but counted another number of events than were sent: which ones it
-    /// kept is unknown, so the events are neither marked sent nor retried automatically.
-    Unconfirmed(Unconfirmed),
-}
-
-#[derive(Debug, Clone)]
-struct Unconfirmed {
-    received: Option<u64>,
-    sent: usize,
-    fbtrace_id: Option<String>,
-}
-
-#[derive(Debug, Default)]
-struct SendLog {
-    results: Vec<(usize, Event, EventResult)>,
-    requests: usize,
-    sizes: Vec<usize>,
-    errors: Vec<GraphError>,
-    /// 2xx answers that did not count every event.
-    mismatches: usize,
-    /// Events of requests whose fate is unknown (5xx, no answer): each is sent again, now or on
-    /// redelivery, and may reach Meta twice.
-    ambiguous: usize,
-}
-
-/// A dead-letter move: reason, detail, and extra attributes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DeadLetter {
-    reason: &'static str,
-    detail: String,
-    extra: Vec<(&'static str, String)>,
-}
-
-/// Spreads failures: to the later records of a failed record's FIFO group, and to the records
-/// whose event was a copy of one that was not sent.
-fn settle_failures(groups: &[&str], results: &mut [RecordResult]) {
-    hold_back_groups(groups, results);
-    fail_shadows(results);
-}
-
-/// FIFO: a failed record fails the later records of its group.
-fn hold_back_groups(groups: &[&str], results: &mut [RecordResult]) {
-    let mut failed = HashSet::new();
-    for (i, result) in results.iter_mut().enumerate() {
-        if failed.contains(groups[i]) {
-            if !result.is_failed() {
-                result.state = State::Failed(BLOCKED.into());
-            }
-        } else if result.is_failed() {
-            failed.insert(groups[i]);
-        }
-    }
-}
-
-/// A record whose event was sent through another record's copy fails when that copy's record
-/// did not send it (failed, or bound for the dead-letter queue), so its redelivery sends the
-/// event (or finds it sent).
-fn fail_shadows(results: &mut [RecordResult]) {
-    let unsent = |r: &RecordResult| {
-        matches!(
-            r.state,
-            State::Failed(_) | State::ToDeadLetter(_) | State::DeadLettered(_)
-        )
-    };
-    loop {
-        let failed: Vec<usize> = (0..results.len())
-            .filter(|&i| !results[i].is_failed())
-            .filter(|&i| results[i].shadows.iter().any(|&o| unsent(&results[o])))
-            .collect();
-        if failed.is_empty() {
-            return;
-        }
-        for i in failed {
-            results[i].state = State::Failed("the batch's first copy of its event failed".into());
-        }
-    }
-}
-
 impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
     /// Wires the dispatcher.
     pub fn new(
@@ -397,6 +246,11 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
     }
 
     /// Dispatches one batch. `now` is unix seconds; `deadline` is when the invocation ends.
+    ///
+    /// The steps, each a function of its own: [`decode`] every record, [`Self::read_clicks`]
+    /// in one call, [`Self::map_records`] in order, [`Self::claim`] every event (and write the
+    /// clicks learned) in one call, [`Self::send`] per destination, [`Self::record_sends`] and
+    /// [`Self::mark`] the outcome, [`Self::move_dead_letters`], and [`tally`] the report.
     pub async fn dispatch(
         &self,
         records: &[InboundRecord],
@@ -412,8 +266,38 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             .map(|r| r.group_id.as_deref().unwrap_or(&r.message_id))
             .collect();
 
-        // 1. Decode, then read every click the batch will look up in one call.
         let decoded: Vec<Result<Vec<Signal>, DeadLetter>> = records.iter().map(decode).collect();
+        let clicks = self.read_clicks(&decoded).await;
+        let mut results = self.map_records(decoded, &groups, &clicks, now).await;
+        self.claim(&mut results, clicks.take_writes(), lease_until, now)
+            .await;
+        for result in &mut results {
+            result.settle();
+        }
+        settle_failures(&groups, &mut results);
+        let mut release: Vec<String> = Vec::new();
+        for result in results.iter_mut().filter(|r| r.is_failed()) {
+            release.extend(
+                std::mem::take(&mut result.claimed)
+                    .into_iter()
+                    .map(|m| m.event.event_id),
+            );
+        }
+
+        let logs = self.send(requests(&mut results), deadline).await;
+        let mut report = DispatchReport::default();
+        let marks = record_sends(logs, now, &mut results, &mut release, &mut report, metrics);
+        self.mark(&marks, &release, metrics).await;
+        settle_failures(&groups, &mut results);
+        self.move_dead_letters(records, &mut results).await;
+        settle_failures(&groups, &mut results);
+        tally(records, &results, &mut report, metrics);
+        report
+    }
+
+    /// Reads every click the batch will look up, in one call; a failed read fails only the
+    /// records that need a click (the view reads missed keys on demand, or fails them).
+    async fn read_clicks(&self, decoded: &[Result<Vec<Signal>, DeadLetter>]) -> BatchClicks<'_, S> {
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
         for signal in decoded.iter().flatten().flatten() {
@@ -431,14 +315,23 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         if let Err(err) = &read {
             tracing::warn!(error = %err, keys = keys.len(), "click read failed; records that need a click will be retried");
         }
-        let clicks = BatchClicks::new(&self.store, &keys, read);
+        BatchClicks::new(&self.store, &keys, read)
+    }
 
-        // 2. Attribute and map, records in order; a record behind a failed one of its group is
-        //    held back for redelivery.
-        let processor = Processor::new(&self.config, &clicks);
+    /// Attributes and maps the records in order against the batch's clicks (clicks recorded by
+    /// earlier records are seen by later ones); a record behind a failed one of its FIFO group
+    /// is held back for redelivery.
+    async fn map_records(
+        &self,
+        decoded: Vec<Result<Vec<Signal>, DeadLetter>>,
+        groups: &[&str],
+        clicks: &BatchClicks<'_, S>,
+        now: i64,
+    ) -> Vec<RecordResult> {
+        let processor = Processor::new(&self.config, clicks);
         let mut first_copy: HashMap<String, usize> = HashMap::new();
         let mut failed_groups: HashSet<&str> = HashSet::new();
-        let mut results: Vec<RecordResult> = Vec::with_capacity(records.len());
+        let mut results: Vec<RecordResult> = Vec::with_capacity(decoded.len());
         for (i, decoded) in decoded.into_iter().enumerate() {
             let result = if failed_groups.contains(groups[i]) {
                 RecordResult::failed(BLOCKED)
@@ -462,9 +355,19 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 "clicks read one by one: the batch read missed them"
             );
         }
+        results
+    }
 
-        // 3. Claim every event and write the clicks learned, in one call.
-        let writes = clicks.take_writes();
+    /// Claims every mapped event and writes the clicks learned, in one call: a claimed event
+    /// may be sent, one already sent is a dedup hit, one leased elsewhere fails its record; a
+    /// failed call fails every record that had not failed already.
+    async fn claim(
+        &self,
+        results: &mut [RecordResult],
+        writes: Vec<ClickWrite>,
+        lease_until: i64,
+        now: i64,
+    ) {
         let claims: Vec<ClaimRequest> = results
             .iter()
             .flat_map(|r| r.mapped.iter())
@@ -474,174 +377,79 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 expires_at: ledger_expiry(m.event.event_time),
             })
             .collect();
-        if !writes.is_empty() || !claims.is_empty() {
-            let committed = match self.store.commit(&writes, &claims, now).await {
-                Ok(answers) if answers.len() == claims.len() => Ok(answers),
-                Ok(answers) => Err(format!(
-                    "store answered {} claims for {}",
-                    answers.len(),
-                    claims.len()
-                )),
-                Err(err) => Err(err.to_string()),
-            };
-            match committed {
-                Ok(answers) => {
-                    let mut answers = answers.into_iter();
-                    for result in &mut results {
-                        let mut leased = false;
-                        for mapped in std::mem::take(&mut result.mapped) {
-                            match answers.next() {
-                                Some(Claim::Claimed) => result.claimed.push(mapped),
-                                Some(Claim::AlreadySent) => result.dedup_hits += 1,
-                                Some(Claim::Leased) | None => leased = true,
-                            }
-                        }
-                        if leased {
-                            result.state =
-                                State::Failed("an event is leased by another invocation".into());
+        if writes.is_empty() && claims.is_empty() {
+            return;
+        }
+        let committed = match self.store.commit(&writes, &claims, now).await {
+            Ok(answers) if answers.len() == claims.len() => Ok(answers),
+            Ok(answers) => Err(format!(
+                "store answered {} claims for {}",
+                answers.len(),
+                claims.len()
+            )),
+            Err(err) => Err(err.to_string()),
+        };
+        match committed {
+            Ok(answers) => {
+                let mut answers = answers.into_iter();
+                for result in results.iter_mut() {
+                    let mut leased = false;
+                    for mapped in std::mem::take(&mut result.mapped) {
+                        match answers.next() {
+                            Some(Claim::Claimed) => result.claimed.push(mapped),
+                            Some(Claim::AlreadySent) => result.dedup_hits += 1,
+                            Some(Claim::Leased) | None => leased = true,
                         }
                     }
+                    if leased {
+                        result.state =
+                            State::Failed("an event is leased by another invocation".into());
+                    }
                 }
-                Err(why) => {
-                    tracing::warn!(error = %why, "claims and clicks not written; the batch's records will be retried");
-                    for result in &mut results {
-                        if !matches!(result.state, State::ToDeadLetter(_) | State::Failed(_)) {
-                            result.mapped.clear();
-                            result.state = State::Failed(format!("store: {why}"));
-                        }
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "claims and clicks not written; the batch's records will be retried");
+                for result in results.iter_mut() {
+                    if !matches!(result.state, State::ToDeadLetter(_) | State::Failed(_)) {
+                        result.mapped.clear();
+                        result.state = State::Failed(format!("store: {why}"));
                     }
                 }
             }
         }
-        for result in &mut results {
-            result.settle();
-        }
-        settle_failures(&groups, &mut results);
-        let mut release: Vec<String> = Vec::new();
-        for result in results.iter_mut().filter(|r| r.is_failed()) {
-            release.extend(
-                std::mem::take(&mut result.claimed)
-                    .into_iter()
-                    .map(|m| m.event.event_id),
-            );
-        }
+    }
 
-        // 4. Requests per destination, at most 1,000 events each.
-        let mut destinations: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
-        for (i, result) in results.iter_mut().enumerate() {
-            for mapped in std::mem::take(&mut result.claimed) {
-                match destinations.iter_mut().find(|(a, _)| *a == mapped.account) {
-                    Some((_, events)) => events.push((i, mapped.event)),
-                    None => destinations.push((mapped.account, vec![(i, mapped.event)])),
-                }
-            }
-        }
-        let mut requests: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
-        for (account, events) in destinations {
-            let mut events = events.into_iter().peekable();
-            while events.peek().is_some() {
-                let chunk: Vec<_> = events.by_ref().take(MAX_EVENTS_PER_REQUEST).collect();
-                requests.push((account.clone(), chunk));
-            }
-        }
+    /// Sends every request at once, each with retries by Meta's error code.
+    async fn send(
+        &self,
+        requests: Vec<(Account, Vec<(usize, Event)>)>,
+        deadline: Instant,
+    ) -> Vec<SendLog> {
+        join_all(requests.into_iter().map(|(account, events)| async move {
+            self.send_with_retry(&account, events, deadline).await
+        }))
+        .await
+    }
 
-        // 5. Send, with retries by error class.
-        let logs = join_all(
-            requests
-                .iter()
-                .map(|(account, events)| self.send_with_retry(account, events.clone(), deadline)),
-        )
-        .await;
-
-        // 6. Mark sent, release the rest, route invalid events' records to the DLQ.
-        let mut report = DispatchReport::default();
-        let mut marks = Vec::new();
-        let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
-        let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
-        let send_time = unix_now().max(now);
-        for log in logs {
-            report.graph_requests += log.requests;
-            metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
-            report.ambiguous_resends += log.ambiguous;
-            metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
-            if log.mismatches > 0 {
-                metrics.count(m::GRAPH_RECEIPT_MISMATCHES, log.mismatches as u64);
-                tracing::error!(
-                    requests = log.mismatches,
-                    "Meta's answer did not count every event sent: the records go to the dead-letter queue unconfirmed"
-                );
-            }
-            for size in log.sizes {
-                metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
-            }
-            for err in &log.errors {
-                metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
-                // Logs Insights reads code and subcode from here (infra/queries.tf).
-                tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
-                if err.class().is_auth() {
-                    metrics.count(m::GRAPH_AUTH_ERRORS, 1);
-                    tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");
-                }
-            }
-            for (owner, event, outcome) in log.results {
-                match outcome {
-                    EventResult::Sent(fbtrace_id) => {
-                        metrics.count_by(m::EVENTS_SENT, "EventName", event.event_name.as_str(), 1);
-                        metrics.observe(
-                            m::EVENT_AGE_AT_SEND,
-                            Unit::Seconds,
-                            (send_time - event.event_time) as f64,
-                        );
-                        report.events_sent += 1;
-                        marks.push(SentMark {
-                            event_id: event.event_id.clone(),
-                            fbtrace_id,
-                            sent_at: send_time,
-                            expires_at: ledger_expiry(event.event_time),
-                        });
-                    }
-                    EventResult::Invalid(err) => {
-                        release.push(event.event_id.clone());
-                        invalid
-                            .entry(owner)
-                            .or_insert_with(|| refused_letter(&event, &err));
-                    }
-                    EventResult::Unconfirmed(unconfirmed) => {
-                        release.push(event.event_id.clone());
-                        invalid
-                            .entry(owner)
-                            .or_insert_with(|| unconfirmed_letter(&event, &unconfirmed));
-                    }
-                    EventResult::Failed(err) => {
-                        release.push(event.event_id.clone());
-                        graph_failed.entry(owner).or_insert(err);
-                    }
-                }
-            }
-        }
+    /// Marks the accepted events sent and releases the claims of the rest, one call each.
+    async fn mark(&self, marks: &[SentMark], release: &[String], metrics: &mut Metrics) {
         if !marks.is_empty()
-            && let Err(err) = self.store.mark_sent(&marks).await
+            && let Err(err) = self.store.mark_sent(marks).await
         {
             // The events did reach Meta; failing the records would resend them. Alarm instead.
             metrics.count(m::LEDGER_WRITE_FAILURES, marks.len() as u64);
             tracing::error!(error = %err, events = marks.len(), "sent marks not written: a redelivery could resend these events");
         }
         if !release.is_empty()
-            && let Err(err) = self.store.release(&release).await
+            && let Err(err) = self.store.release(release).await
         {
             tracing::warn!(error = %err, "claims not released; they expire with their lease");
         }
-        for (owner, err) in graph_failed {
-            results[owner].state = State::Failed(format!("graph: {err}"));
-        }
-        for (owner, letter) in invalid {
-            if !results[owner].is_failed() {
-                results[owner].state = State::ToDeadLetter(letter);
-            }
-        }
-        settle_failures(&groups, &mut results);
+    }
 
-        // 7. Dead-letter moves, for records no earlier failure holds back.
+    /// Moves the records bound for the dead-letter queue, for those no earlier failure holds
+    /// back; a move that fails fails its record.
+    async fn move_dead_letters(&self, records: &[InboundRecord], results: &mut [RecordResult]) {
         for (i, result) in results.iter_mut().enumerate() {
             if let State::ToDeadLetter(letter) = &result.state {
                 result.state = match self.dead_letter(&records[i], letter.clone()).await {
@@ -650,52 +458,6 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 };
             }
         }
-        settle_failures(&groups, &mut results);
-
-        // 8. Tally and metrics.
-        for (i, result) in results.iter().enumerate() {
-            for skip in &result.skips {
-                *report.skipped.entry(skip.label()).or_default() += 1;
-                metrics.count_by(m::EVENTS_SKIPPED, "Reason", skip.label(), 1);
-            }
-            report.dedup_hits += result.dedup_hits;
-            metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
-            metrics.count(m::USER_DATA_DROPPED, result.dropped_user_data as u64);
-            metrics.count(m::CUSTOM_DATA_DROPPED, result.dropped_custom_data as u64);
-            match &result.state {
-                // Step 7 left no record bound for the queue; one would be retried, not lost.
-                State::Failed(_) | State::ToDeadLetter(_) => {
-                    let why = match &result.state {
-                        State::Failed(why) => why.as_str(),
-                        _ => "not moved to the dead-letter queue",
-                    };
-                    report.records.failed += 1;
-                    report.failed.push(records[i].message_id.clone());
-                    tracing::warn!(message_id = %records[i].message_id, reason = %why, "record failed; SQS will redeliver it");
-                }
-                State::DeadLettered(reason) => {
-                    report.records.dead_lettered += 1;
-                    metrics.count_by(m::DLQ_MOVES, "Reason", *reason, 1);
-                }
-                // Open at the end: every claimed event was accepted.
-                State::Open => report.records.sent += 1,
-                State::Duplicate => report.records.duplicate += 1,
-                State::Skipped => report.records.skipped += 1,
-            }
-        }
-        metrics.count(m::RECORDS_FAILED, report.records.failed as u64);
-        tracing::info!(
-            records = records.len(),
-            sent = report.records.sent,
-            duplicate = report.records.duplicate,
-            skipped = report.records.skipped,
-            dead_lettered = report.records.dead_lettered,
-            failed = report.records.failed,
-            events_sent = report.events_sent,
-            graph_requests = report.graph_requests,
-            "batch dispatched"
-        );
-        report
     }
 
     /// Attributes and maps one record's signals (clicks come from the batch's view); events
@@ -798,174 +560,59 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         tracing::warn!(message_id = %record.message_id, reason = letter.reason, "record moved to the dead-letter queue");
         Ok(letter.reason)
     }
+}
 
-    /// Sends one request, retrying and splitting as Meta's error code says.
-    fn send_with_retry<'a>(
-        &'a self,
-        account: &'a Account,
-        events: Vec<(usize, Event)>,
-        deadline: Instant,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendLog> + Send + 'a>> {
-        Box::pin(async move {
-            let mut log = SendLog::default();
-            let request = EventsRequest {
-                data: events.iter().map(|(_, e)| e.clone()).collect(),
-                test_event_code: account.test_event_code.clone(),
-                partner_agent: account.partner_agent.clone(),
-            };
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                log.requests += 1;
-                log.sizes.push(request.data.len());
-                let err = match self
-                    .graph
-                    .send(&self.config.graph_api_version, account, &request)
-                    .await
-                {
-                    Ok(success) => match success.receipt(events.len()) {
-                        Receipt::All => {
-                            log.results.extend(events.into_iter().map(|(owner, e)| {
-                                (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
-                            }));
-                            return log;
-                        }
-                        // Nothing was kept, so sending again cannot duplicate: retry.
-                        Receipt::None => GraphError {
-                            status: Some(200),
-                            message: format!("Meta received 0 of {} events", events.len()),
-                            is_transient: true,
-                            fbtrace_id: success.fbtrace_id,
-                            ..GraphError::default()
-                        },
-                        Receipt::Partial(received) => {
-                            log.mismatches += 1;
-                            let unconfirmed = Unconfirmed {
-                                received,
-                                sent: events.len(),
-                                fbtrace_id: success.fbtrace_id,
-                            };
-                            log.results.extend(events.into_iter().map(|(o, e)| {
-                                (o, e, EventResult::Unconfirmed(unconfirmed.clone()))
-                            }));
-                            return log;
-                        }
-                    },
-                    Err(err) => err,
+/// Counts every record's end into the report and the metrics: sent, duplicate, skipped (with
+/// reasons), dead-lettered (with its reason), or failed (its message id reported to SQS).
+fn tally(
+    records: &[InboundRecord],
+    results: &[RecordResult],
+    report: &mut DispatchReport,
+    metrics: &mut Metrics,
+) {
+    for (i, result) in results.iter().enumerate() {
+        for skip in &result.skips {
+            *report.skipped.entry(skip.label()).or_default() += 1;
+            metrics.count_by(m::EVENTS_SKIPPED, "Reason", skip.label(), 1);
+        }
+        report.dedup_hits += result.dedup_hits;
+        metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
+        metrics.count(m::USER_DATA_DROPPED, result.dropped_user_data as u64);
+        metrics.count(m::CUSTOM_DATA_DROPPED, result.dropped_custom_data as u64);
+        match &result.state {
+            // The dead-letter step left no record bound for the queue; one would be retried,
+            // not lost.
+            State::Failed(_) | State::ToDeadLetter(_) => {
+                let why = match &result.state {
+                    State::Failed(why) => why.as_str(),
+                    _ => "not moved to the dead-letter queue",
                 };
-                log.errors.push(err.clone());
-                if err.maybe_processed {
-                    log.ambiguous += events.len();
-                }
-                let class = err.class();
-                match class {
-                    ErrorClass::InvalidEvent if events.len() > 1 => {
-                        let mut left = events;
-                        let right = left.split_off(left.len() / 2);
-                        for half in [left, right] {
-                            let sub = self.send_with_retry(account, half, deadline).await;
-                            log.requests += sub.requests;
-                            log.sizes.extend(sub.sizes);
-                            log.errors.extend(sub.errors);
-                            log.mismatches += sub.mismatches;
-                            log.ambiguous += sub.ambiguous;
-                            log.results.extend(sub.results);
-                        }
-                        return log;
-                    }
-                    ErrorClass::InvalidEvent | ErrorClass::DatasetRefused => {
-                        log.results.extend(
-                            events
-                                .into_iter()
-                                .map(|(o, e)| (o, e, EventResult::Invalid(err.clone()))),
-                        );
-                        return log;
-                    }
-                    c if c.retryable() && attempt < self.settings.max_attempts => {
-                        let delay = self.backoff(attempt, c);
-                        let needed =
-                            delay + self.settings.request_timeout + self.settings.safety_margin;
-                        if Instant::now() + needed < deadline {
-                            tracing::info!(attempt, code = ?err.code, delay_ms = delay.as_millis() as u64, "Graph API busy; retrying");
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
-                    }
-                    _ => {}
-                }
-                log.results.extend(
-                    events
-                        .into_iter()
-                        .map(|(o, e)| (o, e, EventResult::Failed(err.clone()))),
-                );
-                return log;
+                report.records.failed += 1;
+                report.failed.push(records[i].message_id.clone());
+                tracing::warn!(message_id = %records[i].message_id, reason = %why, "record failed; SQS will redeliver it");
             }
-        })
+            State::DeadLettered(reason) => {
+                report.records.dead_lettered += 1;
+                metrics.count_by(m::DLQ_MOVES, "Reason", *reason, 1);
+            }
+            // Open at the end: every claimed event was accepted.
+            State::Open => report.records.sent += 1,
+            State::Duplicate => report.records.duplicate += 1,
+            State::Skipped => report.records.skipped += 1,
+        }
     }
-
-    /// Exponential backoff with full jitter; throttling and blocks back off longer.
-    fn backoff(&self, attempt: u32, class: ErrorClass) -> Duration {
-        let factor = match class {
-            ErrorClass::Throttled => 4,
-            ErrorClass::Blocked => 8,
-            _ => 1,
-        };
-        let ceiling = self
-            .settings
-            .backoff_base
-            .saturating_mul(factor << (attempt.saturating_sub(1)).min(16))
-            .min(self.settings.backoff_max);
-        let jitter = RandomState::new().hash_one((attempt, Instant::now())) % 1000;
-        // Half fixed, half random: never zero, never synchronised across invocations.
-        ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2000.0)
-    }
-}
-
-/// The dead-letter move of a record whose event Meta refused for good.
-fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
-    DeadLetter {
-        reason: err.refusal_reason(),
-        detail: err.message.clone(),
-        extra: [
-            (graph_attributes::CODE, err.code.map(|c| c.to_string())),
-            (
-                graph_attributes::SUBCODE,
-                err.subcode.map(|c| c.to_string()),
-            ),
-            (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
-            (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
-            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect(),
-    }
-}
-
-/// The dead-letter move of a record whose event Meta may or may not have kept.
-fn unconfirmed_letter(event: &Event, unconfirmed: &Unconfirmed) -> DeadLetter {
-    let received = unconfirmed
-        .received
-        .map_or_else(|| "none".to_owned(), |n| n.to_string());
-    DeadLetter {
-        reason: "graph_receipt_mismatch",
-        detail: format!(
-            "Meta answered 2xx with events_received {received} for {} events: which were kept is unknown; check Events Manager for the event id before a redrive, which sends it again",
-            unconfirmed.sent
-        ),
-        extra: [
-            (graph_attributes::EVENTS_RECEIVED, Some(received)),
-            (
-                graph_attributes::EVENTS_SENT,
-                Some(unconfirmed.sent.to_string()),
-            ),
-            (graph_attributes::FBTRACE_ID, unconfirmed.fbtrace_id.clone()),
-            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect(),
-    }
+    metrics.count(m::RECORDS_FAILED, report.records.failed as u64);
+    tracing::info!(
+        records = records.len(),
+        sent = report.records.sent,
+        duplicate = report.records.duplicate,
+        skipped = report.records.skipped,
+        dead_lettered = report.records.dead_lettered,
+        failed = report.records.failed,
+        events_sent = report.events_sent,
+        graph_requests = report.graph_requests,
+        "batch dispatched"
+    );
 }
 
 /// Ledger records outlive Meta's 7-day window by a day: an older duplicate is refused as
@@ -985,77 +632,129 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Reads a record: a signal, or a quarantined webhook body or item redriven from the DLQ.
-fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> {
-    let kind = record.attributes.get(attributes::KIND).map(String::as_str);
-    let raw = || -> Result<String, DeadLetter> {
-        match record
-            .attributes
-            .get(attributes::ENCODING)
-            .map(String::as_str)
-        {
-            Some("base64") => base64::engine::general_purpose::STANDARD
-                .decode(&record.body)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or(DeadLetter {
-                    reason: "not_an_envelope",
-                    detail: "redriven body is not UTF-8 JSON".into(),
-                    extra: vec![],
-                }),
-            _ => Ok(record.body.clone()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversion::mapping::MappedEvent;
+    use crate::store::MemoryStore;
+
+    fn account(dataset: &str) -> Account {
+        Account {
+            waba_id: "1".into(),
+            dataset_id: dataset.into(),
+            token: None,
+            test_event_code: None,
+            partner_agent: None,
         }
-    };
-    match kind {
-        Some(crate::ingest::DIGEST_KIND) => Err(DeadLetter {
-            reason: "digest_only",
-            detail: "only a digest of this part was kept (it was too large for a queue message): there is nothing to process".into(),
-            extra: vec![],
-        }),
-        Some("webhook_body") => {
-            let body = raw()?;
-            let split = split(body.as_bytes()).map_err(|e| DeadLetter {
-                reason: "not_an_envelope",
-                detail: e.to_string(),
-                extra: vec![],
-            })?;
-            if let Some(rejected) = split.rejected.first() {
-                return Err(DeadLetter {
-                    reason: rejected.reason.label(),
-                    detail: rejected.reason.to_string(),
-                    extra: vec![],
-                });
-            }
-            Ok(split.signals)
+    }
+
+    fn mapped(dataset: &str, id: usize) -> MappedEvent {
+        MappedEvent {
+            rule: "r".into(),
+            account: account(dataset),
+            event: Event::whatsapp(
+                crate::meta::capi::EventName::ViewContent,
+                1,
+                format!("{id:064x}"),
+                "1",
+                "clid",
+                Default::default(),
+            ),
+            dropped_user_data: Vec::new(),
+            dropped_custom_data: 0,
         }
-        Some("webhook_item") => {
-            let waba = record
-                .attributes
-                .get(attributes::WABA_ID)
-                .cloned()
-                .unwrap_or_default();
-            signal_from_item(&waba, &raw()?)
-                .map(|s| vec![s])
-                .map_err(|e| DeadLetter {
-                    reason: e.label(),
-                    detail: e.to_string(),
-                    extra: vec![],
-                })
+    }
+
+    fn dispatcher() -> Dispatcher<MemoryStore, NoGraph, crate::queue::MemoryQueue> {
+        Dispatcher::new(
+            Config::default_config().unwrap(),
+            MemoryStore::new(),
+            NoGraph,
+            crate::queue::MemoryQueue::new(),
+            DispatchSettings::default(),
+        )
+    }
+
+    struct NoGraph;
+
+    impl GraphSender for NoGraph {
+        async fn send(
+            &self,
+            _: &str,
+            _: &Account,
+            _: &EventsRequest,
+        ) -> Result<crate::meta::graph::GraphSuccess, GraphError> {
+            Err(GraphError::default())
         }
-        _ => {
-            let signal: Signal = serde_json::from_str(&record.body).map_err(|e| DeadLetter {
-                reason: "undecodable_signal",
-                detail: safe_json_error(&e),
-                extra: vec![],
-            })?;
-            if signal.v != SIGNAL_VERSION {
-                return Err(DeadLetter {
-                    reason: "unsupported_signal_version",
-                    detail: format!("signal version {} is not {SIGNAL_VERSION}", signal.v),
-                    extra: vec![],
-                });
-            }
-            Ok(vec![signal])
-        }
+    }
+
+    #[test]
+    fn requests_are_per_destination_and_at_most_1000_events() {
+        let mut results: Vec<RecordResult> = (0..3).map(|_| RecordResult::new()).collect();
+        results[0].claimed = (0..1500).map(|i| mapped("1", i)).collect();
+        results[1].claimed = vec![mapped("2", 2000)];
+        results[2].claimed = vec![mapped("1", 3000)];
+        let r = requests(&mut results);
+        let shape: Vec<(&str, usize)> = r
+            .iter()
+            .map(|(a, e)| (a.dataset_id.as_str(), e.len()))
+            .collect();
+        assert_eq!(shape, [("1", 1000), ("1", 501), ("2", 1)]);
+        assert_eq!(
+            r[1].1.last().unwrap().0,
+            2,
+            "events keep their record's index"
+        );
+        assert!(results.iter().all(|r| r.claimed.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn the_claim_step_sorts_sent_leased_and_new_events() {
+        let d = dispatcher();
+        let mut first = vec![RecordResult::new()];
+        first[0].mapped = vec![mapped("1", 1), mapped("1", 2)];
+        d.claim(&mut first, Vec::new(), 500, 100).await;
+        assert_eq!(first[0].claimed.len(), 2);
+        let mark = SentMark {
+            event_id: format!("{:064x}", 1),
+            fbtrace_id: None,
+            sent_at: 100,
+            expires_at: 10_000,
+        };
+        d.mark(&[mark], &[], &mut Metrics::new("t", "t")).await;
+        // Event 1 is sent, event 2 still leased by the first claim.
+        let mut again = vec![RecordResult::new()];
+        again[0].mapped = vec![mapped("1", 1), mapped("1", 2)];
+        d.claim(&mut again, Vec::new(), 500, 200).await;
+        assert_eq!(again[0].dedup_hits, 1);
+        assert!(again[0].is_failed(), "a leased event fails its record");
+    }
+
+    #[test]
+    fn the_decode_step_refuses_what_it_cannot_read() {
+        let record = |body: &str, kind: Option<&str>| InboundRecord {
+            message_id: "m".into(),
+            group_id: None,
+            body: body.into(),
+            attributes: kind
+                .map(|k| HashMap::from([(attributes::KIND.to_owned(), k.to_owned())]))
+                .unwrap_or_default(),
+        };
+        let reason = |r: &InboundRecord| decode(r).err().map(|l| l.reason);
+        assert_eq!(reason(&record("{", None)), Some("undecodable_signal"));
+        assert_eq!(
+            reason(&record(
+                r#"{"sha256":"x"}"#,
+                Some(crate::ingest::DIGEST_KIND)
+            )),
+            Some("digest_only")
+        );
+        assert_eq!(
+            reason(&record(
+                r#"{"object":"x","entry":[]}"#,
+                Some("webhook_body")
+            )),
+            Some("wrong_object")
+        );
     }
 }

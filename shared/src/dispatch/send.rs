@@ -1,0 +1,315 @@
+//! The send step: one Graph request per destination with retries chosen by Meta's error code
+//! (transient and throttling errors back off inside the invocation's time, code 100 splits the
+//! request to isolate invalid events, refusals of the whole dataset dead-letter it at once),
+//! and the reading of what came back.
+
+use super::*;
+
+#[derive(Debug)]
+pub(super) enum EventResult {
+    Sent(Option<String>),
+    Invalid(GraphError),
+    Failed(GraphError),
+    /// Meta answered 2xx but counted another number of events than were sent: which ones it
+    /// kept is unknown, so the events are neither marked sent nor retried automatically.
+    Unconfirmed(Unconfirmed),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Unconfirmed {
+    pub(super) received: Option<u64>,
+    pub(super) sent: usize,
+    pub(super) fbtrace_id: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct SendLog {
+    pub(super) results: Vec<(usize, Event, EventResult)>,
+    pub(super) requests: usize,
+    pub(super) sizes: Vec<usize>,
+    pub(super) errors: Vec<GraphError>,
+    /// 2xx answers that did not count every event.
+    pub(super) mismatches: usize,
+    /// Events of requests whose fate is unknown (5xx, no answer): each is sent again, now or on
+    /// redelivery, and may reach Meta twice.
+    pub(super) ambiguous: usize,
+}
+
+impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
+    /// Sends one request, retrying and splitting as Meta's error code says.
+    pub(super) fn send_with_retry<'a>(
+        &'a self,
+        account: &'a Account,
+        events: Vec<(usize, Event)>,
+        deadline: Instant,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendLog> + Send + 'a>> {
+        Box::pin(async move {
+            let mut log = SendLog::default();
+            let request = EventsRequest {
+                data: events.iter().map(|(_, e)| e.clone()).collect(),
+                test_event_code: account.test_event_code.clone(),
+                partner_agent: account.partner_agent.clone(),
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                log.requests += 1;
+                log.sizes.push(request.data.len());
+                let err = match self
+                    .graph
+                    .send(&self.config.graph_api_version, account, &request)
+                    .await
+                {
+                    Ok(success) => match success.receipt(events.len()) {
+                        Receipt::All => {
+                            log.results.extend(events.into_iter().map(|(owner, e)| {
+                                (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
+                            }));
+                            return log;
+                        }
+                        // Nothing was kept, so sending again cannot duplicate: retry.
+                        Receipt::None => GraphError {
+                            status: Some(200),
+                            message: format!("Meta received 0 of {} events", events.len()),
+                            is_transient: true,
+                            fbtrace_id: success.fbtrace_id,
+                            ..GraphError::default()
+                        },
+                        Receipt::Partial(received) => {
+                            log.mismatches += 1;
+                            let unconfirmed = Unconfirmed {
+                                received,
+                                sent: events.len(),
+                                fbtrace_id: success.fbtrace_id,
+                            };
+                            log.results.extend(events.into_iter().map(|(o, e)| {
+                                (o, e, EventResult::Unconfirmed(unconfirmed.clone()))
+                            }));
+                            return log;
+                        }
+                    },
+                    Err(err) => err,
+                };
+                log.errors.push(err.clone());
+                if err.maybe_processed {
+                    log.ambiguous += events.len();
+                }
+                let class = err.class();
+                match class {
+                    ErrorClass::InvalidEvent if events.len() > 1 => {
+                        let mut left = events;
+                        let right = left.split_off(left.len() / 2);
+                        for half in [left, right] {
+                            let sub = self.send_with_retry(account, half, deadline).await;
+                            log.requests += sub.requests;
+                            log.sizes.extend(sub.sizes);
+                            log.errors.extend(sub.errors);
+                            log.mismatches += sub.mismatches;
+                            log.ambiguous += sub.ambiguous;
+                            log.results.extend(sub.results);
+                        }
+                        return log;
+                    }
+                    ErrorClass::InvalidEvent | ErrorClass::DatasetRefused => {
+                        log.results.extend(
+                            events
+                                .into_iter()
+                                .map(|(o, e)| (o, e, EventResult::Invalid(err.clone()))),
+                        );
+                        return log;
+                    }
+                    c if c.retryable() && attempt < self.settings.max_attempts => {
+                        let delay = self.backoff(attempt, c);
+                        let needed =
+                            delay + self.settings.request_timeout + self.settings.safety_margin;
+                        if Instant::now() + needed < deadline {
+                            tracing::info!(attempt, code = ?err.code, delay_ms = delay.as_millis() as u64, "Graph API busy; retrying");
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+                log.results.extend(
+                    events
+                        .into_iter()
+                        .map(|(o, e)| (o, e, EventResult::Failed(err.clone()))),
+                );
+                return log;
+            }
+        })
+    }
+
+    /// Exponential backoff with full jitter; throttling and blocks back off longer.
+    pub(super) fn backoff(&self, attempt: u32, class: ErrorClass) -> Duration {
+        let factor = match class {
+            ErrorClass::Throttled => 4,
+            ErrorClass::Blocked => 8,
+            _ => 1,
+        };
+        let ceiling = self
+            .settings
+            .backoff_base
+            .saturating_mul(factor << (attempt.saturating_sub(1)).min(16))
+            .min(self.settings.backoff_max);
+        let jitter = RandomState::new().hash_one((attempt, Instant::now())) % 1000;
+        // Half fixed, half random: never zero, never synchronised across invocations.
+        ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2000.0)
+    }
+}
+
+/// The claimed events, grouped per destination (account) in first-seen order into requests of
+/// at most 1,000, each event with the index of its record.
+pub(super) fn requests(results: &mut [RecordResult]) -> Vec<(Account, Vec<(usize, Event)>)> {
+    let mut destinations: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
+    for (i, result) in results.iter_mut().enumerate() {
+        for mapped in std::mem::take(&mut result.claimed) {
+            match destinations.iter_mut().find(|(a, _)| *a == mapped.account) {
+                Some((_, events)) => events.push((i, mapped.event)),
+                None => destinations.push((mapped.account, vec![(i, mapped.event)])),
+            }
+        }
+    }
+    let mut requests: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
+    for (account, events) in destinations {
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(MAX_EVENTS_PER_REQUEST).collect();
+            requests.push((account.clone(), chunk));
+        }
+    }
+    requests
+}
+
+/// Reads the send logs: counts and metrics, the sent marks to write (returned), the claims to
+/// release (added to `release`), and each record's fate: failed (retried), or bound for the
+/// dead-letter queue when Meta refused its event for good or did not confirm it.
+pub(super) fn record_sends(
+    logs: Vec<SendLog>,
+    now: i64,
+    results: &mut [RecordResult],
+    release: &mut Vec<String>,
+    report: &mut DispatchReport,
+    metrics: &mut Metrics,
+) -> Vec<SentMark> {
+    let mut marks = Vec::new();
+    let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
+    let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
+    let send_time = unix_now().max(now);
+    for log in logs {
+        report.graph_requests += log.requests;
+        metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
+        report.ambiguous_resends += log.ambiguous;
+        metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
+        if log.mismatches > 0 {
+            metrics.count(m::GRAPH_RECEIPT_MISMATCHES, log.mismatches as u64);
+            tracing::error!(
+                requests = log.mismatches,
+                "Meta's answer did not count every event sent: the records go to the dead-letter queue unconfirmed"
+            );
+        }
+        for size in log.sizes {
+            metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
+        }
+        for err in &log.errors {
+            metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
+            // Logs Insights reads code and subcode from here (infra/queries.tf).
+            tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
+            if err.class().is_auth() {
+                metrics.count(m::GRAPH_AUTH_ERRORS, 1);
+                tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");
+            }
+        }
+        for (owner, event, outcome) in log.results {
+            match outcome {
+                EventResult::Sent(fbtrace_id) => {
+                    metrics.count_by(m::EVENTS_SENT, "EventName", event.event_name.as_str(), 1);
+                    metrics.observe(
+                        m::EVENT_AGE_AT_SEND,
+                        Unit::Seconds,
+                        (send_time - event.event_time) as f64,
+                    );
+                    report.events_sent += 1;
+                    marks.push(SentMark {
+                        event_id: event.event_id.clone(),
+                        fbtrace_id,
+                        sent_at: send_time,
+                        expires_at: ledger_expiry(event.event_time),
+                    });
+                }
+                EventResult::Invalid(err) => {
+                    release.push(event.event_id.clone());
+                    invalid
+                        .entry(owner)
+                        .or_insert_with(|| refused_letter(&event, &err));
+                }
+                EventResult::Unconfirmed(unconfirmed) => {
+                    release.push(event.event_id.clone());
+                    invalid
+                        .entry(owner)
+                        .or_insert_with(|| unconfirmed_letter(&event, &unconfirmed));
+                }
+                EventResult::Failed(err) => {
+                    release.push(event.event_id.clone());
+                    graph_failed.entry(owner).or_insert(err);
+                }
+            }
+        }
+    }
+    for (owner, err) in graph_failed {
+        results[owner].state = State::Failed(format!("graph: {err}"));
+    }
+    for (owner, letter) in invalid {
+        if !results[owner].is_failed() {
+            results[owner].state = State::ToDeadLetter(letter);
+        }
+    }
+    marks
+}
+
+/// The dead-letter move of a record whose event Meta refused for good.
+pub(super) fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
+    DeadLetter {
+        reason: err.refusal_reason(),
+        detail: err.message.clone(),
+        extra: [
+            (graph_attributes::CODE, err.code.map(|c| c.to_string())),
+            (
+                graph_attributes::SUBCODE,
+                err.subcode.map(|c| c.to_string()),
+            ),
+            (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
+            (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
+            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect(),
+    }
+}
+
+/// The dead-letter move of a record whose event Meta may or may not have kept.
+pub(super) fn unconfirmed_letter(event: &Event, unconfirmed: &Unconfirmed) -> DeadLetter {
+    let received = unconfirmed
+        .received
+        .map_or_else(|| "none".to_owned(), |n| n.to_string());
+    DeadLetter {
+        reason: "graph_receipt_mismatch",
+        detail: format!(
+            "Meta answered 2xx with events_received {received} for {} events: which were kept is unknown; check Events Manager for the event id before a redrive, which sends it again",
+            unconfirmed.sent
+        ),
+        extra: [
+            (graph_attributes::EVENTS_RECEIVED, Some(received)),
+            (
+                graph_attributes::EVENTS_SENT,
+                Some(unconfirmed.sent.to_string()),
+            ),
+            (graph_attributes::FBTRACE_ID, unconfirmed.fbtrace_id.clone()),
+            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect(),
+    }
+}
