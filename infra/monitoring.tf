@@ -356,6 +356,37 @@ resource "aws_cloudwatch_dashboard" "main" {
           ]
         }
       },
+      {
+        type = "metric", x = 0, y = 18, width = 12, height = 6
+        properties = {
+          title  = "Signals in by channel"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "SignalsEnqueued", "Service", "webhook-ingest", "Channel", "whatsapp"],
+            [var.metrics_namespace, "SignalsEnqueued", "Service", "webhook-ingest", "Channel", "messenger"],
+            [var.metrics_namespace, "SignalsEnqueued", "Service", "webhook-ingest", "Channel", "instagram"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 18, width = 12, height = 6
+        properties = {
+          title  = "Events sent and skipped by channel"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", "Channel", "whatsapp"],
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", "Channel", "messenger"],
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", "Channel", "instagram"],
+            [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "whatsapp"],
+            [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "messenger"],
+            [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "instagram"],
+          ]
+        }
+      },
     ]
   })
 }

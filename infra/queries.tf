@@ -48,3 +48,13 @@ resource "aws_cloudwatch_query_definition" "graph_errors" {
     | sort errors desc
   EOT
 }
+
+resource "aws_cloudwatch_query_definition" "events_by_channel" {
+  name            = "${var.name}/events sent and skipped by channel"
+  log_group_names = [aws_cloudwatch_log_group.dispatch.name]
+  query_string    = <<-EOT
+    filter ispresent(Channel) and (ispresent(EventsSent) or ispresent(EventsSkipped))
+    | stats sum(EventsSent) as sent, sum(EventsSkipped) as skipped by Channel
+    | sort sent desc
+  EOT
+}

@@ -42,10 +42,11 @@ CREATE INDEX IF NOT EXISTS queue_group ON queue (group_id);
 CREATE TABLE IF NOT EXISTS dedup (dedup_id TEXT PRIMARY KEY, expires_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS clicks (
     key TEXT PRIMARY KEY,
-    ctwa_clid TEXT NOT NULL,
+    ctwa_clid TEXT,
     ad_id TEXT,
     clicked_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    channel TEXT NOT NULL DEFAULT 'whatsapp'
 );
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY,
@@ -56,6 +57,38 @@ CREATE TABLE IF NOT EXISTS ledger (
     expires_at INTEGER NOT NULL
 );
 ";
+
+/// The schema's version (`PRAGMA user_version`). 1: clicks carry a channel, and a click id
+/// only on WhatsApp.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Brings a database written by an earlier version to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let has_channel: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('clicks') WHERE name = 'channel'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_channel {
+        // Version 0 required a click id: rebuild the table (SQLite cannot drop NOT NULL).
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE clicks RENAME TO clicks_v0;
+             CREATE TABLE clicks (key TEXT PRIMARY KEY, ctwa_clid TEXT, ad_id TEXT,
+                 clicked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+                 channel TEXT NOT NULL DEFAULT 'whatsapp');
+             INSERT INTO clicks (key, ctwa_clid, ad_id, clicked_at, expires_at)
+                 SELECT key, ctwa_clid, ad_id, clicked_at, expires_at FROM clicks_v0;
+             DROP TABLE clicks_v0;
+             COMMIT;",
+        )?;
+    }
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
 
 /// Expired rows are deleted at most this often (seconds).
 const PURGE_INTERVAL_SECONDS: i64 = 60;
@@ -106,6 +139,7 @@ impl Database {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
+            migrate(&conn)?;
             conn.execute("UPDATE queue SET in_flight = 0 WHERE in_flight = 1", [])?;
             let released_claims = conn.execute("DELETE FROM ledger WHERE state = 'pending'", [])?;
             let pending: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
@@ -282,7 +316,9 @@ impl DispatchStore for Database {
     async fn clicks(&self, keys: &[String]) -> Result<HashMap<String, Click>, StoreError> {
         let conn = self.lock().map_err(StoreError)?;
         let mut select = conn
-            .prepare_cached("SELECT ctwa_clid, ad_id, clicked_at FROM clicks WHERE key = ?1")
+            .prepare_cached(
+                "SELECT ctwa_clid, ad_id, clicked_at, channel FROM clicks WHERE key = ?1",
+            )
             .map_err(store_err)?;
         let mut out = HashMap::new();
         for key in keys {
@@ -292,6 +328,9 @@ impl DispatchStore for Database {
                         ctwa_clid: r.get(0)?,
                         ad_id: r.get(1)?,
                         clicked_at: r.get(2)?,
+                        // A channel this version does not know reads as WhatsApp's default
+                        // rather than failing the whole batch.
+                        channel: r.get::<_, String>(3)?.parse().unwrap_or_default(),
                     })
                 })
                 .optional()
@@ -317,11 +356,11 @@ impl DispatchStore for Database {
             // Newest wins, as DynamoDB's `clicked_at <= :at` condition keeps it.
             let mut write = tx
                 .prepare_cached(
-                    "INSERT INTO clicks (key, ctwa_clid, ad_id, clicked_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO clicks (key, ctwa_clid, ad_id, clicked_at, expires_at, channel)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (key) DO UPDATE SET ctwa_clid = excluded.ctwa_clid,
                          ad_id = excluded.ad_id, clicked_at = excluded.clicked_at,
-                         expires_at = excluded.expires_at
+                         expires_at = excluded.expires_at, channel = excluded.channel
                      WHERE clicks.clicked_at <= excluded.clicked_at",
                 )
                 .map_err(store_err)?;
@@ -332,7 +371,8 @@ impl DispatchStore for Database {
                         w.click.ctwa_clid,
                         w.click.ad_id,
                         w.click.clicked_at,
-                        w.click.clicked_at + self.click_ttl_seconds
+                        w.click.clicked_at + self.click_ttl_seconds,
+                        w.click.channel.as_str()
                     ])
                     .map_err(store_err)?;
             }
@@ -437,9 +477,10 @@ mod tests {
             let write = ClickWrite {
                 key: "k".into(),
                 click: Click {
-                    ctwa_clid: "c".into(),
+                    ctwa_clid: Some("c".into()),
                     ad_id: None,
                     clicked_at: 500,
+                    channel: Default::default(),
                 },
             };
             let answers = db
@@ -477,7 +518,55 @@ mod tests {
                 .unwrap(),
             [Claim::AlreadySent, Claim::Claimed]
         );
-        assert_eq!(db.clicks(&["k".into()]).await.unwrap()["k"].ctwa_clid, "c");
+        assert_eq!(
+            db.clicks(&["k".into()]).await.unwrap()["k"]
+                .ctwa_clid
+                .as_deref(),
+            Some("c")
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn a_directory_of_the_previous_version_is_migrated_keeping_its_clicks() {
+        let d = dir("migrate");
+        std::fs::create_dir_all(&d).unwrap();
+        {
+            let conn = Connection::open(d.join("wacapi.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE clicks (key TEXT PRIMARY KEY, ctwa_clid TEXT NOT NULL, ad_id TEXT,
+                     clicked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+                 INSERT INTO clicks VALUES ('old', 'c0', 'ad', 10, 99999999999);",
+            )
+            .unwrap();
+        }
+        let (db, _) = Database::open(&d, 100).unwrap();
+        let old = &db.clicks(&["old".into()]).await.unwrap()["old"];
+        assert_eq!(old.ctwa_clid.as_deref(), Some("c0"));
+        assert_eq!(old.channel, wacapi_shared::channels::Channel::Whatsapp);
+        let messenger = ClickWrite {
+            key: "m".into(),
+            click: Click {
+                ctwa_clid: None,
+                ad_id: Some("ad".into()),
+                clicked_at: 500,
+                channel: wacapi_shared::channels::Channel::Messenger,
+            },
+        };
+        db.commit(std::slice::from_ref(&messenger), &[], 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.clicks(&["m".into()]).await.unwrap()["m"],
+            messenger.click
+        );
+        drop(db);
+        let (db, _) = Database::open(&d, 100).unwrap();
+        assert_eq!(
+            db.clicks(&["m".into()]).await.unwrap().len(),
+            1,
+            "opened twice"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -423,6 +423,9 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     let text = String::from_utf8(read(file)?)
         .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
     let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    for warning in &config.warnings {
+        let _ = writeln!(std::io::stderr(), "{}: warning: {warning}", file.display());
+    }
     out(&format!(
         "{}: ok ({} account(s), {} rule(s), Graph API {}, attribution window {} day(s))",
         file.display(),

@@ -18,7 +18,12 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
         Some(path) => {
             let text = String::from_utf8(crate::read(path)?)
                 .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
-            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+            let config =
+                Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            for warning in &config.warnings {
+                let _ = writeln!(std::io::stderr(), "{}: warning: {warning}", path.display());
+            }
+            Ok(config)
         }
         None => Config::default_config().map_err(|e| format!("built-in configuration: {e}")),
     }

@@ -165,6 +165,14 @@ fn assert_no_clear_personal_data(stdout: &str, stderr: &str) {
         "Menlo",
         "US.13491208655302741918",
         "my email",
+        "Ana Souza",
+        "ana.souza",
+        "650 555",
+        "3-pack",
+        "Lisbon",
+        "Book a visit",
+        "Spring sale",
+        "fbcdn",
     ] {
         assert!(!stdout.contains(clear), "stdout shows {clear}");
         assert!(!stderr.contains(clear), "stderr shows {clear}");
@@ -237,7 +245,12 @@ fn sign_prints_the_header_meta_would_send() {
 fn check_config_accepts_the_example_and_explains_errors() {
     let out = wacapi(&["check-config", "examples/wacapi.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok (2 account(s), 10 rule(s)"));
+    assert!(text(&out.stdout).contains("ok (4 account(s), 12 rule(s)"));
+    assert!(
+        text(&out.stderr).is_empty(),
+        "no warning: {}",
+        text(&out.stderr)
+    );
 
     let out = wacapi(&["check-config", "cli/tests/fixtures/bad-config.toml"]);
     assert!(!out.status.success());
@@ -294,6 +307,188 @@ fn demo_runs_the_whole_local_pipeline() {
         "{stderr}"
     );
     assert_no_clear_personal_data(&stdout, &stderr);
+}
+
+/// The Messenger and Instagram samples, per channel in conversation order.
+fn channel_sample_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for channel in ["messenger", "instagram"] {
+        let mut these: Vec<String> =
+            std::fs::read_dir(repo().join("examples/webhooks").join(channel))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .map(|p| {
+                    p.strip_prefix(repo())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+        these.sort();
+        files.extend(these);
+    }
+    files
+}
+
+#[test]
+fn demo_sends_messenger_and_instagram_conversions_by_channel() {
+    let files = channel_sample_files();
+    assert_eq!(files.len(), 8);
+    let mut args = vec![
+        "demo",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let out = wacapi(&args);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = text(&out.stdout);
+    let requests: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one request per line, today's shape"))
+        .collect();
+    for request in &requests {
+        let keys: Vec<&str> = request
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["body", "dataset_id"]);
+        for event in request["body"]["data"].as_array().unwrap() {
+            let (dataset, account_key, user_key) = match event["messaging_channel"].as_str() {
+                Some("messenger") => ("2345678901234567", "page_id", "page_scoped_user_id"),
+                Some("instagram") => (
+                    "3456789012345678",
+                    "instagram_business_account_id",
+                    "ig_sid",
+                ),
+                other => panic!("channel {other:?}"),
+            };
+            assert_eq!(request["dataset_id"], dataset);
+            let user_data = event["user_data"].as_object().unwrap();
+            assert_eq!(user_data.len(), 2, "{user_data:?}");
+            assert!(user_data[account_key].is_string() && user_data[user_key].is_string());
+            let time = event["event_time"].as_i64().unwrap();
+            assert!(
+                (1_750_096_000..1_750_100_000).contains(&time),
+                "seconds: {time}"
+            );
+        }
+    }
+    // Batching into requests, and the order of different users' events, follow the queue's
+    // timing; the events, their datasets and each user's order do not.
+    let mut sent: Vec<Value> = requests
+        .iter()
+        .flat_map(|r| {
+            r["body"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| serde_json::json!({"dataset_id": r["dataset_id"], "event": e}))
+        })
+        .collect();
+    sent.sort_by_key(|s| s["event"]["event_time"].as_i64());
+    let named: Vec<(String, String)> = sent
+        .iter()
+        .map(|s| &s["event"])
+        .map(|e| {
+            (
+                e["messaging_channel"].as_str().unwrap().to_owned(),
+                e["event_name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let named: Vec<(&str, &str)> = named
+        .iter()
+        .map(|(c, n)| (c.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("messenger", "ViewContent"),      // Get Started from an ad
+            ("messenger", "LeadSubmitted"),    // quick reply BOOK_VISIT
+            ("messenger", "InitiateCheckout"), // "I want to buy"
+            ("messenger", "ViewContent"),      // an existing thread reopened from an ad
+            ("messenger", "OrderCreated"),     // postback ORDER_CONFIRMED
+            ("instagram", "ViewContent"),      // a message from an ad
+            ("instagram", "LeadSubmitted"),    // quick reply BOOK_VISIT
+        ]
+    );
+    insta::assert_json_snapshot!("demo-messenger-instagram", sent);
+    assert!(
+        stderr.contains("8 webhook(s) signed and posted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("8 signal(s) queued, 7 event(s) in "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skipped: no_rule=1; duplicates suppressed: 0"),
+        "{stderr}"
+    );
+    assert_no_clear_personal_data(&stdout, &stderr);
+
+    // The same bodies beside WhatsApp's: the WhatsApp request is today's, byte for byte.
+    let mut all = sample_files();
+    all.extend(files);
+    let mut args = vec![
+        "replay",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
+    args.extend(all.iter().map(String::as_str));
+    let mixed = wacapi(&args);
+    assert!(mixed.status.success());
+    let mut only_whatsapp = vec![
+        "replay",
+        "--config",
+        "examples/wacapi.toml",
+        "--now",
+        "1750100000",
+    ];
+    let whatsapp_files = sample_files();
+    only_whatsapp.extend(whatsapp_files.iter().map(String::as_str));
+    let whatsapp = text(&wacapi(&only_whatsapp).stdout);
+    let whatsapp_line = whatsapp.lines().next().unwrap();
+    assert!(
+        text(&mixed.stdout).lines().any(|l| l == whatsapp_line),
+        "the WhatsApp request is unchanged among the others"
+    );
+}
+
+#[test]
+fn check_config_warns_of_purchase_on_instagram_and_names_channel_mistakes() {
+    let out = wacapi(&["check-config", "cli/tests/fixtures/channel-config.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok (3 account(s), 3 rule(s)"));
+    let warnings: Vec<String> = text(&out.stderr).lines().map(str::to_owned).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("warning: rule \"paid\": sends Purchase for Instagram"),
+        "{warnings:?}"
+    );
+
+    let out = wacapi(&["check-config", "cli/tests/fixtures/bad-channel-config.toml"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for want in [
+        "5 configuration error(s)",
+        "an account (dataset \"1234567890123456\") must name exactly one of waba_id, page_id or instagram_account_id",
+        "an account (dataset \"2345678901234567\") must name exactly one of",
+        "rule \"quick-reply-on-whatsapp\": trigger quick_reply never fires on whatsapp",
+        "rule \"unknown-channel\": channels: \"telegram\" is not a channel",
+        "rule \"postback-without-payload\": trigger postback needs exactly one of payload (exact) or pattern",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in {stderr}");
+    }
 }
 
 /// A raw HTTP/1.1 exchange with the local server (no client library needed for two requests).

@@ -153,9 +153,10 @@ fn mapping(c: &mut Criterion) {
             .signals
             .remove(0);
     let click = Click {
-        ctwa_clid: "Aff-n8ZTODiE79d22KtAwQKj9e".into(),
+        ctwa_clid: Some("Aff-n8ZTODiE79d22KtAwQKj9e".into()),
         ad_id: Some("1".into()),
         clicked_at: NOW - 3600,
+        channel: Default::default(),
     };
     let _ = MemoryClickStore::new();
     let mut group = c.benchmark_group("mapping");

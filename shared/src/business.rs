@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::channels::Channel;
 use crate::conversion::hashing::{UserDataKey, hash, normalize_phone, sha256_hex};
 use crate::conversion::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
 use crate::conversion::rules::is_currency_code;
@@ -169,6 +170,16 @@ struct RawUser {
     phone: Option<String>,
     #[serde(default)]
     bsuid: Option<String>,
+    /// Messenger: the page-scoped user id, with the Page it is scoped to.
+    #[serde(default)]
+    psid: Option<String>,
+    #[serde(default)]
+    page_id: Option<String>,
+    /// Instagram: the Instagram-scoped user id, with the professional account.
+    #[serde(default)]
+    igsid: Option<String>,
+    #[serde(default)]
+    instagram_account_id: Option<String>,
 }
 
 /// One item's problem, by index.
@@ -257,7 +268,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
         return Err("event_time is older than 7 days: Meta refuses it".into());
     }
-    let user = user_ref(&raw.user)?;
+    let (channel, user, scoped_account) = user_ref(&raw.user)?;
     let custom_data = match raw.custom_data {
         Some(map) => Some(custom_data(map)?),
         None => None,
@@ -302,7 +313,10 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     Ok(Signal {
         v: SIGNAL_VERSION,
         id: format!("business:{key}"),
-        waba_id: raw.waba_id.map(|w| w.trim().to_owned()).unwrap_or_default(),
+        channel,
+        account_id: scoped_account
+            .or(raw.waba_id.map(|w| w.trim().to_owned()))
+            .unwrap_or_default(),
         phone_number_id: None,
         timestamp: event_time.min(now),
         user,
@@ -316,7 +330,53 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     })
 }
 
-fn user_ref(user: &RawUser) -> Result<UserRef, String> {
+fn trimmed(value: Option<&String>) -> Option<String> {
+    value
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The user of a business event: a WhatsApp user (`wa_id`/`phone` and/or `bsuid`), a Messenger
+/// user (`psid` with `page_id`) or an Instagram user (`igsid` with `instagram_account_id`); the
+/// account the scoped id belongs to comes with it.
+fn user_ref(user: &RawUser) -> Result<(Channel, UserRef, Option<String>), String> {
+    let whatsapp = user.wa_id.is_some() || user.phone.is_some() || user.bsuid.is_some();
+    let messenger = user.psid.is_some() || user.page_id.is_some();
+    let instagram = user.igsid.is_some() || user.instagram_account_id.is_some();
+    if [whatsapp, messenger, instagram]
+        .iter()
+        .filter(|f| **f)
+        .count()
+        > 1
+    {
+        return Err("user names ids of more than one channel: send wa_id/phone/bsuid, psid with page_id, or igsid with instagram_account_id".into());
+    }
+    if messenger || instagram {
+        let (channel, id, account, names) = if messenger {
+            (
+                Channel::Messenger,
+                &user.psid,
+                &user.page_id,
+                "psid and page_id",
+            )
+        } else {
+            (
+                Channel::Instagram,
+                &user.igsid,
+                &user.instagram_account_id,
+                "igsid and instagram_account_id",
+            )
+        };
+        let (Some(id), Some(account)) = (trimmed(id.as_ref()), trimmed(account.as_ref())) else {
+            return Err(format!("user needs both {names}"));
+        };
+        let user = UserRef {
+            scoped_id: Some(id),
+            ..UserRef::default()
+        };
+        return Ok((channel, user, Some(account)));
+    }
     let phone = user.wa_id.as_deref().or(user.phone.as_deref());
     let ph = match phone {
         Some(p) => Some(
@@ -326,20 +386,19 @@ fn user_ref(user: &RawUser) -> Result<UserRef, String> {
         ),
         None => None,
     };
-    let bsuid = user
-        .bsuid
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .map(str::to_owned);
+    let bsuid = trimmed(user.bsuid.as_ref());
     if ph.is_none() && bsuid.is_none() {
-        return Err("user needs wa_id, phone or bsuid".into());
+        return Err(
+            "user needs wa_id, phone or bsuid (WhatsApp), psid and page_id (Messenger), or igsid and instagram_account_id (Instagram)"
+                .into(),
+        );
     }
-    Ok(UserRef {
+    let user = UserRef {
         bsuid,
-        parent_bsuid: None,
         ph,
-    })
+        ..UserRef::default()
+    };
+    Ok((Channel::Whatsapp, user, None))
 }
 
 fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, String> {

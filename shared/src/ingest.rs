@@ -393,7 +393,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                             r.kind.label(),
                             r.reason.label(),
                             &r.reason.to_string(),
-                            Some(r.waba_id.as_str()).filter(|w| !w.is_empty()),
+                            Some(r.account_id.as_str()).filter(|w| !w.is_empty()),
                         ),
                         metrics,
                     )
@@ -402,7 +402,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             self.dead_letters.send_all(messages).await?;
             for r in &split.rejected {
                 metrics.count_by(names::BODIES_QUARANTINED, "Reason", r.reason.label(), 1);
-                tracing::warn!(reason = r.reason.label(), waba_id = %r.waba_id, "webhook item quarantined");
+                tracing::warn!(reason = r.reason.label(), waba_id = %r.account_id, "webhook item quarantined");
             }
         }
 
@@ -432,9 +432,20 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         if signals > 0 {
             self.signals.send_all(messages).await?;
         }
-        metrics.count(names::SIGNALS_ENQUEUED, signals as u64);
+        if signals > 0 {
+            for signal in &split.signals {
+                metrics.count_by(
+                    names::SIGNALS_ENQUEUED,
+                    crate::metrics::CHANNEL,
+                    signal.channel.as_str(),
+                    1,
+                );
+            }
+        } else {
+            metrics.count(names::SIGNALS_ENQUEUED, 0);
+        }
         for signal in &split.signals {
-            tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.waba_id, "signal enqueued");
+            tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.account_id, "signal enqueued");
         }
         tracing::info!(
             signals,

@@ -13,6 +13,9 @@ use serde_json::{Map, Value, json};
 /// The default CloudWatch namespace.
 pub const DEFAULT_NAMESPACE: &str = "wacapi";
 
+/// The dimension naming a signal's or event's channel (`whatsapp`, `messenger`, `instagram`).
+pub const CHANNEL: &str = "Channel";
+
 /// Metric names: the only names the code emits.
 pub mod names {
     /// Webhook POSTs received (before any check).
@@ -21,7 +24,7 @@ pub mod names {
     pub const SIGNATURE_FAILURES: &str = "SignatureFailures";
     /// Webhook POSTs refused for their size.
     pub const BODIES_TOO_LARGE: &str = "BodiesTooLarge";
-    /// Signals accepted by the signal queue.
+    /// Signals accepted by the signal queue; dimension `Channel`.
     pub const SIGNALS_ENQUEUED: &str = "SignalsEnqueued";
     /// `statuses[]` items seen and ignored.
     pub const STATUSES_IGNORED: &str = "StatusesIgnored";
@@ -72,6 +75,8 @@ pub mod names {
         HANDSHAKES,
         FLOW_FIELDS_DROPPED,
     ];
+    /// The ingest metrics also published per [`super::CHANNEL`].
+    pub const BY_CHANNEL: &[&str] = &[SIGNALS_ENQUEUED];
 }
 
 /// CloudWatch units used here.
@@ -95,7 +100,9 @@ impl Unit {
     }
 }
 
-type DimensionKey = Option<(&'static str, String)>;
+/// The extra dimensions of a metric (besides `Service`), each published as its own dimension
+/// set beside `[Service]` alone.
+type DimensionKey = Vec<(&'static str, String)>;
 
 /// Metrics of one invocation, flushed as EMF documents.
 #[derive(Debug, Clone)]
@@ -117,7 +124,7 @@ impl Metrics {
 
     /// Adds `n` to a counter.
     pub fn count(&mut self, name: &'static str, n: u64) {
-        self.add(None, name, Unit::Count, n as f64, true);
+        self.add(Vec::new(), name, Unit::Count, n as f64, true);
     }
 
     /// Adds `n` to a counter under one extra dimension.
@@ -129,7 +136,7 @@ impl Metrics {
         n: u64,
     ) {
         self.add(
-            Some((dimension, value.into())),
+            vec![(dimension, value.into())],
             name,
             Unit::Count,
             n as f64,
@@ -137,9 +144,24 @@ impl Metrics {
         );
     }
 
+    /// Adds `n` to a counter under several extra dimensions, each published as its own
+    /// dimension set (`[Service, EventName]`, `[Service, Channel]`, ...) and under `[Service]`.
+    pub fn count_by_each(
+        &mut self,
+        name: &'static str,
+        dimensions: &[(&'static str, &str)],
+        n: u64,
+    ) {
+        let key = dimensions
+            .iter()
+            .map(|(d, v)| (*d, (*v).to_owned()))
+            .collect();
+        self.add(key, name, Unit::Count, n as f64, true);
+    }
+
     /// Records one observation of a distribution (each is kept; CloudWatch aggregates).
     pub fn observe(&mut self, name: &'static str, unit: Unit, value: f64) {
-        self.add(None, name, unit, value, false);
+        self.add(Vec::new(), name, unit, value, false);
     }
 
     fn add(&mut self, key: DimensionKey, name: &'static str, unit: Unit, value: f64, sum: bool) {
@@ -168,10 +190,7 @@ impl Metrics {
     pub fn total_by(&self, name: &str, dimension: &str, value: &str) -> f64 {
         self.values
             .iter()
-            .filter(|(k, _)| {
-                k.as_ref()
-                    .is_some_and(|(d, v)| *d == dimension && v == value)
-            })
+            .filter(|(k, _)| k.iter().any(|(d, v)| *d == dimension && v == value))
             .filter_map(|(_, m)| m.get(name))
             .flat_map(|(_, v)| v.iter())
             .sum()
@@ -194,14 +213,15 @@ impl Metrics {
         values
             .into_iter()
             .map(|(key, metrics)| {
-                let mut dimension_sets = vec![json!(["Service"])];
+                let mut dimension_sets = Vec::new();
                 let mut doc = Map::new();
                 doc.insert("Service".into(), json!(self.service));
-                if let Some((name, value)) = &key {
-                    // Also under [Service] alone: alarms cannot sum across a dimension.
-                    dimension_sets.insert(0, json!(["Service", name]));
+                for (name, value) in &key {
+                    dimension_sets.push(json!(["Service", name]));
                     doc.insert((*name).into(), json!(value));
                 }
+                // Also under [Service] alone: alarms cannot sum across a dimension.
+                dimension_sets.push(json!(["Service"]));
                 let definitions: Vec<Value> = metrics
                     .iter()
                     .map(|(name, (unit, _))| json!({"Name": name, "Unit": unit.as_str()}))

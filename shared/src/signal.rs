@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::channels::Channel;
 use crate::channels::whatsapp::model::AutomaticCustomData;
 use crate::conversion::hashing::sha256_hex;
 
@@ -19,10 +20,18 @@ pub const SIGNAL_VERSION: u16 = 1;
 pub struct Signal {
     /// Schema version; dispatch refuses versions it does not know.
     pub v: u16,
-    /// Signal id: the WhatsApp message id (`wamid...`) or the automatic event id.
+    /// Signal id: the message id (`wamid...`, `m_...`), the automatic event id, or the id
+    /// derived from a Messenger referral's sender and time.
     pub id: String,
-    /// WhatsApp Business Account id.
-    pub waba_id: String,
+    /// The channel it came from (left out for WhatsApp, so WhatsApp signals read as before).
+    #[serde(default, skip_serializing_if = "Channel::is_whatsapp")]
+    pub channel: Channel,
+    /// The business account it reached: the WhatsApp Business Account (WABA), the Facebook Page,
+    /// or the Instagram professional account. Written `waba_id`, its first name, so signals
+    /// queued by an earlier version (in flight during a deploy, or waiting in the dead-letter
+    /// queue for a redrive) still read.
+    #[serde(rename = "waba_id")]
+    pub account_id: String,
     /// Business phone number id the message reached, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_id: Option<String>,
@@ -38,9 +47,13 @@ pub struct Signal {
     pub event: SignalEvent,
 }
 
-/// A user, by business-scoped id and/or hashed phone.
+/// A user, by business-scoped id and/or hashed phone (WhatsApp), or page- or Instagram-scoped
+/// id (Messenger, Instagram).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
+    /// Page-scoped (PSID) or Instagram-scoped (IGSID) user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoped_id: Option<String>,
     /// Business-scoped user id (BSUID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bsuid: Option<String>,
@@ -55,7 +68,10 @@ pub struct UserRef {
 impl UserRef {
     /// True when no identity is known.
     pub fn is_empty(&self) -> bool {
-        self.bsuid.is_none() && self.parent_bsuid.is_none() && self.ph.is_none()
+        self.scoped_id.is_none()
+            && self.bsuid.is_none()
+            && self.parent_bsuid.is_none()
+            && self.ph.is_none()
     }
 
     /// The identity a user is keyed by: BSUID first, then hashed phone, then parent BSUID.
@@ -63,12 +79,13 @@ impl UserRef {
         self.keys().next()
     }
 
-    /// Every identity of the user, BSUID first.
+    /// Every identity of the user, scoped id or BSUID first.
     pub fn keys(&self) -> impl Iterator<Item = UserKey<'_>> {
-        self.bsuid
+        self.scoped_id
             .as_deref()
-            .map(UserKey::Bsuid)
+            .map(UserKey::Scoped)
             .into_iter()
+            .chain(self.bsuid.as_deref().map(UserKey::Bsuid))
             .chain(self.ph.as_deref().map(UserKey::Phone))
             .chain(self.parent_bsuid.as_deref().map(UserKey::ParentBsuid))
     }
@@ -83,6 +100,8 @@ pub enum UserKey<'a> {
     Phone(&'a str),
     /// The parent business's scoped user id (business portfolios).
     ParentBsuid(&'a str),
+    /// A page- or Instagram-scoped user id.
+    Scoped(&'a str),
 }
 
 impl UserKey<'_> {
@@ -93,6 +112,7 @@ impl UserKey<'_> {
             Self::Bsuid(id) => format!("b:{id}"),
             Self::Phone(hash) => format!("p:{hash}"),
             Self::ParentBsuid(id) => format!("pb:{id}"),
+            Self::Scoped(id) => format!("s:{id}"),
         }
     }
 }
@@ -142,6 +162,19 @@ pub enum SignalEvent {
         #[serde(default)]
         fields: Map<String, Value>,
     },
+    /// A Messenger or Instagram quick reply was tapped.
+    QuickReply {
+        /// The payload the business set on it.
+        payload: String,
+    },
+    /// A Messenger or Instagram postback: a button, the Get Started button, a menu item.
+    Postback {
+        /// The payload the business set on it.
+        payload: String,
+    },
+    /// A Messenger or Instagram thread reopened from an ad (`messaging_referrals`), with nothing
+    /// else in it.
+    Referral,
     /// A template quick-reply button was pressed.
     TemplateButton {
         /// The button payload.
@@ -230,6 +263,9 @@ impl SignalEvent {
                 "interactive"
             }
             Self::TemplateButton { .. } => "button",
+            Self::QuickReply { .. } => "quick_reply",
+            Self::Postback { .. } => "postback",
+            Self::Referral => "referral",
             Self::Order { .. } => "order",
             Self::RequestWelcome => "request_welcome",
             Self::IdentityChanged { .. } => "system",
@@ -246,6 +282,9 @@ impl SignalEvent {
             Self::ListReply { .. } => "list_reply",
             Self::FlowReply { .. } => "flow_reply",
             Self::TemplateButton { .. } => "template_button",
+            Self::QuickReply { .. } => "quick_reply",
+            Self::Postback { .. } => "postback",
+            Self::Referral => "referral",
             Self::Order { .. } => "order",
             Self::RequestWelcome => "request_welcome",
             Self::IdentityChanged { .. } => "identity_changed",
@@ -272,7 +311,7 @@ impl Signal {
             }
             (_, None) => format!("m:{}", self.id),
         };
-        sha256_hex(format!("{}\u{1f}{who}", self.waba_id).as_bytes())
+        sha256_hex(format!("{}\u{1f}{who}", self.account_id).as_bytes())
     }
 
     /// The SQS FIFO deduplication id: a hash of the message id, scoped by signal kind so an
@@ -290,7 +329,7 @@ impl Signal {
                 ..
             } => format!(
                 "business:{}\u{1f}{}\u{1f}{idempotency_key}",
-                self.waba_id,
+                self.account_id,
                 event_name.as_str()
             ),
             _ => format!("msg:{}", self.id),
@@ -310,6 +349,7 @@ impl Signal {
             } => [
                 self.user.clone(),
                 UserRef {
+                    scoped_id: None,
                     bsuid: previous_bsuid.clone(),
                     parent_bsuid: previous_parent_bsuid.clone(),
                     ph: None,
@@ -372,8 +412,8 @@ impl RawKind {
 /// A part of a webhook that could not become a signal, with its exact JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
-    /// The WABA the part came under (empty when the entry had none).
-    pub waba_id: String,
+    /// The account the part came under (empty when the entry had none).
+    pub account_id: String,
     /// Why.
     pub reason: RejectReason,
     /// An item, or an envelope around the entry or change.
@@ -407,7 +447,9 @@ pub enum EnvelopeError {
     #[error("body is not a webhook envelope: {0}")]
     NotAnEnvelope(String),
     /// Valid envelope of another product (`object` is not `whatsapp_business_account`).
-    #[error("webhook object (a {0}-character string) is not whatsapp_business_account")]
+    #[error(
+        "webhook object (a {0}-character string) is not whatsapp_business_account, page or instagram"
+    )]
     WrongObject(usize),
 }
 

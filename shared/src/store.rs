@@ -442,9 +442,10 @@ mod tests {
         ClickWrite {
             key: "k".into(),
             click: Click {
-                ctwa_clid: id.into(),
+                ctwa_clid: Some(id.into()),
                 ad_id: None,
                 clicked_at: at,
+                channel: Default::default(),
             },
         }
     }
@@ -515,11 +516,13 @@ mod tests {
         s.commit(&[click("late-old", 100)], &[], 0).await.unwrap();
         let stored = s.clicks(&["k".into(), "absent".into()]).await.unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored["k"].ctwa_clid, "new");
+        assert_eq!(stored["k"].ctwa_clid.as_deref(), Some("new"));
         s.commit(&[click("newer", 300)], &[], 0).await.unwrap();
         assert_eq!(
-            s.clicks(&["k".into()]).await.unwrap()["k"].ctwa_clid,
-            "newer"
+            s.clicks(&["k".into()]).await.unwrap()["k"]
+                .ctwa_clid
+                .as_deref(),
+            Some("newer")
         );
     }
 }

@@ -317,7 +317,13 @@ async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
     let order = run(&config, &store, &sample_signals("order"), NOW).await;
     let e = events(&order)[0];
     assert_eq!(e.event.event_name, EventName::Purchase);
-    assert!(e.event.user_data.ctwa_clid.starts_with("Aff-n8ZT"));
+    assert!(
+        e.event
+            .user_data
+            .id("ctwa_clid")
+            .unwrap()
+            .starts_with("Aff-n8ZT")
+    );
     // Stored under hashed keys only: no BSUID or phone digits in any key.
     for key in store.keys() {
         assert_eq!(key.len(), 64);
@@ -351,7 +357,10 @@ async fn a_second_click_replaces_the_first() {
     run(&config, &store, &[click_signal("second", NOW - DAY)], NOW).await;
     let s = signal(json!({"event": {"type": "button_reply", "id": "confirm-order"}}));
     let outcomes = run(&config, &store, &[s], NOW).await;
-    assert_eq!(events(&outcomes)[0].event.user_data.ctwa_clid, "second");
+    assert_eq!(
+        events(&outcomes)[0].event.user_data.id("ctwa_clid"),
+        Some("second")
+    );
 
     // An older click arriving late (out of order) does not replace a newer one.
     run(
@@ -365,7 +374,10 @@ async fn a_second_click_replaces_the_first() {
         json!({"id": "wamid.again", "event": {"type": "button_reply", "id": "confirm-order"}}),
     );
     let outcomes = run(&config, &store, &[s], NOW).await;
-    assert_eq!(events(&outcomes)[0].event.user_data.ctwa_clid, "second");
+    assert_eq!(
+        events(&outcomes)[0].event.user_data.id("ctwa_clid"),
+        Some("second")
+    );
 }
 
 #[tokio::test]
@@ -542,7 +554,7 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
         };
         let mut s = click_signal(&format!("c{i}"), NOW - 60);
         s.id = format!("wamid.{i}");
-        s.waba_id = waba.to_owned();
+        s.account_id = waba.to_owned();
         s.user.ph = Some(format!("{i:064x}"));
         signals.push(s);
     }
@@ -635,7 +647,7 @@ async fn a_user_changed_user_id_without_a_sender_carries_the_click_once() {
         .into_iter()
         .find(|e| e.event.event_name == EventName::Purchase)
         .expect("attributed");
-    assert_eq!(purchase.event.user_data.ctwa_clid, "Aff-old");
+    assert_eq!(purchase.event.user_data.id("ctwa_clid"), Some("Aff-old"));
 }
 
 #[tokio::test]

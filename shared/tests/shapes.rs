@@ -5,7 +5,8 @@
 //! What must hold for every such body:
 //! - the splitter answers (no panic) and quarantines at most the one part that changed;
 //! - a changed value that is not one a message cannot do without (its id or timestamp, an
-//!   entry's WABA id, a change's field) costs nothing: no quarantine, every signal kept;
+//!   entry's account id, a change's field; on Messenger and Instagram the sender and an ad
+//!   referral's ad id and source) costs nothing: no quarantine, every signal kept;
 //! - every signal reads back exactly as the dispatcher reads it (nothing acknowledged can be
 //!   dead-lettered as undecodable);
 //! - mapping answers, and every event it builds carries a finite, non-negative value and, for a
@@ -32,7 +33,13 @@ fn repo() -> PathBuf {
 
 fn bodies() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for dir in ["examples/webhooks", "tests/fixtures/shapes"] {
+    for dir in [
+        "examples/webhooks",
+        "examples/webhooks/messenger",
+        "examples/webhooks/instagram",
+        "tests/fixtures/shapes",
+        "tests/fixtures/channels",
+    ] {
         let mut files: Vec<_> = std::fs::read_dir(repo().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -44,7 +51,7 @@ fn bodies() -> Vec<(String, Value)> {
             out.push((p.display().to_string(), value));
         }
     }
-    assert!(out.len() >= 14, "samples and shapes found");
+    assert!(out.len() >= 29, "samples and shapes found");
     out
 }
 
@@ -106,6 +113,13 @@ fn is_required(path: &[Step]) -> bool {
             | ["entry", "#", "changes", "#", "field" | "value"]
             | [.., "messages" | "automatic_events", "#"]
             | [.., "messages", "#", "id" | "timestamp"]
+            // Messenger and Instagram: an item is a conversion moment only from a person
+            // (`sender.id`) at a time, and a bare referral only when it is an ad's.
+            | ["entry", "#", "messaging" | "standby", "#"]
+            | [.., "messaging" | "standby" | "value", "timestamp"]
+            | [.., "messaging" | "standby", "#", "timestamp"]
+            | [.., "sender", "id"]
+            | [.., "referral", "ad_id" | "source"]
             | [
                 ..,
                 "automatic_events",

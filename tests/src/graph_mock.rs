@@ -308,9 +308,20 @@ fn check_request(
                 "event_time {other:?} not seconds within the last 7 days"
             )),
         }
-        if e["action_source"] != "business_messaging" || e["messaging_channel"] != "whatsapp" {
-            v.push("action_source/messaging_channel".into());
+        if e["action_source"] != "business_messaging" {
+            v.push("action_source".into());
         }
+        // Meta's contract per channel (CAPI for Business Messaging onboarding guide, May 2026),
+        // written out here rather than borrowed from wacapi's constants so a wrong key fails.
+        let raw_keys: &[&str] = match e["messaging_channel"].as_str() {
+            Some("whatsapp") => &["whatsapp_business_account_id", "ctwa_clid"],
+            Some("messenger") => &["page_id", "page_scoped_user_id"],
+            Some("instagram") => &["instagram_business_account_id", "ig_sid"],
+            other => {
+                v.push(format!("messaging_channel {other:?}"));
+                &[]
+            }
+        };
         let id = e["event_id"].as_str().unwrap_or_default();
         if id.is_empty() || !ids.insert(id.to_owned()) {
             v.push(format!("event_id {id:?} empty or repeated in one request"));
@@ -319,22 +330,17 @@ fn check_request(
             v.push("no user_data".into());
             continue;
         };
-        if ud
-            .get("ctwa_clid")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            v.push("no ctwa_clid".into());
-        }
-        if ud
-            .get("whatsapp_business_account_id")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            v.push("no whatsapp_business_account_id".into());
+        for key in raw_keys {
+            if ud
+                .get(*key)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                v.push(format!("no {key}"));
+            }
         }
         for (key, value) in ud {
-            if key == "ctwa_clid" || key == "whatsapp_business_account_id" {
+            if raw_keys.contains(&key.as_str()) {
                 continue;
             }
             if !HASHED_KEYS.contains(&key.as_str()) {

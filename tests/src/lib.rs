@@ -37,20 +37,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The sample webhook bodies shipped in `examples/webhooks/`, by file name, sorted.
 pub fn sample_webhooks() -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root().join("examples/webhooks");
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .expect("examples/webhooks exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            (
-                p.file_stem().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).expect("readable fixture"),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    json_files("examples/webhooks")
 }
 
 /// One sample webhook body by name, without its order prefix (`order` → `02-order.json`).
@@ -64,11 +51,11 @@ pub fn sample(name: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no sample webhook named {name}"))
 }
 
-/// The bodies under `tests/fixtures/shapes/` (real-world webhook shapes), by file stem, sorted.
-pub fn shape_fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root().join("tests/fixtures/shapes");
+/// The `.json` files of a repository folder, by file stem, sorted.
+pub fn json_files(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join(folder);
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .expect("tests/fixtures/shapes exists")
+        .unwrap_or_else(|e| panic!("{folder}: {e}"))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
@@ -80,6 +67,30 @@ pub fn shape_fixtures() -> Vec<(String, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// The bodies of `tests/fixtures/shapes/`: WhatsApp shapes real senders and relays write.
+pub fn shape_fixtures() -> Vec<(String, Vec<u8>)> {
+    json_files("tests/fixtures/shapes")
+}
+
+/// The bodies of `tests/fixtures/channels/`: Messenger and Instagram shapes beside the samples
+/// (standby, `{field, value}` changes, echoes, reads, link referrals, unsent messages...).
+pub fn channel_fixtures() -> Vec<(String, Vec<u8>)> {
+    json_files("tests/fixtures/channels")
+}
+
+/// The Messenger and Instagram sample bodies of `examples/webhooks/{messenger,instagram}/`, named
+/// `messenger-01-get-started-from-ad` and so on, in conversation order per channel.
+pub fn channel_samples() -> Vec<(String, Vec<u8>)> {
+    ["messenger", "instagram"]
+        .into_iter()
+        .flat_map(|channel| {
+            json_files(&format!("examples/webhooks/{channel}"))
+                .into_iter()
+                .map(move |(name, body)| (format!("{channel}-{name}"), body))
+        })
+        .collect()
 }
 
 /// A test fixture from `tests/fixtures/`.

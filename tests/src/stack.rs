@@ -115,7 +115,6 @@ pub fn example_rules() -> String {
     std::fs::read_to_string(crate::repo_root().join("examples/wacapi.toml")).expect("example")
 }
 
-/// Unix seconds now.
 /// Queue records of `signals` as the dispatcher receives them (ids `m0`, `m1`, ...).
 pub fn inbound_records(
     signals: &[wacapi_shared::signal::Signal],
@@ -132,6 +131,7 @@ pub fn inbound_records(
         .collect()
 }
 
+/// Unix seconds now.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

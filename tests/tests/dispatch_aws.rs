@@ -313,7 +313,7 @@ trigger = { kind = "ad_click" }
     );
     let signal: Signal = serde_json::from_str(dead[0].body().unwrap()).unwrap();
     assert_eq!(
-        signal.waba_id, "102290129340398",
+        signal.account_id, "102290129340398",
         "the signal is kept whole for a redrive"
     );
     assert!(stack.graph.received().is_empty());

@@ -532,6 +532,93 @@ fn metric_violations(body: &Body) -> Vec<String> {
     v
 }
 
+/// Dashboard metrics drawn per channel: `[ns, metric, "Service", service, "Channel", channel]`
+/// must be metrics that service publishes per channel, for a channel that exists.
+fn channel_dimension_violations(body: &Body) -> Vec<String> {
+    fn walk(e: &Expression, out: &mut Vec<Vec<String>>) {
+        match e {
+            Expression::Array(items) => {
+                if items
+                    .first()
+                    .is_some_and(|e| e.to_string() == "var.metrics_namespace")
+                {
+                    out.push(
+                        items
+                            .iter()
+                            .skip(1)
+                            .map(|i| match i {
+                                Expression::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                            .collect(),
+                    );
+                }
+                items.iter().for_each(|i| walk(i, out));
+            }
+            Expression::Object(o) => o.values().for_each(|v| walk(v, out)),
+            Expression::FuncCall(f) => f.args.iter().for_each(|a| walk(a, out)),
+            _ => {}
+        }
+    }
+    let mut lines = Vec::new();
+    for dashboard in blocks(body, "resource", "aws_cloudwatch_dashboard") {
+        if let Some(e) = attr(dashboard.body(), "dashboard_body") {
+            walk(e, &mut lines);
+        }
+    }
+    let mut v = Vec::new();
+    for line in lines {
+        let [name, service_key, service, dimension, value, ..] = line.as_slice() else {
+            continue;
+        };
+        if service_key != "Service" || dimension != wacapi_shared::metrics::CHANNEL {
+            continue;
+        }
+        let by_channel = match service.as_str() {
+            webhook_ingest::SERVICE => ingest_names::BY_CHANNEL,
+            capi_dispatch::SERVICE => metric_names::BY_CHANNEL,
+            _ => &[][..],
+        };
+        if !by_channel.contains(&name.as_str()) {
+            v.push(format!("{name} is not published per channel by {service}"));
+        }
+        if value.parse::<wacapi_shared::channels::Channel>().is_err() {
+            v.push(format!("{name}: {value:?} is not a channel"));
+        }
+    }
+    v
+}
+
+#[test]
+fn channel_widgets_draw_metrics_published_per_channel() {
+    let body = infra();
+    assert_eq!(channel_dimension_violations(&body), Vec::<String>::new());
+    let text =
+        std::fs::read_to_string(wacapi_tests::repo_root().join("infra/monitoring.tf")).unwrap();
+    for channel in wacapi_shared::channels::Channel::ALL {
+        for (metric, service) in [
+            ("SignalsEnqueued", webhook_ingest::SERVICE),
+            ("EventsSent", capi_dispatch::SERVICE),
+            ("EventsSkipped", capi_dispatch::SERVICE),
+        ] {
+            let line = format!(r#""{metric}", "Service", "{service}", "Channel", "{channel}""#);
+            assert!(text.contains(&line), "the dashboard draws {line}");
+        }
+    }
+    let v = channel_dimension_violations(&mutated(
+        "monitoring.tf",
+        r#""EventsSent", "Service", "capi-dispatch", "Channel", "messenger""#,
+        r#""DedupHits", "Service", "capi-dispatch", "Channel", "telegram""#,
+    ));
+    assert_eq!(
+        v,
+        [
+            "DedupHits is not published per channel by capi-dispatch",
+            "DedupHits: \"telegram\" is not a channel"
+        ]
+    );
+}
+
 #[test]
 fn alarms_and_dashboard_use_only_metrics_the_code_emits() {
     let body = infra();

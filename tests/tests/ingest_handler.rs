@@ -338,6 +338,8 @@ fn assert_no_personal_data(body: &str) {
         "Nelson",
         "Test User",
         "Private Person",
+        "Ana Souza",
+        "ana.souza@",
     ] {
         assert!(!body.contains(pii), "signal carries {pii:?}: {body}");
     }
@@ -376,13 +378,18 @@ async fn bad_items_are_quarantined_and_the_rest_flows() {
     assert_eq!(metrics.total(names::FLOW_FIELDS_DROPPED), 1.0);
 }
 
-/// Every body under `tests/fixtures/shapes/`: what real senders and relays write beside Meta's
+/// Every body under `tests/fixtures/shapes/` and `tests/fixtures/channels/`, and the Messenger and
+/// Instagram samples: what real senders and relays write beside Meta's
 /// documented shapes (nulls, numbers for ids, formatted prices, identity changes, odd
 /// sub-objects). Signals and dead letters are snapshotted; every queued signal must read back
 /// as the dispatcher reads it.
 #[tokio::test]
 async fn real_world_shapes_become_signals_and_only_the_unreadable_is_quarantined() {
-    for (name, body) in shape_fixtures() {
+    let bodies = shape_fixtures()
+        .into_iter()
+        .chain(channel_fixtures())
+        .chain(channel_samples());
+    for (name, body) in bodies {
         let h = harness();
         let (status, _) = call(&h, signed_post(&body)).await;
         assert_eq!(status, 200, "{name}");
@@ -428,7 +435,10 @@ async fn signed_garbage_is_quarantined_whole_and_acknowledged() {
             b"{\"object\": \"whatsapp_business_account\", \"entry\": [".to_vec(),
             "not_an_envelope",
         ),
-        (br#"{"object":"page","entry":[]}"#.to_vec(), "wrong_object"),
+        (
+            br#"{"object":"permissions","entry":[]}"#.to_vec(),
+            "wrong_object",
+        ),
         (vec![0xff, 0xfe, 0x00, 0x01], "not_an_envelope"),
     ] {
         let h = harness();
@@ -558,6 +568,7 @@ async fn one_post_with_1000_messages_across_entries_and_changes() {
     assert_eq!(ids.len(), 1000, "every message once");
     assert_eq!(signals[0].id, "wamid.bulk000000");
     assert_eq!(signals[999].id, "wamid.bulk000999");
-    let wabas: std::collections::HashSet<_> = signals.iter().map(|s| s.waba_id.clone()).collect();
+    let wabas: std::collections::HashSet<_> =
+        signals.iter().map(|s| s.account_id.clone()).collect();
     assert_eq!(wabas.len(), 4);
 }

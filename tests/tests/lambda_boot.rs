@@ -76,6 +76,10 @@ async fn logs_hold_no_personal_data_at_any_level() {
         "succulents, what are the prices",
         "94025",
         "crm-8812-secret-external",
+        "Ana Souza",
+        "ana.souza",
+        "650 555 1234",
+        "want to buy the 3-pack",
     ];
     for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
         let stack = Stack::new(StackOptions::default()).await;
@@ -91,6 +95,14 @@ async fn logs_hold_no_personal_data_at_any_level() {
             let (response, _) = invoke(&rt, &format!("in-{i}"), webhook_event(&body)).await;
             assert_eq!(response["statusCode"], 200, "{level}: {response}");
         }
+        // A Messenger text with a name, an email and a phone number in it.
+        let messenger = wacapi_tests::channel_samples()
+            .into_iter()
+            .find(|(n, _)| n == "messenger-03-text")
+            .unwrap()
+            .1;
+        let (response, _) = invoke(&rt, "in-m", webhook_event(&freshen(&messenger, now))).await;
+        assert_eq!(response["statusCode"], 200, "{level}: {response}");
         let events = serde_json::to_vec(&json!({"events": [{
             "event_name": "QualifiedLead", "idempotency_key": "lead-logs",
             "user": {"wa_id": "+1 (650) 555-1234"}, "waba_id": "102290129340398",
@@ -105,7 +117,7 @@ async fn logs_hold_no_personal_data_at_any_level() {
         for _ in 0..5 {
             messages.extend(stack.receive().await);
         }
-        assert_eq!(messages.len(), 3, "{level}");
+        assert_eq!(messages.len(), 4, "{level}");
         let (rt, api) = start_runtime().await;
         let dispatch = boot_logged(
             "capi-dispatch",

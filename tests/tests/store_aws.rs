@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Value, json};
 use wacapi_shared::aws::dynamo::DynamoStore;
+use wacapi_shared::channels::Channel;
 use wacapi_shared::conversion::clicks::Click;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
@@ -28,9 +29,10 @@ fn click(key: &str, clid: &str, at: i64) -> ClickWrite {
     ClickWrite {
         key: key.into(),
         click: Click {
-            ctwa_clid: clid.into(),
+            ctwa_clid: Some(clid.into()),
             ad_id: Some("ad-1".into()),
             clicked_at: at,
+            channel: Channel::Whatsapp,
         },
     }
 }
@@ -132,10 +134,48 @@ async fn the_newest_click_wins_and_one_read_returns_every_stored_key() {
     let keys: Vec<String> = ["a", "b", "c", "absent", "a"].map(String::from).to_vec();
     let found = store.clicks(&keys).await.unwrap();
     assert_eq!(found.len(), 3);
-    assert_eq!(found["a"].ctwa_clid, "new");
+    assert_eq!(found["a"].ctwa_clid.as_deref(), Some("new"));
     assert_eq!(found["a"].ad_id.as_deref(), Some("ad-1"));
     assert_eq!(found["b"].clicked_at, 50);
-    assert_eq!(found["c"].ctwa_clid, "third");
+    assert_eq!(found["c"].ctwa_clid.as_deref(), Some("third"));
+}
+
+#[tokio::test]
+async fn a_newer_click_of_another_channel_leaves_no_attribute_of_the_old_one() {
+    let (store, ddb, table) = store().await;
+    store
+        .commit(&[click("u", "clid", 100)], &[], 0)
+        .await
+        .unwrap();
+    let messenger = Click {
+        ctwa_clid: None,
+        ad_id: None,
+        clicked_at: 200,
+        channel: Channel::Messenger,
+    };
+    let write = ClickWrite {
+        key: "u".into(),
+        click: messenger.clone(),
+    };
+    store.commit(&[write], &[], 0).await.unwrap();
+    assert_eq!(store.clicks(&["u".into()]).await.unwrap()["u"], messenger);
+    let item = ddb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let names: std::collections::BTreeSet<&str> = item
+        .iter()
+        .flat_map(|i| i.keys())
+        .map(String::as_str)
+        .collect();
+    assert!(
+        !names.contains("ctwa_clid") && !names.contains("ad_id"),
+        "removed, not left stale: {names:?}"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +197,7 @@ async fn commits_and_reads_past_dynamodb_limits_are_chunked() {
     let keys: Vec<String> = (0..130).map(|i| format!("k{i}")).collect();
     let found = store.clicks(&keys).await.unwrap();
     assert_eq!(found.len(), 130);
-    assert_eq!(found["k129"].ctwa_clid, "clid-129");
+    assert_eq!(found["k129"].ctwa_clid.as_deref(), Some("clid-129"));
 }
 
 /// A DynamoDB stand-in on loopback that answers `TransactWriteItems` from a script, so the

@@ -12,6 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // An invalid rules file stops the function at init: nothing is sent under wrong rules, the
     // records wait in the queue, and the Lambda error alarm fires.
     let rules = env.load_rules()?;
+    for warning in &rules.warnings {
+        tracing::warn!(warning = %warning, "configuration");
+    }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let state = capi_dispatch::State::from_aws(&aws, &env, rules)?;
     let state = &state;

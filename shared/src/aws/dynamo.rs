@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
-//! | click | `click#<sha256(waba, identity)>` | `ctwa_clid`, `ad_id`, `clicked_at`, `expires_at` |
+//! | click | `click#<sha256(account, identity)>` | `ctwa_clid` (WhatsApp), `ad_id`, `channel` (not WhatsApp), `clicked_at`, `expires_at` |
 //! | ledger | `event#<event_id>` | `state` (`pending`/`sent`), `lease_until`, `sent_at`, `fbtrace_id`, `expires_at` |
 //!
 //! Users are keyed by hash only; no phone number or BSUID is stored.
@@ -123,27 +123,46 @@ impl DynamoStore {
         let update = match op {
             Op::Click(write) => {
                 let click = &write.click;
-                let expression = if click.ad_id.is_some() {
-                    "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp, ad_id = :ad"
-                } else {
-                    "SET ctwa_clid = :clid, clicked_at = :at, expires_at = :exp REMOVE ad_id"
-                };
-                let update = Update::builder()
+                // Optional attributes are set when present and removed when not, so a click
+                // replacing another never keeps the other's click id, ad or channel.
+                let channel = (!click.channel.is_whatsapp()).then(|| click.channel.as_str());
+                let optional = [
+                    ("ctwa_clid", ":clid", click.ctwa_clid.as_deref()),
+                    ("ad_id", ":ad", click.ad_id.as_deref()),
+                    ("channel", ":ch", channel),
+                ];
+                let mut set = vec![
+                    "clicked_at = :at".to_owned(),
+                    "expires_at = :exp".to_owned(),
+                ];
+                let mut remove = Vec::new();
+                for (name, placeholder, value) in optional {
+                    match value {
+                        Some(_) => set.push(format!("{name} = {placeholder}")),
+                        None => remove.push(name),
+                    }
+                }
+                let mut expression = format!("SET {}", set.join(", "));
+                if !remove.is_empty() {
+                    expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+                }
+                let mut update = Update::builder()
                     .table_name(&self.table)
                     .key(PK, s(click_pk(&write.key)))
                     .update_expression(expression)
                     // Keep the newest click: an older one arriving late must not replace it.
                     .condition_expression("attribute_not_exists(pk) OR clicked_at <= :at")
-                    .expression_attribute_values(":clid", s(&click.ctwa_clid))
                     .expression_attribute_values(":at", n(click.clicked_at))
                     .expression_attribute_values(
                         ":exp",
                         n(click.clicked_at + self.click_ttl_seconds),
                     );
-                match &click.ad_id {
-                    Some(ad_id) => update.expression_attribute_values(":ad", s(ad_id)),
-                    None => update,
+                for (_, placeholder, value) in optional {
+                    if let Some(value) = value {
+                        update = update.expression_attribute_values(placeholder, s(value));
+                    }
                 }
+                update
             }
             Op::Claim(_, claim) => Update::builder()
                 .table_name(&self.table)
@@ -309,13 +328,14 @@ impl DispatchStore for DynamoStore {
                 {
                     let key =
                         get_s(item, PK).and_then(|pk| pk.strip_prefix("click#").map(str::to_owned));
-                    if let (Some(key), Some(ctwa_clid), Some(clicked_at)) =
-                        (key, get_s(item, "ctwa_clid"), get_n(item, "clicked_at"))
-                    {
+                    if let (Some(key), Some(clicked_at)) = (key, get_n(item, "clicked_at")) {
                         let click = Click {
-                            ctwa_clid,
+                            ctwa_clid: get_s(item, "ctwa_clid"),
                             ad_id: get_s(item, "ad_id"),
                             clicked_at,
+                            channel: get_s(item, "channel")
+                                .and_then(|c| c.parse().ok())
+                                .unwrap_or_default(),
                         };
                         found.insert(key, click);
                     }

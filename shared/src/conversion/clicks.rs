@@ -12,19 +12,26 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channels::Channel;
 use crate::conversion::hashing::sha256_hex;
 use crate::signal::{UserKey, UserRef};
 
-/// An ad click.
+/// An ad click: the referral of a Click-to-WhatsApp, Click-to-Messenger or Click-to-Instagram
+/// ad.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Click {
-    /// The click id sent raw to Meta.
-    pub ctwa_clid: String,
-    /// The ad id (`referral.source_id`).
+    /// WhatsApp's click id, sent raw to Meta (Messenger and Instagram have none: their events
+    /// are attributed by the scoped user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctwa_clid: Option<String>,
+    /// The ad id (`referral.source_id` on WhatsApp, `referral.ad_id` elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_id: Option<String>,
     /// Unix seconds of the message that carried the click.
     pub clicked_at: i64,
+    /// The channel the ad opened.
+    #[serde(default, skip_serializing_if = "Channel::is_whatsapp")]
+    pub channel: Channel,
 }
 
 impl Click {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::channels::Channel;
 use crate::conversion::clicks::Click;
 use crate::conversion::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
 use crate::conversion::money::{is_valid_amount, is_valid_quantity};
@@ -102,9 +103,10 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
     } = &signal.event
     {
         return Some(Click {
-            ctwa_clid: clid.clone(),
+            ctwa_clid: Some(clid.clone()),
             ad_id: None,
             clicked_at: signal.timestamp,
+            channel: signal.channel,
         });
     }
     if let Some(own) = own_click(signal) {
@@ -118,14 +120,42 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
         .cloned()
 }
 
-/// The click a message carries itself, if its referral has a `ctwa_clid`.
+/// The click a message carries itself: on WhatsApp a referral with a `ctwa_clid`, on
+/// Messenger and Instagram an ad referral (they have no click id).
 pub fn own_click(signal: &Signal) -> Option<Click> {
     let referral = signal.referral.as_ref()?;
+    let ctwa_clid = match signal.channel {
+        Channel::Whatsapp => Some(referral.ctwa_clid.clone()?),
+        Channel::Messenger | Channel::Instagram => None,
+    };
     Some(Click {
-        ctwa_clid: referral.ctwa_clid.clone()?,
+        ctwa_clid,
         ad_id: referral.source_id.clone(),
         clicked_at: signal.timestamp,
+        channel: signal.channel,
     })
+}
+
+/// The user id an event of `signal`'s channel is sent with: WhatsApp's click id, Messenger's
+/// and Instagram's scoped user id; `None` when there is none (the event cannot be attributed).
+fn channel_user_id(signal: &Signal, click: &Click) -> Option<String> {
+    match signal.channel {
+        Channel::Whatsapp => click.ctwa_clid.clone(),
+        Channel::Messenger | Channel::Instagram => signal.user.scoped_id.clone(),
+    }
+}
+
+/// What makes a click one click, for the `click` dedup scope: WhatsApp's click id; elsewhere the
+/// user and the time of the ad referral.
+fn click_scope(signal: &Signal, click: &Click, user_id: &str) -> String {
+    match &click.ctwa_clid {
+        Some(clid) if signal.channel.is_whatsapp() => format!("click:{clid}"),
+        _ => format!(
+            "click:{}:{user_id}:{}",
+            signal.channel.as_str(),
+            click.clicked_at
+        ),
+    }
 }
 
 /// Maps one signal. `click` is the attributed click ([`attributed_click`]); `now` is unix
@@ -146,7 +176,7 @@ pub fn map_signal(
             reason: SkipReason::NoRule,
         }];
     }
-    let Some(account) = config.account(&signal.waba_id) else {
+    let Some(account) = config.account(signal.channel, &signal.account_id) else {
         return vec![Outcome::Skipped {
             rule: None,
             reason: SkipReason::UnknownAccount,
@@ -169,7 +199,7 @@ fn map_rule(
     if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
         return Outcome::skipped(rule, SkipReason::TooOld);
     }
-    let Some(click) = click else {
+    let Some((click, user_id)) = click.and_then(|c| Some((c, channel_user_id(signal, c)?))) else {
         return Outcome::skipped(rule, SkipReason::NoClick);
     };
     let event_name = match (rule.event, &signal.event) {
@@ -194,18 +224,19 @@ fn map_rule(
     let (hashed, dropped_user_data) = user_data(rule, signal);
     let scope_key = match rule.dedup {
         DedupScope::Message => format!("message:{}", signal.id),
-        DedupScope::Click => format!("click:{}", click.ctwa_clid),
+        DedupScope::Click => click_scope(signal, click, &user_id),
         DedupScope::Order => match custom_data.as_ref().and_then(|c| c.order_id.as_deref()) {
             Some(order_id) => format!("order:{order_id}"),
             None => format!("order-message:{}", signal.id),
         },
     };
-    let mut event = Event::whatsapp(
+    let mut event = Event::new(
+        signal.channel,
         event_name,
         event_time,
         event_id(&account.dataset_id, event_name, &scope_key),
-        &signal.waba_id,
-        &click.ctwa_clid,
+        &signal.account_id,
+        &user_id,
         hashed,
     );
     event.custom_data = custom_data;
@@ -268,7 +299,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         rule: Some(BUSINESS_RULE.to_owned()),
         reason,
     };
-    let Some(account) = config.account(&signal.waba_id) else {
+    let Some(account) = config.account(signal.channel, &signal.account_id) else {
         return Outcome::Skipped {
             rule: None,
             reason: SkipReason::UnknownAccount,
@@ -278,7 +309,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
     if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
         return skipped(SkipReason::TooOld);
     }
-    let Some(click) = click else {
+    let Some(user_id) = click.and_then(|c| channel_user_id(signal, c)) else {
         return skipped(SkipReason::NoClick);
     };
     let mut hashed = user_data.clone();
@@ -288,7 +319,8 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
             list.insert(0, ph.clone());
         }
     }
-    let mut event = Event::whatsapp(
+    let mut event = Event::new(
+        signal.channel,
         *event_name,
         event_time,
         event_id(
@@ -296,8 +328,8 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
             *event_name,
             &format!("idempotency:{idempotency_key}"),
         ),
-        &signal.waba_id,
-        &click.ctwa_clid,
+        &signal.account_id,
+        &user_id,
         hashed,
     );
     let mut custom_data = custom_data.clone();
@@ -314,12 +346,17 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
 
 /// Whether `rule`'s trigger matches `signal`.
 pub fn matches(rule: &Rule, signal: &Signal) -> bool {
+    if !rule.applies_to(signal.channel) {
+        return false;
+    }
     match (&rule.trigger, &signal.event) {
         (Trigger::AdClick, _) => own_click(signal).is_some(),
         (Trigger::MessageType(want), event) => event.message_type() == Some(want.as_str()),
         (Trigger::ButtonReply(m), SignalEvent::ButtonReply { id }) => m.matches(id),
         (Trigger::ListReply(m), SignalEvent::ListReply { id }) => m.matches(id),
         (Trigger::TemplateButton(m), SignalEvent::TemplateButton { payload }) => m.matches(payload),
+        (Trigger::QuickReply(m), SignalEvent::QuickReply { payload }) => m.matches(payload),
+        (Trigger::Postback(m), SignalEvent::Postback { payload }) => m.matches(payload),
         (
             Trigger::Flow { name, flow_token },
             SignalEvent::FlowReply {

@@ -40,7 +40,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
             && !signal.user.is_empty()
         {
             self.clicks
-                .record(&signal.waba_id, &signal.user, click)
+                .record(&signal.account_id, &signal.user, click)
                 .await?;
         }
         if let SignalEvent::IdentityChanged { new, .. } = &signal.event
@@ -55,7 +55,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
             }]);
         }
         let stored = if looks_up_stored_click(signal, own.is_some()) {
-            self.clicks.latest(&signal.waba_id, &signal.user).await?
+            self.clicks.latest(&signal.account_id, &signal.user).await?
         } else {
             None
         };
@@ -75,14 +75,14 @@ impl<C: ClickStore> Processor<'_, C> {
             if previous.is_empty() {
                 continue;
             }
-            if let Some(click) = self.clicks.latest(&signal.waba_id, &previous).await?
+            if let Some(click) = self.clicks.latest(&signal.account_id, &previous).await?
                 && newest.as_ref().is_none_or(|n| click.supersedes(n))
             {
                 newest = Some(click);
             }
         }
         match newest {
-            Some(click) => self.clicks.record(&signal.waba_id, new, &click).await,
+            Some(click) => self.clicks.record(&signal.account_id, new, &click).await,
             None => Ok(()),
         }
     }
@@ -93,15 +93,18 @@ impl<C: ClickStore> Processor<'_, C> {
         signal: &Signal,
         now: i64,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let Some(waba_id) = self.config.resolve_waba(&signal.waba_id) else {
+        let Some(waba_id) = self
+            .config
+            .resolve_account(signal.channel, &signal.account_id)
+        else {
             return Ok(vec![Outcome::Skipped {
                 rule: None,
                 reason: SkipReason::UnknownAccount,
             }]);
         };
         let mut signal = signal.clone();
-        signal.waba_id = waba_id.to_owned();
-        let stored = self.clicks.latest(&signal.waba_id, &signal.user).await?;
+        signal.account_id = waba_id.to_owned();
+        let stored = self.clicks.latest(&signal.account_id, &signal.user).await?;
         let click = attributed_click(self.config, &signal, stored.as_ref());
         Ok(map_signal(self.config, &signal, click.as_ref(), now))
     }
@@ -127,7 +130,7 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
     };
     if let SignalEvent::Business { .. } = &signal.event {
         return config
-            .resolve_waba(&signal.waba_id)
+            .resolve_account(signal.channel, &signal.account_id)
             .map(keys)
             .unwrap_or_default();
     }
@@ -136,15 +139,15 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
         && !new.is_empty()
     {
         for previous in signal.previous_identities() {
-            out.extend(previous.keys().map(|k| user_key(&signal.waba_id, k)));
+            out.extend(previous.keys().map(|k| user_key(&signal.account_id, k)));
         }
         // Recording under the new identity compares with what it holds.
-        out.extend(new.keys().map(|k| user_key(&signal.waba_id, k)));
+        out.extend(new.keys().map(|k| user_key(&signal.account_id, k)));
     }
     let looks_up = looks_up_stored_click(signal, own_click(signal).is_some())
         && config.rules.iter().any(|r| matches(r, signal));
     if looks_up {
-        out.extend(keys(&signal.waba_id));
+        out.extend(keys(&signal.account_id));
     }
     out.sort();
     out.dedup();

@@ -11,6 +11,7 @@ use std::fmt;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
+use crate::channels::Channel;
 use crate::conversion::hashing::UserDataKey;
 use crate::meta::capi::EventName;
 
@@ -25,7 +26,7 @@ pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
 /// days from the click; Meta documents none).
 pub const DEFAULT_ATTRIBUTION_WINDOW_DAYS: u32 = 7;
 
-/// The account key that matches every WABA not listed explicitly.
+/// The account id that matches every account of its channel not listed explicitly.
 pub const ANY_WABA: &str = "*";
 
 /// A validated configuration.
@@ -35,29 +36,36 @@ pub struct Config {
     pub graph_api_version: String,
     /// Clicks older than this (seconds) before an event do not attribute it.
     pub attribution_window_seconds: i64,
-    /// Accounts by WABA id ([`ANY_WABA`] for the fallback).
-    pub accounts: BTreeMap<String, Account>,
+    /// Accounts by channel and id (WABA, Page, Instagram account; [`ANY_WABA`] for the
+    /// fallback of a channel).
+    pub accounts: BTreeMap<(Channel, String), Account>,
     /// Rules, in file order. Every rule that matches a signal fires.
     pub rules: Vec<Rule>,
+    /// What is valid but probably not what was meant (printed by `check-config`).
+    pub warnings: Vec<String>,
 }
 
 impl Config {
-    /// The account a WABA's events go to: its own entry, else the `*` entry.
-    pub fn account(&self, waba_id: &str) -> Option<&Account> {
+    /// The account an account id of `channel` sends to: its own entry, else the channel's
+    /// `*` entry.
+    pub fn account(&self, channel: Channel, id: &str) -> Option<&Account> {
         self.accounts
-            .get(waba_id)
-            .or_else(|| self.accounts.get(ANY_WABA))
+            .get(&(channel, id.to_owned()))
+            .or_else(|| self.accounts.get(&(channel, ANY_WABA.to_owned())))
     }
 
-    /// The WABA a business event belongs to: the one it names, else the only explicit account
-    /// when there is exactly one (`None` when that cannot be decided).
-    pub fn resolve_waba<'a>(&'a self, waba_id: &'a str) -> Option<&'a str> {
-        if !waba_id.is_empty() {
-            return Some(waba_id);
+    /// The account id a business event belongs to: the one it names, else the only explicit
+    /// account of its channel when there is exactly one (`None` when that cannot be decided).
+    pub fn resolve_account<'a>(&'a self, channel: Channel, id: &'a str) -> Option<&'a str> {
+        if !id.is_empty() {
+            return Some(id);
         }
-        let mut explicit = self.accounts.keys().filter(|k| k.as_str() != ANY_WABA);
+        let mut explicit = self
+            .accounts
+            .keys()
+            .filter(|(c, k)| *c == channel && k.as_str() != ANY_WABA);
         match (explicit.next(), explicit.next()) {
-            (Some(only), None) => Some(only.as_str()),
+            (Some((_, only)), None) => Some(only.as_str()),
             _ => None,
         }
     }
@@ -74,11 +82,13 @@ impl Config {
     }
 }
 
-/// Where one WABA's events go.
+/// Where one account's events go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
-    /// The WABA id (or `*`).
-    pub waba_id: String,
+    /// The channel: which of `waba_id`, `page_id` or `instagram_account_id` named it.
+    pub channel: Channel,
+    /// The WABA, Page or Instagram professional account id (or `*`).
+    pub account_id: String,
     /// The dataset (`/{WABA_ID}/dataset`) events are posted to.
     pub dataset_id: String,
     /// Name of the access token to use (a key of the tokens secret); `None` = `default`.
@@ -104,12 +114,22 @@ pub struct Rule {
     pub custom_data: CustomDataSpec,
     /// Flow response fields hashed into `user_data`.
     pub user_data: Vec<(UserDataTarget, String)>,
+    /// The channels the rule applies to (`None`: every channel).
+    pub channels: Option<Vec<Channel>>,
+}
+
+impl Rule {
+    /// Whether the rule applies to `channel`.
+    pub fn applies_to(&self, channel: Channel) -> bool {
+        self.channels.as_ref().is_none_or(|c| c.contains(&channel))
+    }
 }
 
 /// What a rule reacts to.
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    /// The first message of an ad click: any message whose referral carries a `ctwa_clid`.
+    /// The first message of an ad click: any message (or postback, or reopened thread) whose
+    /// referral is an ad (on WhatsApp, carrying a `ctwa_clid`).
     AdClick,
     /// A message of this type (`order`, `request_welcome`, `image`, ...).
     MessageType(String),
@@ -119,6 +139,10 @@ pub enum Trigger {
     ListReply(Matcher),
     /// A template quick-reply button press, by payload.
     TemplateButton(Matcher),
+    /// A Messenger or Instagram quick reply, by payload.
+    QuickReply(Matcher),
+    /// A Messenger or Instagram postback (a button, Get Started, a menu item), by payload.
+    Postback(Matcher),
     /// A Flow completion.
     Flow {
         /// `nfm_reply.name` (`flow`, `address_message`), if constrained.
@@ -141,9 +165,33 @@ impl Trigger {
             Self::ButtonReply(_) => "button_reply",
             Self::ListReply(_) => "list_reply",
             Self::TemplateButton(_) => "template_button",
+            Self::QuickReply(_) => "quick_reply",
+            Self::Postback(_) => "postback",
             Self::Flow { .. } => "flow",
             Self::Text(_) => "text",
             Self::AutomaticEvents(_) => "automatic_events",
+        }
+    }
+
+    /// Whether the trigger can fire for a signal of `channel`: WhatsApp alone has interactive
+    /// replies, template buttons, Flows, orders and automatic events; Messenger and Instagram
+    /// alone have quick replies, postbacks and bare referrals.
+    pub fn can_fire_on(&self, channel: Channel) -> bool {
+        match self {
+            Self::AdClick | Self::Text(_) => true,
+            Self::MessageType(t) => match t.as_str() {
+                "order" | "interactive" | "button" | "request_welcome" | "system" => {
+                    channel.is_whatsapp()
+                }
+                "quick_reply" | "postback" | "referral" => !channel.is_whatsapp(),
+                _ => true,
+            },
+            Self::ButtonReply(_)
+            | Self::ListReply(_)
+            | Self::TemplateButton(_)
+            | Self::Flow { .. }
+            | Self::AutomaticEvents(_) => channel.is_whatsapp(),
+            Self::QuickReply(_) | Self::Postback(_) => !channel.is_whatsapp(),
         }
     }
 }
@@ -247,7 +295,12 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAccount {
-    waba_id: String,
+    #[serde(default)]
+    waba_id: Option<String>,
+    #[serde(default)]
+    page_id: Option<String>,
+    #[serde(default)]
+    instagram_account_id: Option<String>,
     dataset_id: String,
     #[serde(default)]
     token: Option<String>,
@@ -270,6 +323,8 @@ struct RawRule {
     custom_data: Option<RawCustomData>,
     #[serde(default)]
     user_data: BTreeMap<String, String>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +343,14 @@ enum RawTrigger {
         pattern: Option<String>,
     },
     TemplateButton {
+        payload: Option<String>,
+        pattern: Option<String>,
+    },
+    QuickReply {
+        payload: Option<String>,
+        pattern: Option<String>,
+    },
+    Postback {
         payload: Option<String>,
         pattern: Option<String>,
     },
@@ -339,12 +402,42 @@ impl RawConfig {
 
         let mut accounts = BTreeMap::new();
         if self.accounts.is_empty() {
-            errors.push("no [[accounts]]: add one per WABA (or waba_id = \"*\")".to_owned());
+            errors.push(
+                "no [[accounts]]: add one per WABA, Page or Instagram account (or waba_id = \"*\")"
+                    .to_owned(),
+            );
         }
         for a in self.accounts {
-            let label = format!("account {:?}", a.waba_id);
-            if a.waba_id.trim().is_empty() {
-                errors.push("an account has an empty waba_id".to_owned());
+            let named: Vec<(Channel, String)> = [
+                (Channel::Whatsapp, a.waba_id),
+                (Channel::Messenger, a.page_id),
+                (Channel::Instagram, a.instagram_account_id),
+            ]
+            .into_iter()
+            .filter_map(|(c, id)| id.map(|id| (c, id)))
+            .collect();
+            let (channel, id) = match named.as_slice() {
+                [(channel, id)] => (*channel, id.clone()),
+                _ => {
+                    errors.push(format!(
+                        "an account (dataset {:?}) must name exactly one of waba_id, page_id or instagram_account_id",
+                        a.dataset_id
+                    ));
+                    continue;
+                }
+            };
+            let key_name = match channel {
+                Channel::Whatsapp => "waba_id",
+                Channel::Messenger => "page_id",
+                Channel::Instagram => "instagram_account_id",
+            };
+            let label = if channel.is_whatsapp() {
+                format!("account {id:?}")
+            } else {
+                format!("account {key_name} {id:?}")
+            };
+            if id.trim().is_empty() {
+                errors.push(format!("an account has an empty {key_name}"));
             }
             if a.dataset_id.trim().is_empty() || !a.dataset_id.bytes().all(|b| b.is_ascii_digit()) {
                 errors.push(format!(
@@ -361,13 +454,14 @@ impl RawConfig {
                 }
             }
             let account = Account {
-                waba_id: a.waba_id.clone(),
+                channel,
+                account_id: id.clone(),
                 dataset_id: a.dataset_id,
                 token: a.token,
                 test_event_code: a.test_event_code,
                 partner_agent: a.partner_agent,
             };
-            if accounts.insert(a.waba_id, account).is_some() {
+            if accounts.insert((channel, id), account).is_some() {
                 errors.push(format!("{label} is listed twice"));
             }
         }
@@ -390,6 +484,7 @@ impl RawConfig {
         }
 
         errors.extend(personal_custom_data(&rules));
+        let warnings = purchase_on_instagram(&rules, &accounts);
 
         if errors.is_empty() {
             Ok(Config {
@@ -397,11 +492,37 @@ impl RawConfig {
                 attribution_window_seconds: i64::from(days) * 24 * 3600,
                 accounts,
                 rules,
+                warnings,
             })
         } else {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Meta optimises ads for Purchase on Messenger and WhatsApp, not Instagram (CAPI for Business
+/// Messaging FAQ): a Purchase rule that can fire for an Instagram account is worth a warning.
+fn purchase_on_instagram(
+    rules: &[Rule],
+    accounts: &BTreeMap<(Channel, String), Account>,
+) -> Vec<String> {
+    if !accounts.keys().any(|(c, _)| *c == Channel::Instagram) {
+        return Vec::new();
+    }
+    rules
+        .iter()
+        .filter(|r| r.applies_to(Channel::Instagram) && r.trigger.can_fire_on(Channel::Instagram))
+        .filter(|r| {
+            r.event == Some(EventName::Purchase)
+                || matches!(&r.trigger, Trigger::AutomaticEvents(f) if f.as_ref().is_none_or(|f| f.contains(&EventName::Purchase)))
+        })
+        .map(|r| {
+            format!(
+                "rule {:?}: sends Purchase for Instagram, where Meta does not optimise ads for purchases (Messenger and WhatsApp only); add channels = [\"whatsapp\", \"messenger\"] if that is not meant",
+                r.name
+            )
+        })
+        .collect()
 }
 
 /// `custom_data` is sent to Meta in clear: a Flow field that any rule hashes into `user_data`,
@@ -544,11 +665,44 @@ impl RawRule {
             }
         }
 
+        let channels = match self.channels {
+            None => None,
+            Some(names) => {
+                let parsed: Vec<Channel> = names
+                    .iter()
+                    .filter_map(|n| match n.parse::<Channel>() {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            errors.push(format!("{label}: channels: {e}"));
+                            None
+                        }
+                    })
+                    .collect();
+                if names.is_empty() {
+                    errors.push(format!(
+                        "{label}: channels is empty (remove it to apply the rule to every channel)"
+                    ));
+                }
+                Some(parsed)
+            }
+        };
         let dedup = self.dedup.unwrap_or_default();
         if dedup == DedupScope::Order && !is_order {
             errors.push(format!(
                 "{label}: dedup = \"order\" needs trigger message_type = \"order\""
             ));
+        }
+
+        if let Some(trigger) = &trigger {
+            let listed = channels.as_deref().unwrap_or(&Channel::ALL);
+            if !listed.is_empty() && !listed.iter().any(|c| trigger.can_fire_on(*c)) {
+                let names: Vec<&str> = listed.iter().map(|c| c.as_str()).collect();
+                errors.push(format!(
+                    "{label}: trigger {} never fires on {}",
+                    trigger.kind(),
+                    names.join(", ")
+                ));
+            }
         }
 
         match (trigger, errors.is_empty()) {
@@ -564,6 +718,7 @@ impl RawRule {
                     fields: raw_custom.fields,
                 },
                 user_data,
+                channels,
             }),
             _ => Err(errors),
         }
@@ -588,6 +743,12 @@ impl RawTrigger {
             }
             Self::TemplateButton { payload, pattern } => {
                 Trigger::TemplateButton(matcher("template_button", "payload", payload, pattern)?)
+            }
+            Self::QuickReply { payload, pattern } => {
+                Trigger::QuickReply(matcher("quick_reply", "payload", payload, pattern)?)
+            }
+            Self::Postback { payload, pattern } => {
+                Trigger::Postback(matcher("postback", "payload", payload, pattern)?)
             }
             Self::Flow {
                 name,
@@ -698,7 +859,7 @@ mod tests {
     fn the_default_configuration_is_valid() {
         let config = Config::default_config().expect("valid default");
         assert!(
-            config.account("any-waba").is_some(),
+            config.account(Channel::Whatsapp, "any-waba").is_some(),
             "placeholder for every WABA"
         );
         assert_eq!(config.graph_api_version, "v25.0");

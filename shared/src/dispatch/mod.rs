@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures_util::future::join_all;
 
-use crate::channels::split;
 use crate::channels::whatsapp::signal_from_item;
+use crate::channels::{Channel, split};
 use crate::conversion::hashing::sha256_hex;
 use crate::conversion::mapping::{MappedEvent, Outcome, SkipReason};
 use crate::conversion::pipeline::{Processor, click_lookups};
@@ -50,9 +50,9 @@ pub mod metric_names {
     pub const RECORDS_RECEIVED: &str = "RecordsReceived";
     /// Records reported failed (SQS redelivers them).
     pub const RECORDS_FAILED: &str = "RecordsFailed";
-    /// Events Meta accepted; dimension `EventName`.
+    /// Events Meta accepted; dimensions `EventName` and `Channel`.
     pub const EVENTS_SENT: &str = "EventsSent";
-    /// Events not sent; dimension `Reason`.
+    /// Events not sent; dimensions `Reason` and `Channel`.
     pub const EVENTS_SKIPPED: &str = "EventsSkipped";
     /// Events already sent (durable or in-batch dedup).
     pub const DEDUP_HITS: &str = "DedupHits";
@@ -100,6 +100,8 @@ pub mod metric_names {
         GRAPH_RECEIPT_MISMATCHES,
         AMBIGUOUS_RESENDS,
     ];
+    /// The dispatch metrics also published per [`crate::metrics::CHANNEL`].
+    pub const BY_CHANNEL: &[&str] = &[EVENTS_SENT, EVENTS_SKIPPED];
 }
 use metric_names as m;
 
@@ -471,6 +473,9 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         first_copy: &mut HashMap<String, usize>,
     ) -> RecordResult {
         let mut result = RecordResult::new();
+        if let Some(first) = signals.first() {
+            result.channel = first.channel;
+        }
         for signal in signals {
             let outcomes = match processor.process(signal, now).await {
                 Ok(outcomes) => outcomes,
@@ -488,10 +493,12 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                 return RecordResult::dead_letter(DeadLetter {
                     reason: "unknown_account",
                     detail: format!(
-                        "no account is configured for WABA {}: add it and redrive",
-                        signal.waba_id
+                        "no {} account is configured for {} {}: add it and redrive",
+                        signal.channel,
+                        signal.channel.account_noun(),
+                        signal.account_id
                     ),
-                    extra: vec![(attributes::WABA_ID, signal.waba_id.clone())],
+                    extra: vec![(attributes::WABA_ID, signal.account_id.clone())],
                 });
             }
             for outcome in outcomes {
@@ -573,7 +580,14 @@ fn tally(
     for (i, result) in results.iter().enumerate() {
         for skip in &result.skips {
             *report.skipped.entry(skip.label()).or_default() += 1;
-            metrics.count_by(m::EVENTS_SKIPPED, "Reason", skip.label(), 1);
+            metrics.count_by_each(
+                m::EVENTS_SKIPPED,
+                &[
+                    ("Reason", skip.label()),
+                    (crate::metrics::CHANNEL, result.channel.as_str()),
+                ],
+                1,
+            );
         }
         report.dedup_hits += result.dedup_hits;
         metrics.count(m::DEDUP_HITS, result.dedup_hits as u64);
@@ -640,7 +654,8 @@ mod tests {
 
     fn account(dataset: &str) -> Account {
         Account {
-            waba_id: "1".into(),
+            channel: Channel::Whatsapp,
+            account_id: "1".into(),
             dataset_id: dataset.into(),
             token: None,
             test_event_code: None,
@@ -652,7 +667,8 @@ mod tests {
         MappedEvent {
             rule: "r".into(),
             account: account(dataset),
-            event: Event::whatsapp(
+            event: Event::new(
+                Channel::Whatsapp,
                 crate::meta::capi::EventName::ViewContent,
                 1,
                 format!("{id:064x}"),

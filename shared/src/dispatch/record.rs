@@ -31,6 +31,8 @@ pub(super) struct RecordResult {
     pub(super) shadows: Vec<usize>,
     pub(super) dropped_user_data: usize,
     pub(super) dropped_custom_data: usize,
+    /// The channel of the record's signals (WhatsApp for records that never decoded).
+    pub(super) channel: Channel,
 }
 
 impl RecordResult {
@@ -44,6 +46,7 @@ impl RecordResult {
             shadows: Vec::new(),
             dropped_user_data: 0,
             dropped_custom_data: 0,
+            channel: Channel::Whatsapp,
         }
     }
 

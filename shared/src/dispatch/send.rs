@@ -223,7 +223,14 @@ pub(super) fn record_sends(
         for (owner, event, outcome) in log.results {
             match outcome {
                 EventResult::Sent(fbtrace_id) => {
-                    metrics.count_by(m::EVENTS_SENT, "EventName", event.event_name.as_str(), 1);
+                    metrics.count_by_each(
+                        m::EVENTS_SENT,
+                        &[
+                            ("EventName", event.event_name.as_str()),
+                            (crate::metrics::CHANNEL, event.messaging_channel.as_str()),
+                        ],
+                        1,
+                    );
                     metrics.observe(
                         m::EVENT_AGE_AT_SEND,
                         Unit::Seconds,

@@ -1,9 +1,11 @@
 //! The Conversions API for Business Messaging: event names, the event shape Meta accepts for
-//! WhatsApp, and request bodies.
+//! WhatsApp, Messenger and Instagram, and request bodies.
 //!
-//! Serialisation is exact: `action_source = "business_messaging"`, `messaging_channel =
-//! "whatsapp"`, raw `ctwa_clid` and `whatsapp_business_account_id`, hashed keys as lists,
-//! `event_time` in unix seconds.
+//! Serialisation is exact: `action_source = "business_messaging"`, `messaging_channel` of the
+//! channel, the channel's ids raw in `user_data` (WhatsApp: `whatsapp_business_account_id` and
+//! `ctwa_clid`; Messenger: `page_id` and `page_scoped_user_id`; Instagram: see
+//! [`INSTAGRAM_ACCOUNT_KEY`]), hashed keys as lists, `event_time` in unix seconds. Source:
+//! Conversions API for Business Messaging, Onboarding Guide (updated May 5, 2026).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,11 +14,29 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::channels::Channel;
+
 /// At most this many events per request (Meta's limit).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// Events older than this are refused by Meta, and with them the whole request.
 pub const MAX_EVENT_AGE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// The `user_data` key of the Instagram professional account, as Meta's guide sample writes it
+/// (some integrations write `ig_account_id`: if Meta settles on that, this line is the fix).
+pub const INSTAGRAM_ACCOUNT_KEY: &str = "instagram_business_account_id";
+
+/// The `user_data` key of the Instagram-scoped user id, as Meta's guide sample writes it.
+pub const INSTAGRAM_USER_KEY: &str = "ig_sid";
+
+/// The `user_data` keys of a channel's account and user (WhatsApp's user is its click id).
+pub fn id_keys(channel: Channel) -> (&'static str, &'static str) {
+    match channel {
+        Channel::Whatsapp => ("whatsapp_business_account_id", "ctwa_clid"),
+        Channel::Messenger => ("page_id", "page_scoped_user_id"),
+        Channel::Instagram => (INSTAGRAM_ACCOUNT_KEY, INSTAGRAM_USER_KEY),
+    }
+}
 
 /// The only event names Meta accepts for business messaging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,8 +137,8 @@ impl FromStr for EventName {
     }
 }
 
-/// One server event for WhatsApp business messaging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One server event for business messaging.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// One of the 14 names.
     pub event_name: EventName,
@@ -128,7 +148,7 @@ pub struct Event {
     pub event_id: String,
     /// Always `business_messaging`.
     pub action_source: String,
-    /// Always `whatsapp`.
+    /// `whatsapp`, `messenger` or `instagram`.
     pub messaging_channel: String,
     /// Who, and which click.
     pub user_data: UserData,
@@ -141,25 +161,30 @@ pub struct Event {
 }
 
 impl Event {
-    /// A WhatsApp business-messaging event: the fixed `action_source` and `messaging_channel`,
-    /// the WABA and click sent raw, hashed keys as given; no custom data yet.
-    pub fn whatsapp(
+    /// A business-messaging event on `channel`: the fixed `action_source`, the channel's
+    /// account id and user id (WhatsApp: the click id) sent raw under the channel's keys
+    /// ([`id_keys`]), hashed keys as given; no custom data yet.
+    pub fn new(
+        channel: Channel,
         event_name: EventName,
         event_time: i64,
         event_id: String,
-        waba_id: &str,
-        ctwa_clid: &str,
+        account_id: &str,
+        user_id: &str,
         hashed: BTreeMap<String, Vec<String>>,
     ) -> Self {
+        let (account_key, user_key) = id_keys(channel);
         Self {
             event_name,
             event_time,
             event_id,
             action_source: "business_messaging".to_owned(),
-            messaging_channel: "whatsapp".to_owned(),
+            messaging_channel: channel.as_str().to_owned(),
             user_data: UserData {
-                whatsapp_business_account_id: waba_id.to_owned(),
-                ctwa_clid: ctwa_clid.to_owned(),
+                ids: BTreeMap::from([
+                    (account_key.to_owned(), account_id.to_owned()),
+                    (user_key.to_owned(), user_id.to_owned()),
+                ]),
                 hashed,
             },
             custom_data: None,
@@ -168,16 +193,22 @@ impl Event {
     }
 }
 
-/// `user_data` of a WhatsApp event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `user_data` of an event: the channel's ids, raw, and the hashed keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserData {
-    /// The WABA id, raw.
-    pub whatsapp_business_account_id: String,
-    /// The ad click id, raw.
-    pub ctwa_clid: String,
+    /// The account and user (click) ids under the channel's keys ([`id_keys`]), raw.
+    #[serde(flatten)]
+    pub ids: BTreeMap<String, String>,
     /// Hashed keys (`em`, `ph`, `fn`, ...), each a list of lowercase hex SHA-256.
     #[serde(flatten)]
     pub hashed: BTreeMap<String, Vec<String>>,
+}
+
+impl UserData {
+    /// A raw id by its key (`ctwa_clid`, `page_id`, ...).
+    pub fn id(&self, key: &str) -> Option<&str> {
+        self.ids.get(key).map(String::as_str)
+    }
 }
 
 /// `custom_data` of an event.
@@ -238,7 +269,7 @@ pub struct MessagingOutcomeData {
 }
 
 /// A request body for `POST /{version}/{dataset_id}/events`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventsRequest {
     /// At most [`MAX_EVENTS_PER_REQUEST`] events of one dataset.
     pub data: Vec<Event>,

@@ -7,16 +7,17 @@ pub mod model;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::channels::Channel;
 use crate::conversion::hashing::{normalize_phone, sha256_hex};
 use crate::lenient::RawItem;
 use crate::redact::safe_json_error;
 use crate::signal::{
-    AdReferral, EnvelopeError, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected,
-    SIGNAL_VERSION, Signal, SignalEvent, Split, UserRef, depth,
+    AdReferral, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected, SIGNAL_VERSION,
+    Signal, SignalEvent, Split, UserRef, depth,
 };
 use model::{
     AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
-    NfmReply, WHATSAPP_OBJECT, Webhook,
+    NfmReply, WHATSAPP_OBJECT,
 };
 
 /// The user a message comes from: the message's own fields, the matching contact filling gaps.
@@ -38,6 +39,7 @@ fn user_of(message: &Message, contacts: &[Contact]) -> UserRef {
         .as_deref()
         .or(contact.and_then(|c| c.wa_id.as_deref()));
     UserRef {
+        scoped_id: None,
         bsuid: non_empty(message.from_user_id.as_deref())
             .or(contact.and_then(|c| non_empty(c.user_id.as_deref())))
             .map(str::to_owned),
@@ -85,24 +87,19 @@ pub const MAX_FLOW_FIELDS_BYTES: usize = 64 * 1024;
 /// Order lines beyond this many make the order unreadable (its value is not computed).
 pub const MAX_ORDER_LINES: usize = 1000;
 
-/// Parses a verified body and splits it into signals, in webhook order.
+/// Splits the entries of a WhatsApp webhook into signals, in webhook order (the envelope was
+/// read by [`crate::channels::split`]).
 ///
-/// Fails only when the envelope itself is unusable; a malformed entry, change or item inside a
-/// good envelope is returned in [`Split::rejected`] instead, so the rest of the webhook still
-/// flows. `null` entries, changes, messages and events are absent.
-pub fn split(body: &[u8]) -> Result<Split, EnvelopeError> {
-    let webhook: Webhook<'_> = serde_json::from_slice(body)
-        .map_err(|e| EnvelopeError::NotAnEnvelope(safe_json_error(&e)))?;
-    if webhook.object != WHATSAPP_OBJECT {
-        return Err(EnvelopeError::WrongObject(webhook.object.chars().count()));
-    }
+/// A malformed entry, change or item is returned in [`Split::rejected`] instead, so the rest of
+/// the webhook still flows. `null` entries, changes, messages and events are absent.
+pub fn split_entries(entries: &[RawItem<'_>]) -> Split {
     let mut out = Split::default();
-    for raw_entry in &webhook.entry {
+    for raw_entry in entries {
         let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
             Ok(entry) => entry,
             Err(e) => {
                 out.rejected.push(Rejected {
-                    waba_id: String::new(),
+                    account_id: String::new(),
                     reason: RejectReason::BadEntry(safe_json_error(&e)),
                     kind: RawKind::Envelope,
                     raw: envelope(raw_entry.get()),
@@ -114,7 +111,7 @@ pub fn split(body: &[u8]) -> Result<Split, EnvelopeError> {
             split_change(&entry.id, raw_change, &mut out);
         }
     }
-    Ok(out)
+    out
 }
 
 fn is_null(raw: &RawValue) -> bool {
@@ -134,7 +131,7 @@ fn change_envelope(waba_id: &str, raw_change: &str) -> String {
 
 fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
     let bad_change = |e: &serde_json::Error| Rejected {
-        waba_id: waba_id.to_owned(),
+        account_id: waba_id.to_owned(),
         reason: RejectReason::BadChange(safe_json_error(e)),
         kind: RawKind::Envelope,
         raw: change_envelope(waba_id, raw_change.get()),
@@ -161,7 +158,7 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
         .as_ref()
         .and_then(|m| m.phone_number_id.clone());
     let reject = |reason: RejectReason, raw: &str| Rejected {
-        waba_id: waba_id.to_owned(),
+        account_id: waba_id.to_owned(),
         reason,
         kind: RawKind::Item,
         raw: raw.to_owned(),
@@ -215,7 +212,8 @@ fn automatic_signal(
     Signal {
         v: SIGNAL_VERSION,
         id: event.id,
-        waba_id: waba_id.to_owned(),
+        channel: Channel::Whatsapp,
+        account_id: waba_id.to_owned(),
         phone_number_id: phone_number_id.cloned(),
         timestamp: event.timestamp,
         user: UserRef::default(),
@@ -247,7 +245,8 @@ fn message_signal(
     let signal = Signal {
         v: SIGNAL_VERSION,
         id: message.id,
-        waba_id: waba_id.to_owned(),
+        channel: Channel::Whatsapp,
+        account_id: waba_id.to_owned(),
         phone_number_id: phone_number_id.cloned(),
         timestamp: message.timestamp,
         user,
@@ -321,6 +320,7 @@ fn message_event(message: &Message) -> (SignalEvent, usize) {
             Some(system) => SignalEvent::IdentityChanged {
                 change: system.kind.clone().unwrap_or_default(),
                 new: UserRef {
+                    scoped_id: None,
                     bsuid: non_empty(system.user_id.as_deref()).map(str::to_owned),
                     parent_bsuid: non_empty(system.parent_user_id.as_deref()).map(str::to_owned),
                     ph: system
@@ -424,6 +424,7 @@ fn hash_phone(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channels::split;
 
     fn webhook(messages: &str) -> Vec<u8> {
         format!(
@@ -469,7 +470,8 @@ mod tests {
         let event = |name: crate::meta::capi::EventName, waba: &str| Signal {
             v: SIGNAL_VERSION,
             id: "business:deal-4471".into(),
-            waba_id: waba.into(),
+            channel: Channel::Whatsapp,
+            account_id: waba.into(),
             phone_number_id: None,
             timestamp: 1,
             user: UserRef::default(),
