@@ -96,6 +96,7 @@ resource "aws_lambda_function" "dispatch" {
       WACAPI_GRAPH_TOKEN_SECRET_ARN = aws_secretsmanager_secret.graph_tokens.arn
       WACAPI_CONFIG_FILE            = var.rules_file == null ? "" : local.rules_path
       WACAPI_GRAPH_BASE_URL         = var.graph_api_base_url
+      WACAPI_TIKTOK_BASE_URL        = var.tiktok_api_base_url
       WACAPI_GRAPH_TIMEOUT_SECONDS  = tostring(var.graph_timeout_seconds)
       WACAPI_SECRET_TTL_SECONDS     = tostring(var.secret_ttl_seconds)
       WACAPI_METRICS_NAMESPACE      = var.metrics_namespace

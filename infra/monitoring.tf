@@ -31,6 +31,12 @@ locals {
       threshold   = 0
       description = "Meta answered 200 without counting every event sent: the records are on the dead-letter queue as graph_receipt_mismatch; check Events Manager before a redrive (README › Operate)."
     }
+    tiktok-auth-errors = {
+      service     = "capi-dispatch"
+      metric      = "TikTokAuthErrors"
+      threshold   = 0
+      description = "TikTok's Events API refused the access token or its permissions (codes 40001, 40102-40105): TikTok events are kept; put a working token under tiktok_access_tokens in the tokens secret (README › TikTok)."
+    }
     ledger-write-failures = {
       service     = "capi-dispatch"
       metric      = "LedgerWriteFailures"
@@ -211,9 +217,19 @@ resource "aws_cloudwatch_metric_alarm" "wacapi" {
   tags                = local.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
-  alarm_name          = "${var.name}-graph-error-rate"
-  alarm_description   = "Graph API errors above ${var.graph_error_rate_alarm_percent}% of requests."
+# The Graph error-rate alarm was a resource of its own before TikTok joined it.
+moved {
+  from = aws_cloudwatch_metric_alarm.graph_error_rate
+  to   = aws_cloudwatch_metric_alarm.error_rate["graph"]
+}
+
+resource "aws_cloudwatch_metric_alarm" "error_rate" {
+  for_each = {
+    graph  = { errors = "GraphErrors", requests = "GraphRequests", label = "Graph API" }
+    tiktok = { errors = "TikTokErrors", requests = "TikTokRequests", label = "TikTok Events API" }
+  }
+  alarm_name          = "${var.name}-${each.key}-error-rate"
+  alarm_description   = "${each.value.label} errors above ${var.graph_error_rate_alarm_percent}% of requests."
   evaluation_periods  = 1
   threshold           = var.graph_error_rate_alarm_percent
   comparison_operator = "GreaterThanThreshold"
@@ -225,7 +241,7 @@ resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
   metric_query {
     id          = "rate"
     expression  = "IF(requests > 0, 100 * errors / requests, 0)"
-    label       = "Graph error rate (%)"
+    label       = "${each.value.label} error rate (%)"
     return_data = true
   }
 
@@ -234,7 +250,7 @@ resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
 
     metric {
       namespace   = var.metrics_namespace
-      metric_name = "GraphErrors"
+      metric_name = each.value.errors
       dimensions  = local.dispatch_dims
       stat        = "Sum"
       period      = 300
@@ -246,7 +262,7 @@ resource "aws_cloudwatch_metric_alarm" "graph_error_rate" {
 
     metric {
       namespace   = var.metrics_namespace
-      metric_name = "GraphRequests"
+      metric_name = each.value.requests
       dimensions  = local.dispatch_dims
       stat        = "Sum"
       period      = 300
@@ -384,6 +400,33 @@ resource "aws_cloudwatch_dashboard" "main" {
             [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "whatsapp"],
             [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "messenger"],
             [var.metrics_namespace, "EventsSkipped", "Service", "capi-dispatch", "Channel", "instagram"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 24, width = 12, height = 6
+        properties = {
+          title  = "Events sent by destination"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", "Destination", "meta"],
+            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", "Destination", "tiktok"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 24, width = 12, height = 6
+        properties = {
+          title  = "TikTok Events API"
+          region = data.aws_region.current.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "TikTokRequests", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "TikTokErrors", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "TikTokAuthErrors", "Service", "capi-dispatch"],
           ]
         }
       },

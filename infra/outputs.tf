@@ -19,7 +19,7 @@ output "webhook_secret_arn" {
 }
 
 output "graph_tokens_secret_arn" {
-  description = "Secret to fill with {\"access_tokens\": {\"default\": ...}, \"app_secret\": ...}."
+  description = "Secret to fill with {\"access_tokens\": {\"default\": ...}, \"app_secret\": ..., \"tiktok_access_tokens\": {\"default\": ...} (with TikTok event sets)}."
   value       = aws_secretsmanager_secret.graph_tokens.arn
 }
 

@@ -14,7 +14,7 @@ resource "aws_secretsmanager_secret" "graph_tokens" {
   #checkov:skip=CKV_AWS_149:The AWS-managed key suffices; a customer key would add a KMS permission and cost without a second reader to separate.
   #checkov:skip=CKV2_AWS_57:System-user tokens are issued in Meta Business Manager, not by a rotation Lambda; README › Operate explains the steps.
   name                    = "${var.name}/graph-tokens"
-  description             = "wacapi dispatch: {\"access_tokens\": {\"default\": \"EAAG...\"}, \"app_secret\": \"...\"}"
+  description             = "wacapi dispatch: {\"access_tokens\": {\"default\": \"EAAG...\"}, \"app_secret\": \"...\", \"tiktok_access_tokens\": {\"default\": \"...\"} (with TikTok event sets)}"
   recovery_window_in_days = var.secret_recovery_window_days
   tags                    = local.tags
 }

@@ -219,6 +219,17 @@ variable "graph_api_base_url" {
   }
 }
 
+variable "tiktok_api_base_url" {
+  description = "TikTok API for Business base URL (Events API 2.0 for accounts with a tiktok event set)."
+  type        = string
+  default     = "https://business-api.tiktok.com"
+
+  validation {
+    condition     = can(regex("^https://", var.tiktok_api_base_url))
+    error_message = "tiktok_api_base_url must be an https URL."
+  }
+}
+
 variable "graph_timeout_seconds" {
   description = "Timeout of one Graph API request."
   type        = number

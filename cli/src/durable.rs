@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS clicks (
     ad_id TEXT,
     clicked_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
-    channel TEXT NOT NULL DEFAULT 'whatsapp'
+    channel TEXT NOT NULL DEFAULT 'whatsapp',
+    destination TEXT NOT NULL DEFAULT 'meta'
 );
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY,
@@ -59,21 +60,24 @@ CREATE TABLE IF NOT EXISTS ledger (
 ";
 
 /// The schema's version (`PRAGMA user_version`). 1: clicks carry a channel, and a click id
-/// only on WhatsApp.
-const SCHEMA_VERSION: i64 = 1;
+/// only on WhatsApp. 2: clicks carry their platform (`meta`, `tiktok`).
+const SCHEMA_VERSION: i64 = 2;
 
-/// Brings a database written by an earlier version to [`SCHEMA_VERSION`], in one transaction.
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )
+}
+
+/// Brings a database written by an earlier version to [`SCHEMA_VERSION`].
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
-    let has_channel: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('clicks') WHERE name = 'channel'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_channel {
+    if !has_column(conn, "clicks", "channel")? {
         // Version 0 required a click id: rebuild the table (SQLite cannot drop NOT NULL).
         conn.execute_batch(
             "BEGIN;
@@ -85,6 +89,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                  SELECT key, ctwa_clid, ad_id, clicked_at, expires_at FROM clicks_v0;
              DROP TABLE clicks_v0;
              COMMIT;",
+        )?;
+    }
+    if !has_column(conn, "clicks", "destination")? {
+        conn.execute_batch(
+            "ALTER TABLE clicks ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
         )?;
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -317,7 +326,7 @@ impl DispatchStore for Database {
         let conn = self.lock().map_err(StoreError)?;
         let mut select = conn
             .prepare_cached(
-                "SELECT ctwa_clid, ad_id, clicked_at, channel FROM clicks WHERE key = ?1",
+                "SELECT ctwa_clid, ad_id, clicked_at, channel, destination FROM clicks WHERE key = ?1",
             )
             .map_err(store_err)?;
         let mut out = HashMap::new();
@@ -331,6 +340,7 @@ impl DispatchStore for Database {
                         // A channel this version does not know reads as WhatsApp's default
                         // rather than failing the whole batch.
                         channel: r.get::<_, String>(3)?.parse().unwrap_or_default(),
+                        destination: r.get::<_, String>(4)?.parse().unwrap_or_default(),
                     })
                 })
                 .optional()
@@ -356,11 +366,13 @@ impl DispatchStore for Database {
             // Newest wins, as DynamoDB's `clicked_at <= :at` condition keeps it.
             let mut write = tx
                 .prepare_cached(
-                    "INSERT INTO clicks (key, ctwa_clid, ad_id, clicked_at, expires_at, channel)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO clicks
+                         (key, ctwa_clid, ad_id, clicked_at, expires_at, channel, destination)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (key) DO UPDATE SET ctwa_clid = excluded.ctwa_clid,
                          ad_id = excluded.ad_id, clicked_at = excluded.clicked_at,
-                         expires_at = excluded.expires_at, channel = excluded.channel
+                         expires_at = excluded.expires_at, channel = excluded.channel,
+                         destination = excluded.destination
                      WHERE clicks.clicked_at <= excluded.clicked_at",
                 )
                 .map_err(store_err)?;
@@ -372,7 +384,8 @@ impl DispatchStore for Database {
                         w.click.ad_id,
                         w.click.clicked_at,
                         w.click.clicked_at + self.click_ttl_seconds,
-                        w.click.channel.as_str()
+                        w.click.channel.as_str(),
+                        w.click.destination.as_str()
                     ])
                     .map_err(store_err)?;
             }
@@ -481,6 +494,7 @@ mod tests {
                     ad_id: None,
                     clicked_at: 500,
                     channel: Default::default(),
+                    destination: Default::default(),
                 },
             };
             let answers = db
@@ -551,6 +565,7 @@ mod tests {
                 ad_id: Some("ad".into()),
                 clicked_at: 500,
                 channel: wacapi_shared::channels::Channel::Messenger,
+                destination: wacapi_shared::destination::Destination::TikTok,
             },
         };
         db.commit(std::slice::from_ref(&messenger), &[], 1)

@@ -77,6 +77,7 @@ pub fn run(
             verify_token: "load".to_owned(),
             events_key: "load-test-events-key".to_owned(),
             graph: GraphMode::Count,
+            tiktok: None,
             data_dir,
         })
         .await?;

@@ -1,8 +1,9 @@
 //! The local pipeline: the ingest routes (`GET`/`POST /webhook`, `POST /events`) on a loopback
 //! port ([`crate::http`]: timeouts and a connection cap), a FIFO backlog with SQS's
 //! deduplication window, a click store and sent-ledger, and the dispatcher, sending to the Graph
-//! API when a token is configured and otherwise to a dry-run sink that prints each request as
-//! `{"dataset_id": ..., "body": ...}`.
+//! API (and TikTok's Events API) when a token is configured and otherwise to a dry-run sink
+//! that prints each request as `{"dataset_id": ..., "body": ...}` (TikTok's as
+//! `{"destination": "tiktok", "event_source_id": ..., "body": ...}`).
 //!
 //! In memory by default (a crash loses what was accepted and not yet dispatched); with a data
 //! directory, backlog, clicks and ledger live in SQLite ([`crate::durable`]) and a restart picks
@@ -26,7 +27,8 @@ use axum::routing::get;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
-use wacapi_shared::conversion::rules::{Account, Config};
+use wacapi_shared::conversion::pipeline::{OutboundRequest, TikTokRequest};
+use wacapi_shared::conversion::rules::{Account, Config, TikTokAccount};
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, MAX_EVENTS_BODY_BYTES, Reply, attributes};
 use wacapi_shared::meta::capi::EventsRequest;
@@ -38,6 +40,8 @@ use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
 use wacapi_shared::store::{DispatchStore, MemoryStore};
+use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokSuccess};
+use wacapi_shared::tiktok::events::TrackRequest;
 
 use crate::backlog::{Backlog, MemoryBacklog, Queued};
 use crate::durable::Database;
@@ -68,6 +72,15 @@ pub enum GraphMode {
     },
 }
 
+/// Where TikTok events go when a token is set (without one they follow [`GraphMode`]:
+/// printed in a dry run, counted in a load test).
+pub struct TikTokLive {
+    /// The Events API access token (one for every event set).
+    pub token: SecretString,
+    /// TikTok's API for Business, or another endpoint.
+    pub base_url: String,
+}
+
 /// Options of the local pipeline.
 pub struct LocalOptions {
     /// Rules and accounts.
@@ -84,6 +97,8 @@ pub struct LocalOptions {
     pub events_key: String,
     /// Where events go.
     pub graph: GraphMode,
+    /// Send TikTok events for real.
+    pub tiktok: Option<TikTokLive>,
     /// Keep backlog, clicks and ledger in this directory (SQLite) instead of memory.
     pub data_dir: Option<PathBuf>,
 }
@@ -292,6 +307,88 @@ impl GraphSender for DryRun {
     }
 }
 
+impl TikTokSender for DryRun {
+    async fn send(
+        &self,
+        account: &TikTokAccount,
+        request: &TrackRequest,
+    ) -> Result<TikTokSuccess, GraphError> {
+        if self.print {
+            let line = OutboundRequest::TikTok(TikTokRequest {
+                account: account.clone(),
+                body: request.clone(),
+            })
+            .line();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        Ok(TikTokSuccess {
+            request_id: Some(format!("dry-run-{n}")),
+        })
+    }
+}
+
+/// Either TikTok sender.
+enum AnyTikTok {
+    DryRun(DryRun),
+    Live(TikTokClient<StaticSecret>),
+}
+
+impl TikTokSender for AnyTikTok {
+    async fn send(
+        &self,
+        account: &TikTokAccount,
+        request: &TrackRequest,
+    ) -> Result<TikTokSuccess, GraphError> {
+        match self {
+            Self::DryRun(d) => TikTokSender::send(d, account, request).await,
+            Self::Live(t) => t.send(account, request).await,
+        }
+    }
+}
+
+/// The TikTok sender: live with a token, else printing or counting as the Graph mode does.
+fn tiktok_sender(
+    live: Option<&TikTokLive>,
+    mode: &GraphMode,
+    config: &Config,
+) -> Result<AnyTikTok, String> {
+    let Some(live) = live else {
+        return Ok(AnyTikTok::DryRun(DryRun {
+            counter: AtomicU64::new(0),
+            print: matches!(mode, GraphMode::DryRun),
+        }));
+    };
+    let mut names: Vec<String> = vec!["default".into()];
+    names.extend(
+        config
+            .accounts
+            .values()
+            .filter_map(|a| a.tiktok.as_ref()?.token.clone()),
+    );
+    let tokens: serde_json::Map<String, serde_json::Value> = names
+        .into_iter()
+        .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(&live.token))))
+        .collect();
+    // The Graph tokens stay empty-named here: this secret only serves the TikTok client.
+    let doc = SecretString::from(
+        json!({"access_tokens": {"unused": "unused"}, "tiktok_access_tokens": tokens}).to_string(),
+    );
+    let client = TikTokClient::new(
+        live.base_url.clone(),
+        Duration::from_secs(10),
+        CachedSecret::<AccessTokens, _>::new(
+            StaticSecret(doc),
+            Duration::from_secs(3600),
+            Duration::from_secs(30),
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(AnyTikTok::Live(client))
+}
+
 /// Either Graph sender.
 enum AnyGraph {
     DryRun(DryRun),
@@ -306,7 +403,7 @@ impl GraphSender for AnyGraph {
         request: &EventsRequest,
     ) -> Result<GraphSuccess, GraphError> {
         match self {
-            Self::DryRun(d) => d.send(version, account, request).await,
+            Self::DryRun(d) => GraphSender::send(d, version, account, request).await,
             Self::Live(g) => g.send(version, account, request).await,
         }
     }
@@ -468,13 +565,15 @@ async fn launch<S: DispatchStore + 'static>(
         Duration::from_secs(3600),
         Duration::from_secs(30),
     ));
+    let tiktok = tiktok_sender(options.tiktok.as_ref(), &options.graph, &options.config)?;
     let dispatcher = Dispatcher::new(
         options.config,
         store,
         graph,
         LocalDeadLetters { quarantined: None },
         DispatchSettings::default(),
-    );
+    )
+    .with_tiktok(tiktok);
     let (stop_dispatch, dispatch_stopped) = watch::channel(false);
     let dispatch = tokio::spawn(dispatch_loop(
         dispatcher,
@@ -560,7 +659,7 @@ fn into_response(reply: Reply) -> Response {
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
 /// the backlog, failed ones come back after [`RETRY_DELAY`].
 async fn dispatch_loop<S: DispatchStore>(
-    dispatcher: Dispatcher<S, AnyGraph, LocalDeadLetters>,
+    dispatcher: Dispatcher<S, AnyGraph, LocalDeadLetters, AnyTikTok>,
     backlog: Arc<dyn Backlog>,
     stats: Arc<Stats>,
     wake: Arc<Notify>,
@@ -592,7 +691,7 @@ async fn dispatch_loop<S: DispatchStore>(
 }
 
 async fn dispatch_batch<S: DispatchStore>(
-    dispatcher: &Dispatcher<S, AnyGraph, LocalDeadLetters>,
+    dispatcher: &Dispatcher<S, AnyGraph, LocalDeadLetters, AnyTikTok>,
     backlog: &dyn Backlog,
     stats: &Stats,
     batch: Vec<Queued>,

@@ -45,9 +45,23 @@ struct GraphArgs {
     /// The Graph API base URL (with a token).
     #[arg(long, env = "WACAPI_GRAPH_BASE_URL", default_value = wacapi_shared::meta::graph::DEFAULT_BASE_URL)]
     graph_base_url: String,
+    /// A TikTok Events API access token: TikTok events are really sent. Without one they are
+    /// printed.
+    #[arg(long, env = "WACAPI_TIKTOK_TOKEN", hide_env_values = true)]
+    tiktok_token: Option<String>,
+    /// The TikTok API for Business base URL (with a token).
+    #[arg(long, env = "WACAPI_TIKTOK_BASE_URL", default_value = wacapi_shared::tiktok::client::DEFAULT_BASE_URL)]
+    tiktok_base_url: String,
 }
 
 impl GraphArgs {
+    fn tiktok(&self) -> Option<local::TikTokLive> {
+        self.tiktok_token.clone().map(|token| local::TikTokLive {
+            token: secrecy::SecretString::from(token),
+            base_url: self.tiktok_base_url.clone(),
+        })
+    }
+
     fn mode(self) -> local::GraphMode {
         match self.graph_token {
             Some(token) => local::GraphMode::Live {
@@ -186,6 +200,7 @@ fn main() -> ExitCode {
             pipeline.config.as_deref(),
             pipeline.now,
             &files,
+            graph.tiktok(),
             graph.mode(),
         ),
         Command::SendEvent { url, key, file } => send_event(&url, &key, &file),
@@ -212,6 +227,7 @@ fn main() -> ExitCode {
                 app_secret,
                 verify_token,
                 events_key,
+                tiktok: graph.tiktok(),
                 graph: graph.mode(),
                 data_dir,
             },
@@ -249,6 +265,7 @@ fn demo(
     config: Option<&std::path::Path>,
     now: Option<i64>,
     files: &[PathBuf],
+    tiktok: Option<local::TikTokLive>,
     graph: local::GraphMode,
 ) -> Result<(), String> {
     let config = replay::load_config(config)?;
@@ -265,6 +282,7 @@ fn demo(
             verify_token: "wacapi-local-verify-token".to_owned(),
             events_key: DEMO_EVENTS_KEY.to_owned(),
             graph,
+            tiktok,
             data_dir: None,
         })
         .await?;

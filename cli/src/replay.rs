@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
 use wacapi_shared::conversion::mapping::{Outcome, SkipReason};
@@ -91,7 +90,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
                     Outcome::Event(mapped) => {
                         dropped_fields += mapped.dropped_user_data.len();
                         dropped_custom += mapped.dropped_custom_data;
-                        if sent_ids.insert(mapped.event.event_id.clone()) {
+                        if sent_ids.insert(mapped.event.event_id().to_owned()) {
                             events.push(*mapped);
                         } else {
                             *skipped.entry(SkipReason::Duplicate.label()).or_default() += 1;
@@ -107,8 +106,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
     let event_count = events.len();
     let requests = batch_requests(events);
     for request in &requests {
-        let line = json!({"dataset_id": request.account.dataset_id, "body": request.body});
-        crate::out(&line.to_string())?;
+        crate::out(&request.line().to_string())?;
     }
     let skipped_text = if skipped.is_empty() {
         "none".to_owned()

@@ -465,6 +465,76 @@ fn demo_sends_messenger_and_instagram_conversions_by_channel() {
 }
 
 #[test]
+fn a_tiktok_chat_prints_one_tiktok_line_and_meta_s_lines_stay_as_they_were() {
+    let mut files = sample_files();
+    let whatsapp_only = files.clone();
+    files.extend([
+        "examples/webhooks/tiktok/01-first-message-from-tiktok-ad.json".to_owned(),
+        "examples/webhooks/tiktok/02-order.json".to_owned(),
+    ]);
+    let run = |command: &str, files: &[String]| {
+        let mut args = vec![
+            command,
+            "--config",
+            "examples/wacapi.toml",
+            "--now",
+            "1750100000",
+        ];
+        args.extend(files.iter().map(String::as_str));
+        let out = wacapi(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    for command in ["replay", "demo"] {
+        let (stdout, stderr) = run(command, &files);
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        let tiktok: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["destination"] == "tiktok")
+            .collect();
+        assert_eq!(tiktok.len(), 1, "{command}: {stdout}");
+        let keys: Vec<&str> = tiktok[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["body", "destination", "event_source_id"]);
+        assert_eq!(tiktok[0]["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+        let events = tiktok[0]["body"]["data"].as_array().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["event"], "Purchase");
+        assert_eq!(events[0]["properties"]["value"], 42.5);
+        if command == "replay" {
+            insta::assert_json_snapshot!("replay-tiktok-line", tiktok[0]);
+        }
+        // Meta's lines keep today's shape and content.
+        let (whatsapp_stdout, _) = run(command, &whatsapp_only);
+        let meta_events = |text: &str| -> Vec<Value> {
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|l| l.get("destination").is_none())
+                .flat_map(|l| l["body"]["data"].as_array().unwrap().clone())
+                .collect()
+        };
+        assert_eq!(
+            meta_events(&stdout),
+            meta_events(&whatsapp_stdout),
+            "{command}"
+        );
+        for clear in ["447700900123", "Priya", "Leeds", "GB.2039"] {
+            assert!(
+                !stdout.contains(clear) && !stderr.contains(clear),
+                "{clear}"
+            );
+        }
+    }
+}
+
+#[test]
 fn check_config_warns_of_purchase_on_instagram_and_names_channel_mistakes() {
     let out = wacapi(&["check-config", "cli/tests/fixtures/channel-config.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -29,22 +29,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `wacapi serve` with the ad-click rules; stdout (the dry-run requests) is piped.
+/// Starts `wacapi serve` (with the ad-click rules unless `extra` names a configuration); stdout
+/// (the dry-run requests) is piped.
 fn serve(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wacapi"));
-    cmd.args([
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--config",
-        "cli/tests/fixtures/ad-clicks.toml",
-    ])
-    .args(extra)
-    .current_dir(repo())
-    .env("WACAPI_APP_SECRET", APP_SECRET)
-    .env_remove("WACAPI_GRAPH_TOKEN")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["serve", "--port", &port.to_string()]);
+    if !extra.contains(&"--config") {
+        cmd.args(["--config", "cli/tests/fixtures/ad-clicks.toml"]);
+    }
+    cmd.args(extra)
+        .current_dir(repo())
+        .env("WACAPI_APP_SECRET", APP_SECRET)
+        .env_remove("WACAPI_GRAPH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -337,4 +335,98 @@ fn kill_9_with_a_data_dir_loses_nothing_acknowledged_and_sends_nothing_twice() {
     assert_eq!(accepted.len(), 2_000, "nothing sent twice");
     assert_eq!(accepted.iter().collect::<HashSet<_>>().len(), 2_000);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A loopback TikTok Events API: records the request line, the `Access-Token` header and the
+/// body, and answers `code` 0.
+fn start_tiktok(received: Arc<Mutex<Vec<(String, String, Value)>>>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let received = Arc::clone(&received);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let (mut length, mut token) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if lower.starts_with("access-token:") {
+                        token = line["access-token:".len()..].trim().to_owned();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                received.lock().unwrap().push((
+                    request_line.trim().to_owned(),
+                    token,
+                    serde_json::from_slice(&body).unwrap(),
+                ));
+                let answer = json!({"code": 0, "message": "OK", "request_id": "r"}).to_string();
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn serve_sends_a_tiktok_chat_s_conversions_to_tiktok_with_a_tiktok_token() {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let url = start_tiktok(Arc::clone(&received));
+    let port = free_port();
+    let child = serve(
+        port,
+        &[
+            "--config",
+            "examples/wacapi.toml",
+            "--tiktok-base-url",
+            &url,
+            "--now",
+            "1750100000",
+        ],
+        &[("WACAPI_TIKTOK_TOKEN", "tiktok-serve-test-token")],
+    );
+    for name in ["01-first-message-from-tiktok-ad", "02-order"] {
+        let body =
+            std::fs::read(repo().join(format!("examples/webhooks/tiktok/{name}.json"))).unwrap();
+        assert_eq!(post(port, &body, &[sign(&body)]), 200, "{name}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no TikTok request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (line, token, body) = &received[0];
+    assert_eq!(line, "POST /open_api/v1.3/event/track/ HTTP/1.1");
+    assert_eq!(token, "tiktok-serve-test-token");
+    assert_eq!(body["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+    assert_eq!(body["data"][0]["event"], "Purchase");
+    // Nothing of the TikTok user's reached the Meta dry run.
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }

@@ -17,7 +17,7 @@ use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{Click, MemoryClickStore};
 use wacapi_shared::conversion::hashing::{UserDataKey, hash, normalize, sha256_hex};
 use wacapi_shared::conversion::mapping::{Outcome, attributed_click, map_signal};
-use wacapi_shared::conversion::pipeline::batch_requests;
+use wacapi_shared::conversion::pipeline::{OutboundRequest, batch_requests};
 use wacapi_shared::conversion::rules::Account;
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
@@ -157,6 +157,7 @@ fn mapping(c: &mut Criterion) {
         ad_id: Some("1".into()),
         clicked_at: NOW - 3600,
         channel: Default::default(),
+        destination: Default::default(),
     };
     let _ = MemoryClickStore::new();
     let mut group = c.benchmark_group("mapping");
@@ -178,7 +179,9 @@ fn mapping(c: &mut Criterion) {
     let mut group = c.benchmark_group("capi_serialise");
     for n in [1usize, 1000] {
         let events: Vec<_> = (0..n).map(|_| mapped.clone()).collect();
-        let request = batch_requests(events).remove(0);
+        let OutboundRequest::Meta(request) = batch_requests(events).remove(0) else {
+            panic!("a Meta request");
+        };
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| serde_json::to_vec(black_box(&request.body)).unwrap())

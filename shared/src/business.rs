@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::channels::Channel;
-use crate::conversion::hashing::{UserDataKey, hash, normalize_phone, sha256_hex};
+use crate::conversion::hashing::{UserDataKey, hash, hash_phone};
 use crate::conversion::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
 use crate::conversion::rules::is_currency_code;
 use crate::meta::capi::{Content, CustomData, EventName, MAX_EVENT_AGE_SECONDS};
@@ -378,16 +378,14 @@ fn user_ref(user: &RawUser) -> Result<(Channel, UserRef, Option<String>), String
         return Ok((channel, user, Some(account)));
     }
     let phone = user.wa_id.as_deref().or(user.phone.as_deref());
-    let ph = match phone {
+    let phone = match phone {
         Some(p) => Some(
-            normalize_phone(p)
-                .map(|digits| sha256_hex(digits.as_bytes()))
-                .ok_or("user phone needs 7 to 15 digits including the country code")?,
+            hash_phone(p).ok_or("user phone needs 7 to 15 digits including the country code")?,
         ),
         None => None,
     };
     let bsuid = trimmed(user.bsuid.as_ref());
-    if ph.is_none() && bsuid.is_none() {
+    if phone.is_none() && bsuid.is_none() {
         return Err(
             "user needs wa_id, phone or bsuid (WhatsApp), psid and page_id (Messenger), or igsid and instagram_account_id (Instagram)"
                 .into(),
@@ -395,7 +393,8 @@ fn user_ref(user: &RawUser) -> Result<(Channel, UserRef, Option<String>), String
     }
     let user = UserRef {
         bsuid,
-        ph,
+        ph_e164: phone.as_ref().map(|p| p.e164.clone()),
+        ph: phone.map(|p| p.digits),
         ..UserRef::default()
     };
     Ok((Channel::Whatsapp, user, None))

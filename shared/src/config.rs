@@ -26,8 +26,11 @@ pub mod env {
     pub const CONFIG_FILE: &str = "WACAPI_CONFIG_FILE";
     /// Graph API base URL (default `https://graph.facebook.com`; tests point it at loopback).
     pub const GRAPH_BASE_URL: &str = "WACAPI_GRAPH_BASE_URL";
-    /// Graph request timeout in seconds (default 10).
+    /// Graph request timeout in seconds (default 10); TikTok's requests use it too.
     pub const GRAPH_TIMEOUT_SECONDS: &str = "WACAPI_GRAPH_TIMEOUT_SECONDS";
+    /// TikTok API for Business base URL (default `https://business-api.tiktok.com`; tests point
+    /// it at loopback).
+    pub const TIKTOK_BASE_URL: &str = "WACAPI_TIKTOK_BASE_URL";
 
     /// What the ingest function reads.
     pub const INGEST: &[&str] = &[
@@ -47,6 +50,7 @@ pub mod env {
         CONFIG_FILE,
         GRAPH_BASE_URL,
         GRAPH_TIMEOUT_SECONDS,
+        TIKTOK_BASE_URL,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
     ];
@@ -98,8 +102,10 @@ pub struct DispatchEnv {
     pub config_file: Option<String>,
     /// Graph API base URL.
     pub graph_base_url: String,
-    /// Graph request timeout.
+    /// Graph (and TikTok) request timeout.
     pub graph_timeout: Duration,
+    /// TikTok API for Business base URL.
+    pub tiktok_base_url: String,
     /// Secret cache TTL.
     pub secret_ttl: Duration,
     /// Metrics namespace.
@@ -125,6 +131,9 @@ impl DispatchEnv {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| crate::meta::graph::DEFAULT_BASE_URL.to_owned()),
             graph_timeout,
+            tiktok_base_url: lookup(env::TIKTOK_BASE_URL)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| crate::tiktok::client::DEFAULT_BASE_URL.to_owned()),
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
             metrics_namespace: namespace(&lookup),
         })

@@ -5,7 +5,8 @@
 //!   messages between ingest and dispatch);
 //! - [`conversion`]: the pure conversion core every channel shares (rules, click attribution,
 //!   mapping, hashing, money, privacy); no I/O, time is a value;
-//! - [`meta`]: Meta as a destination (the CAPI model, the Graph client);
+//! - one module per destination: [`meta`] (the CAPI model, the Graph client) and [`tiktok`]
+//!   (the Events API model and client); [`destination`] names them;
 //! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
 //!   them, and their AWS adapters together in [`aws`];
 //! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
@@ -16,6 +17,7 @@ pub mod business;
 pub mod channels;
 pub mod config;
 pub mod conversion;
+pub mod destination;
 pub mod dispatch;
 pub mod ingest;
 pub mod ledger;
@@ -29,3 +31,4 @@ pub mod secrets;
 pub mod signal;
 pub mod signature;
 pub mod store;
+pub mod tiktok;

@@ -16,6 +16,9 @@ pub const DEFAULT_NAMESPACE: &str = "wacapi";
 /// The dimension naming a signal's or event's channel (`whatsapp`, `messenger`, `instagram`).
 pub const CHANNEL: &str = "Channel";
 
+/// The dimension naming the platform an event went to (`meta`, `tiktok`).
+pub const DESTINATION: &str = "Destination";
+
 /// Metric names: the only names the code emits.
 pub mod names {
     /// Webhook POSTs received (before any check).

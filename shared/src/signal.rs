@@ -63,6 +63,10 @@ pub struct UserRef {
     /// SHA-256 of the normalised phone number (the CAPI `ph` value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ph: Option<String>,
+    /// SHA-256 of the phone number in E.164 form, `+` included (TikTok's `phone`): computed at
+    /// the edge with `ph`, as only hashes travel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ph_e164: Option<String>,
 }
 
 impl UserRef {
@@ -349,10 +353,9 @@ impl Signal {
             } => [
                 self.user.clone(),
                 UserRef {
-                    scoped_id: None,
                     bsuid: previous_bsuid.clone(),
                     parent_bsuid: previous_parent_bsuid.clone(),
-                    ph: None,
+                    ..UserRef::default()
                 },
             ],
             _ => [UserRef::default(), UserRef::default()],

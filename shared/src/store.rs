@@ -446,6 +446,7 @@ mod tests {
                 ad_id: None,
                 clicked_at: at,
                 channel: Default::default(),
+                destination: Default::default(),
             },
         }
     }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{ClickStore, MemoryClickStore};
 use wacapi_shared::conversion::mapping::{MappedEvent, Outcome, SkipReason};
-use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
+use wacapi_shared::conversion::pipeline::{OutboundRequest, Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::meta::capi::EventName;
 use wacapi_shared::signal::Signal;
@@ -114,7 +114,7 @@ fn skips(outcomes: &[Outcome]) -> Vec<SkipReason> {
 fn names(outcomes: &[Outcome]) -> Vec<(String, EventName)> {
     events(outcomes)
         .iter()
-        .map(|e| (e.rule.clone(), e.event.event_name))
+        .map(|e| (e.rule.clone(), e.event.event_name()))
         .collect()
 }
 
@@ -128,10 +128,7 @@ async fn every_sample_webhook_with_the_example_config() {
         let signals = split(&body).unwrap().signals;
         let outcomes = run(&config, &store, &signals, NOW).await;
         let requests = batch_requests(events(&outcomes).into_iter().cloned());
-        let bodies: Vec<Value> = requests
-            .iter()
-            .map(|r| json!({"dataset_id": r.account.dataset_id, "body": r.body}))
-            .collect();
+        let bodies: Vec<Value> = requests.iter().map(|r| r.line()).collect();
         let skipped: Vec<&str> = skips(&outcomes).iter().map(|s| s.label()).collect();
         insta::assert_json_snapshot!(
             format!("capi-{name}"),
@@ -217,9 +214,11 @@ async fn every_trigger_kind_fires() {
     // automatic_events pass through with Meta's name and the outcome type.
     let outcomes = run(&config, &store, &sample_signals("automatic-events"), NOW).await;
     let e = events(&outcomes)[0];
-    assert_eq!(e.event.event_name, EventName::Purchase);
+    assert_eq!(e.event.event_name(), EventName::Purchase);
     assert_eq!(
         e.event
+            .meta()
+            .unwrap()
             .messaging_outcome_data
             .as_ref()
             .unwrap()
@@ -264,7 +263,7 @@ async fn flow_fields_are_normalised_and_hashed() {
         .into_iter()
         .find(|e| e.rule == "lead-form")
         .expect("lead-form fired");
-    let ud = &lead.event.user_data.hashed;
+    let ud = &lead.event.meta().unwrap().user_data.hashed;
     let h = |k, v| wacapi_shared::conversion::hashing::hash(k, v).unwrap();
     use wacapi_shared::conversion::hashing::UserDataKey as K;
     assert_eq!(ud["em"], [h(K::Em, "sheena.nelson@example.com")]);
@@ -297,8 +296,8 @@ async fn invalid_flow_fields_are_dropped_not_sent() {
     );
     let outcomes = run(&config, &store, &[s], NOW).await;
     let e = events(&outcomes)[0];
-    assert!(!e.event.user_data.hashed.contains_key("em"));
-    assert!(e.event.user_data.hashed.contains_key("zp"));
+    assert!(!e.event.meta().unwrap().user_data.hashed.contains_key("em"));
+    assert!(e.event.meta().unwrap().user_data.hashed.contains_key("zp"));
     assert_eq!(e.dropped_user_data.len(), 1);
 }
 
@@ -316,9 +315,11 @@ async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
     );
     let order = run(&config, &store, &sample_signals("order"), NOW).await;
     let e = events(&order)[0];
-    assert_eq!(e.event.event_name, EventName::Purchase);
+    assert_eq!(e.event.event_name(), EventName::Purchase);
     assert!(
         e.event
+            .meta()
+            .unwrap()
             .user_data
             .id("ctwa_clid")
             .unwrap()
@@ -358,7 +359,12 @@ async fn a_second_click_replaces_the_first() {
     let s = signal(json!({"event": {"type": "button_reply", "id": "confirm-order"}}));
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(
-        events(&outcomes)[0].event.user_data.id("ctwa_clid"),
+        events(&outcomes)[0]
+            .event
+            .meta()
+            .unwrap()
+            .user_data
+            .id("ctwa_clid"),
         Some("second")
     );
 
@@ -375,7 +381,12 @@ async fn a_second_click_replaces_the_first() {
     );
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(
-        events(&outcomes)[0].event.user_data.id("ctwa_clid"),
+        events(&outcomes)[0]
+            .event
+            .meta()
+            .unwrap()
+            .user_data
+            .id("ctwa_clid"),
         Some("second")
     );
 }
@@ -468,7 +479,7 @@ async fn future_timestamps_are_clamped_to_now() {
     let store = MemoryClickStore::new();
     let s = click_signal("future", NOW + 600);
     let outcomes = run(&config, &store, &[s], NOW).await;
-    assert_eq!(events(&outcomes)[0].event.event_time, NOW);
+    assert_eq!(events(&outcomes)[0].event.event_time(), NOW);
 }
 
 #[tokio::test]
@@ -504,7 +515,10 @@ async fn event_ids_are_deterministic_and_scoped() {
         NOW + 3600,
     )
     .await;
-    assert_eq!(events(&a)[0].event.event_id, events(&b)[0].event.event_id);
+    assert_eq!(
+        events(&a)[0].event.event_id(),
+        events(&b)[0].event.event_id()
+    );
 
     // dedup = "click": two Flow leads after one click share one id.
     let store = MemoryClickStore::new();
@@ -518,7 +532,7 @@ async fn event_ids_are_deterministic_and_scoped() {
     let outcomes = run(&config, &store, &[lead("wamid.f1"), lead("wamid.f2")], NOW).await;
     let ids: Vec<_> = events(&outcomes)
         .iter()
-        .map(|e| e.event.event_id.clone())
+        .map(|e| e.event.event_id().to_owned())
         .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
@@ -536,7 +550,7 @@ async fn event_ids_are_deterministic_and_scoped() {
     .await;
     let ids: Vec<_> = events(&outcomes)
         .iter()
-        .map(|e| e.event.event_id.clone())
+        .map(|e| e.event.event_id().to_owned())
         .collect();
     assert_ne!(ids[0], ids[1]);
 }
@@ -562,7 +576,10 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
     let requests = batch_requests(events(&outcomes).into_iter().cloned());
     let shape: Vec<(String, usize)> = requests
         .iter()
-        .map(|r| (r.account.dataset_id.clone(), r.body.data.len()))
+        .map(|r| match r {
+            OutboundRequest::Meta(r) => (r.account.dataset_id.clone(), r.body.data.len()),
+            OutboundRequest::TikTok(r) => (r.account.event_source_id.clone(), r.body.data.len()),
+        })
         .collect();
     assert_eq!(
         shape,
@@ -611,7 +628,7 @@ async fn automatic_event_amounts_are_sent_in_currency_units_and_unusable_ones_ar
     let values: Vec<(f64, String)> = events(&out)
         .iter()
         .map(|e| {
-            let c = e.event.custom_data.as_ref().unwrap();
+            let c = e.event.meta().unwrap().custom_data.as_ref().unwrap();
             (c.value.unwrap(), c.currency.clone().unwrap())
         })
         .collect();
@@ -645,9 +662,12 @@ async fn a_user_changed_user_id_without_a_sender_carries_the_click_once() {
     let out = run(&config, &store, &[order], NOW).await;
     let purchase = events(&out)
         .into_iter()
-        .find(|e| e.event.event_name == EventName::Purchase)
+        .find(|e| e.event.event_name() == EventName::Purchase)
         .expect("attributed");
-    assert_eq!(purchase.event.user_data.id("ctwa_clid"), Some("Aff-old"));
+    assert_eq!(
+        purchase.event.meta().unwrap().user_data.id("ctwa_clid"),
+        Some("Aff-old")
+    );
 }
 
 #[tokio::test]
@@ -679,6 +699,8 @@ custom_data = { fields = { content_name = "plan", content_category = "notes", or
     assert_eq!(
         event
             .event
+            .meta()
+            .unwrap()
             .custom_data
             .as_ref()
             .unwrap()

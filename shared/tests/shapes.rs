@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::mapping::Outcome;
+use wacapi_shared::conversion::mapping::{Outbound, Outcome};
 use wacapi_shared::conversion::pipeline::Processor;
 use wacapi_shared::conversion::rules::{Config, is_currency_code};
 use wacapi_shared::meta::capi::EventName;
@@ -37,6 +37,7 @@ fn bodies() -> Vec<(String, Value)> {
         "examples/webhooks",
         "examples/webhooks/messenger",
         "examples/webhooks/instagram",
+        "examples/webhooks/tiktok",
         "tests/fixtures/shapes",
         "tests/fixtures/channels",
     ] {
@@ -51,7 +52,7 @@ fn bodies() -> Vec<(String, Value)> {
             out.push((p.display().to_string(), value));
         }
     }
-    assert!(out.len() >= 29, "samples and shapes found");
+    assert!(out.len() >= 31, "samples and shapes found");
     out
 }
 
@@ -207,14 +208,24 @@ async fn one_changed_value_never_costs_more_than_its_part() {
                         let Outcome::Event(mapped) = outcome else {
                             continue;
                         };
-                        let data = mapped.event.custom_data.clone().unwrap_or_default();
-                        if let Some(v) = data.value {
+                        // Value and currency as the destination receives them.
+                        let (value, currency) = match &mapped.event {
+                            Outbound::Meta(e) => {
+                                let data = e.custom_data.clone().unwrap_or_default();
+                                (data.value, data.currency)
+                            }
+                            Outbound::TikTok(e) => {
+                                let p = e.properties.clone().unwrap_or_default();
+                                (p.value, p.currency)
+                            }
+                        };
+                        if let Some(v) = value {
                             assert!(v.is_finite() && v >= 0.0, "{}: value {v}", what());
                         }
-                        if mapped.event.event_name == EventName::Purchase {
-                            assert!(data.value.is_some(), "{}", what());
+                        if mapped.event.event_name() == EventName::Purchase {
+                            assert!(value.is_some(), "{}", what());
                             assert!(
-                                data.currency.as_deref().is_some_and(is_currency_code),
+                                currency.as_deref().is_some_and(is_currency_code),
                                 "{}",
                                 what()
                             );

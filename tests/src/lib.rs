@@ -23,6 +23,7 @@ pub mod graph_mock;
 pub mod runtime_api;
 pub mod stack;
 pub mod terraform_schema;
+pub mod tiktok_mock;
 
 pub const APP_SECRET: &str = "test-app-secret-0123";
 pub const VERIFY_TOKEN: &str = "test-verify-token";

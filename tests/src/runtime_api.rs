@@ -297,6 +297,7 @@ pub fn function_values(stack: &Stack) -> BTreeMap<&'static str, String> {
             rules_file.to_string_lossy().into_owned(),
         ),
         ("WACAPI_GRAPH_BASE_URL", stack.graph.url.clone()),
+        ("WACAPI_TIKTOK_BASE_URL", stack.tiktok.url.clone()),
         ("WACAPI_GRAPH_TIMEOUT_SECONDS", "5".into()),
     ]
     .into()

@@ -18,6 +18,7 @@ use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::RecordTally;
 
 use crate::graph_mock::{MOCK_TOKEN, MockGraph};
+use crate::tiktok_mock::{MOCK_TIKTOK_TOKEN, MockTikTok};
 use crate::{aws_config, create_fifo_queue, secret_document, signed_post, unique};
 
 /// The deployed ingest state type.
@@ -34,6 +35,9 @@ pub type DispatchState = capi_dispatch::State<
         wacapi_shared::aws::secrets_manager::SecretsManagerSource,
     >,
     wacapi_shared::aws::sqs::SqsQueue,
+    wacapi_shared::tiktok::client::TikTokClient<
+        wacapi_shared::aws::secrets_manager::SecretsManagerSource,
+    >,
 >;
 
 /// Every resource of one test's deployment.
@@ -48,6 +52,7 @@ pub struct Stack {
     pub events_secret_arn: String,
     pub token_secret_arn: String,
     pub graph: MockGraph,
+    pub tiktok: MockTikTok,
     pub ingest: IngestState,
     pub dispatch: DispatchState,
 }
@@ -212,7 +217,9 @@ impl Stack {
             &json!({ "keys": [EVENTS_KEY] }).to_string(),
         )
         .await;
-        let tokens = json!({"access_tokens": {"default": MOCK_TOKEN, "succulents": MOCK_TOKEN}});
+        let tokens = json!({"access_tokens": {"default": MOCK_TOKEN, "succulents": MOCK_TOKEN},
+                            "tiktok_access_tokens": {"default": MOCK_TIKTOK_TOKEN}});
+        let tiktok = MockTikTok::start().await;
         let token_secret_arn = create_secret(&secrets, "graph-tokens", &tokens.to_string()).await;
 
         // Exactly the variables Terraform sets, read the way the binaries read them.
@@ -224,6 +231,7 @@ impl Stack {
             (env::TABLE_NAME, table.clone()),
             (env::GRAPH_TOKEN_SECRET_ARN, token_secret_arn.clone()),
             (env::GRAPH_BASE_URL, graph.url.clone()),
+            (env::TIKTOK_BASE_URL, tiktok.url.clone()),
             (
                 env::GRAPH_TIMEOUT_SECONDS,
                 options.graph_timeout.as_secs().max(1).to_string(),
@@ -253,6 +261,7 @@ impl Stack {
             events_secret_arn,
             token_secret_arn,
             graph,
+            tiktok,
             ingest,
             dispatch,
         }

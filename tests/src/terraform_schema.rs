@@ -439,6 +439,8 @@ fn collect_expressions<'a>(body: &'a Body, out: &mut Vec<&'a Expression>) {
     for structure in body.iter() {
         match structure {
             Structure::Attribute(a) => out.push(a.expr()),
+            // `moved` and `removed` name addresses that are gone by design.
+            Structure::Block(b) if matches!(b.identifier(), "moved" | "removed") => {}
             Structure::Block(b) => collect_expressions(b.body(), out),
         }
     }

@@ -571,7 +571,26 @@ fn channel_dimension_violations(body: &Body) -> Vec<String> {
         let [name, service_key, service, dimension, value, ..] = line.as_slice() else {
             continue;
         };
-        if service_key != "Service" || dimension != wacapi_shared::metrics::CHANNEL {
+        if service_key != "Service" {
+            continue;
+        }
+        if dimension == wacapi_shared::metrics::DESTINATION {
+            if !metric_names::BY_DESTINATION.contains(&name.as_str())
+                || service != capi_dispatch::SERVICE
+            {
+                v.push(format!(
+                    "{name} is not published per destination by {service}"
+                ));
+            }
+            if value
+                .parse::<wacapi_shared::destination::Destination>()
+                .is_err()
+            {
+                v.push(format!("{name}: {value:?} is not a destination"));
+            }
+            continue;
+        }
+        if dimension != wacapi_shared::metrics::CHANNEL {
             continue;
         }
         let by_channel = match service.as_str() {
@@ -590,7 +609,7 @@ fn channel_dimension_violations(body: &Body) -> Vec<String> {
 }
 
 #[test]
-fn channel_widgets_draw_metrics_published_per_channel() {
+fn channel_and_destination_widgets_draw_metrics_published_per_dimension() {
     let body = infra();
     assert_eq!(channel_dimension_violations(&body), Vec::<String>::new());
     let text =
@@ -605,6 +624,17 @@ fn channel_widgets_draw_metrics_published_per_channel() {
             assert!(text.contains(&line), "the dashboard draws {line}");
         }
     }
+    for destination in ["meta", "tiktok"] {
+        let line =
+            format!(r#""EventsSent", "Service", "capi-dispatch", "Destination", "{destination}""#);
+        assert!(text.contains(&line), "the dashboard draws {line}");
+    }
+    let v = channel_dimension_violations(&mutated(
+        "monitoring.tf",
+        r#""EventsSent", "Service", "capi-dispatch", "Destination", "tiktok""#,
+        r#""EventsSent", "Service", "capi-dispatch", "Destination", "snapchat""#,
+    ));
+    assert_eq!(v, ["EventsSent: \"snapchat\" is not a destination"]);
     let v = channel_dimension_violations(&mutated(
         "monitoring.tf",
         r#""EventsSent", "Service", "capi-dispatch", "Channel", "messenger""#,

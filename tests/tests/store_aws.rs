@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use wacapi_shared::aws::dynamo::DynamoStore;
 use wacapi_shared::channels::Channel;
 use wacapi_shared::conversion::clicks::Click;
+use wacapi_shared::destination::Destination;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::stack::create_table;
@@ -33,6 +34,7 @@ fn click(key: &str, clid: &str, at: i64) -> ClickWrite {
             ad_id: Some("ad-1".into()),
             clicked_at: at,
             channel: Channel::Whatsapp,
+            destination: Destination::Meta,
         },
     }
 }
@@ -141,17 +143,31 @@ async fn the_newest_click_wins_and_one_read_returns_every_stored_key() {
 }
 
 #[tokio::test]
-async fn a_newer_click_of_another_channel_leaves_no_attribute_of_the_old_one() {
+async fn a_newer_click_of_another_channel_or_platform_leaves_no_attribute_of_the_old_one() {
     let (store, ddb, table) = store().await;
     store
         .commit(&[click("u", "clid", 100)], &[], 0)
         .await
         .unwrap();
+    let tiktok = Click {
+        ctwa_clid: None,
+        ad_id: None,
+        clicked_at: 150,
+        channel: Channel::Whatsapp,
+        destination: Destination::TikTok,
+    };
+    let write = ClickWrite {
+        key: "u".into(),
+        click: tiktok.clone(),
+    };
+    store.commit(&[write], &[], 0).await.unwrap();
+    assert_eq!(store.clicks(&["u".into()]).await.unwrap()["u"], tiktok);
     let messenger = Click {
         ctwa_clid: None,
         ad_id: None,
         clicked_at: 200,
         channel: Channel::Messenger,
+        destination: Destination::Meta,
     };
     let write = ClickWrite {
         key: "u".into(),
@@ -173,7 +189,7 @@ async fn a_newer_click_of_another_channel_leaves_no_attribute_of_the_old_one() {
         .map(String::as_str)
         .collect();
     assert!(
-        !names.contains("ctwa_clid") && !names.contains("ad_id"),
+        !names.contains("ctwa_clid") && !names.contains("ad_id") && !names.contains("destination"),
         "removed, not left stale: {names:?}"
     );
 }

@@ -16,6 +16,7 @@ use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
 use wacapi_shared::secrets::CachedSecret;
 use wacapi_shared::store::DispatchStore;
+use wacapi_shared::tiktok::client::{NoTikTok, TikTokClient, TikTokSender};
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "capi-dispatch";
@@ -48,20 +49,32 @@ pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
 ];
 
 /// The dispatcher as deployed.
-pub type AwsDispatcher = Dispatcher<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue>;
+pub type AwsDispatcher = Dispatcher<
+    DynamoStore,
+    GraphClient<SecretsManagerSource>,
+    SqsQueue,
+    TikTokClient<SecretsManagerSource>,
+>;
 
 /// What every invocation borrows.
 #[derive(Debug)]
-pub struct State<S, G, D> {
+pub struct State<S, G, D, T = NoTikTok> {
     /// The dispatcher core.
-    pub dispatcher: Dispatcher<S, G, D>,
+    pub dispatcher: Dispatcher<S, G, D, T>,
     /// CloudWatch namespace for EMF metrics.
     pub metrics_namespace: String,
     /// Whether EMF documents are written to stdout (off in tests).
     pub emit_metrics: bool,
 }
 
-impl State<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
+impl
+    State<
+        DynamoStore,
+        GraphClient<SecretsManagerSource>,
+        SqsQueue,
+        TikTokClient<SecretsManagerSource>,
+    >
+{
     /// Wires the deployed dispatcher from settings, rules and one AWS configuration.
     pub fn from_aws(
         aws: &aws_config::SdkConfig,
@@ -73,15 +86,21 @@ impl State<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
             &env.table_name,
             rules.attribution_window_seconds,
         );
-        let tokens = CachedSecret::new(
-            SecretsManagerSource::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                &env.graph_token_secret_arn,
-            ),
-            env.secret_ttl,
-            SECRET_FORCED_REFRESH_INTERVAL,
-        );
-        let graph = GraphClient::new(&env.graph_base_url, env.graph_timeout, tokens)
+        // One secret holds both platforms' tokens; each client caches its own copy (one extra
+        // read per TTL, and only once a TikTok event is sent).
+        let tokens = || {
+            CachedSecret::new(
+                SecretsManagerSource::new(
+                    aws_sdk_secretsmanager::Client::new(aws),
+                    &env.graph_token_secret_arn,
+                ),
+                env.secret_ttl,
+                SECRET_FORCED_REFRESH_INTERVAL,
+            )
+        };
+        let graph = GraphClient::new(&env.graph_base_url, env.graph_timeout, tokens())
+            .map_err(|e| e.to_string())?;
+        let tiktok = TikTokClient::new(&env.tiktok_base_url, env.graph_timeout, tokens())
             .map_err(|e| e.to_string())?;
         let dead_letters = SqsQueue::new(aws_sdk_sqs::Client::new(aws), &env.dead_letter_queue_url);
         let settings = DispatchSettings {
@@ -89,7 +108,8 @@ impl State<DynamoStore, GraphClient<SecretsManagerSource>, SqsQueue> {
             ..DispatchSettings::default()
         };
         Ok(Self {
-            dispatcher: Dispatcher::new(rules, store, graph, dead_letters, settings),
+            dispatcher: Dispatcher::new(rules, store, graph, dead_letters, settings)
+                .with_tiktok(tiktok),
             metrics_namespace: env.metrics_namespace.clone(),
             emit_metrics: true,
         })
@@ -108,16 +128,16 @@ pub struct Invocation {
 }
 
 /// Handles one SQS batch; failed records are reported, never raised.
-pub async fn handler<S: DispatchStore, G: GraphSender, D: MessageSink>(
-    state: &State<S, G, D>,
+pub async fn handler<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender>(
+    state: &State<S, G, D, T>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     Ok(handle(state, event).await.response)
 }
 
 /// [`handler`], returning the report and metrics as well.
-pub async fn handle<S: DispatchStore, G: GraphSender, D: MessageSink>(
-    state: &State<S, G, D>,
+pub async fn handle<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender>(
+    state: &State<S, G, D, T>,
     event: LambdaEvent<SqsEvent>,
 ) -> Invocation {
     let now = SystemTime::now()

@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
-//! | click | `click#<sha256(account, identity)>` | `ctwa_clid` (WhatsApp), `ad_id`, `channel` (not WhatsApp), `clicked_at`, `expires_at` |
+//! | click | `click#<sha256(account, identity)>` | `ctwa_clid` (WhatsApp), `ad_id`, `channel` (not WhatsApp), `destination` (not Meta), `clicked_at`, `expires_at` |
 //! | ledger | `event#<event_id>` | `state` (`pending`/`sent`), `lease_until`, `sent_at`, `fbtrace_id`, `expires_at` |
 //!
 //! Users are keyed by hash only; no phone number or BSUID is stored.
@@ -124,12 +124,15 @@ impl DynamoStore {
             Op::Click(write) => {
                 let click = &write.click;
                 // Optional attributes are set when present and removed when not, so a click
-                // replacing another never keeps the other's click id, ad or channel.
+                // replacing another never keeps the other's click id, ad, channel or platform.
                 let channel = (!click.channel.is_whatsapp()).then(|| click.channel.as_str());
+                let destination =
+                    (!click.destination.is_meta()).then(|| click.destination.as_str());
                 let optional = [
                     ("ctwa_clid", ":clid", click.ctwa_clid.as_deref()),
                     ("ad_id", ":ad", click.ad_id.as_deref()),
                     ("channel", ":ch", channel),
+                    ("destination", ":dest", destination),
                 ];
                 let mut set = vec![
                     "clicked_at = :at".to_owned(),
@@ -335,6 +338,9 @@ impl DispatchStore for DynamoStore {
                             clicked_at,
                             channel: get_s(item, "channel")
                                 .and_then(|c| c.parse().ok())
+                                .unwrap_or_default(),
+                            destination: get_s(item, "destination")
+                                .and_then(|d| d.parse().ok())
                                 .unwrap_or_default(),
                         };
                         found.insert(key, click);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channels::Channel;
 use crate::conversion::hashing::sha256_hex;
+use crate::destination::Destination;
 use crate::signal::{UserKey, UserRef};
 
 /// An ad click: the referral of a Click-to-WhatsApp, Click-to-Messenger or Click-to-Instagram
@@ -32,6 +33,9 @@ pub struct Click {
     /// The channel the ad opened.
     #[serde(default, skip_serializing_if = "Channel::is_whatsapp")]
     pub channel: Channel,
+    /// The platform of the ad: Meta (a referral), or TikTok (the prefilled first message).
+    #[serde(default, skip_serializing_if = "Destination::is_meta")]
+    pub destination: Destination,
 }
 
 impl Click {

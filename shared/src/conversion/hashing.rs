@@ -194,6 +194,25 @@ pub fn hash(key: UserDataKey, value: &str) -> Result<String, NormalizeError> {
     })
 }
 
+/// A phone number's SHA-256 in each destination's form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneHashes {
+    /// Of the digits with the country code (Meta's `ph`).
+    pub digits: String,
+    /// Of the E.164 form, `+` and the digits (TikTok's `phone`).
+    pub e164: String,
+}
+
+/// Hashes a phone number for every destination; `None` when it is no phone number
+/// ([`normalize_phone`]).
+pub fn hash_phone(raw: &str) -> Option<PhoneHashes> {
+    let digits = normalize_phone(raw)?;
+    Some(PhoneHashes {
+        e164: sha256_hex(format!("+{digits}").as_bytes()),
+        digits: sha256_hex(digits.as_bytes()),
+    })
+}
+
 /// A phone number as digits only, leading zeros (international `00` prefix) dropped.
 /// `None` unless 7 to 15 digits remain (E.164 allows at most 15).
 pub fn normalize_phone(raw: &str) -> Option<String> {

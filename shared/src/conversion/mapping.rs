@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::channels::Channel;
@@ -12,11 +13,13 @@ use crate::conversion::money::{is_valid_amount, is_valid_quantity};
 use crate::conversion::rules::{
     Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code,
 };
+use crate::destination::Destination;
 use crate::meta::capi::{
     Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, round_money,
 };
 use crate::signal::OrderItem;
 use crate::signal::{Signal, SignalEvent};
+use crate::tiktok::events as tiktok;
 
 /// Events this close to Meta's 7-day limit are not sent: retries need time to finish inside it.
 pub const TOO_OLD_SAFETY_MARGIN_SECONDS: i64 = 3600;
@@ -39,6 +42,11 @@ pub enum SkipReason {
     InvalidCustomData,
     /// The event was already sent (durable dedup).
     Duplicate,
+    /// The user's latest ad touch is TikTok's, and the account has no TikTok event set.
+    NoDestination,
+    /// The destination has no identity of the user to match (TikTok: no phone number, email or
+    /// external id).
+    NoIdentity,
 }
 
 impl SkipReason {
@@ -51,6 +59,76 @@ impl SkipReason {
             Self::UnknownAccount => "unknown_account",
             Self::InvalidCustomData => "invalid_custom_data",
             Self::Duplicate => "duplicate",
+            Self::NoDestination => "no_destination",
+            Self::NoIdentity => "no_identity",
+        }
+    }
+}
+
+/// An event in the form of the platform it goes to (serialised as that event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Outbound {
+    /// A CAPI business-messaging event for Meta.
+    Meta(Event),
+    /// A TikTok Events API event.
+    TikTok(tiktok::Event),
+}
+
+impl Outbound {
+    /// The platform.
+    pub fn destination(&self) -> Destination {
+        match self {
+            Self::Meta(_) => Destination::Meta,
+            Self::TikTok(_) => Destination::TikTok,
+        }
+    }
+
+    /// The deterministic event id (the ledger's key).
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::Meta(e) => &e.event_id,
+            Self::TikTok(e) => &e.event_id,
+        }
+    }
+
+    /// Unix seconds of the event.
+    pub fn event_time(&self) -> i64 {
+        match self {
+            Self::Meta(e) => e.event_time,
+            Self::TikTok(e) => e.event_time,
+        }
+    }
+
+    /// wacapi's name of the event (the `EventName` metric dimension on every destination).
+    pub fn event_name(&self) -> EventName {
+        match self {
+            Self::Meta(e) => e.event_name,
+            Self::TikTok(e) => e.source_name,
+        }
+    }
+
+    /// The channel of the chat.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Self::Meta(e) => e.messaging_channel.parse().unwrap_or_default(),
+            Self::TikTok(e) => e.channel,
+        }
+    }
+
+    /// The Meta event, when it is one.
+    pub fn meta(&self) -> Option<&Event> {
+        match self {
+            Self::Meta(e) => Some(e),
+            Self::TikTok(_) => None,
+        }
+    }
+
+    /// The TikTok event, when it is one.
+    pub fn tiktok(&self) -> Option<&tiktok::Event> {
+        match self {
+            Self::TikTok(e) => Some(e),
+            Self::Meta(_) => None,
         }
     }
 }
@@ -60,10 +138,10 @@ impl SkipReason {
 pub struct MappedEvent {
     /// The rule that fired.
     pub rule: String,
-    /// The destination account.
+    /// The account (its dataset for Meta, its TikTok event set for TikTok).
     pub account: Account,
-    /// The event.
-    pub event: Event,
+    /// The event, in its destination's form.
+    pub event: Outbound,
     /// Flow fields that could not be normalised and were left out of `user_data`.
     pub dropped_user_data: Vec<NormalizeError>,
     /// `custom_data` values left out because they read as an email address or a phone number
@@ -107,9 +185,10 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
             ad_id: None,
             clicked_at: signal.timestamp,
             channel: signal.channel,
+            destination: Destination::Meta,
         });
     }
-    if let Some(own) = own_click(signal) {
+    if let Some(own) = touch(config, signal) {
         return Some(own);
     }
     stored
@@ -118,6 +197,31 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
                 && signal.timestamp - c.clicked_at <= config.attribution_window_seconds
         })
         .cloned()
+}
+
+/// The ad touch a message is itself: a Meta ad's click ([`own_click`]), or a TikTok ad's
+/// prefilled first message ([`tiktok_touch`]).
+pub fn touch(config: &Config, signal: &Signal) -> Option<Click> {
+    own_click(signal).or_else(|| tiktok_touch(config, signal))
+}
+
+/// A TikTok ad's touch: a text matching the account's `tiktok.first_message_pattern`. It has
+/// no click or ad id (WhatsApp's webhook carries none for TikTok ads), only its time.
+pub fn tiktok_touch(config: &Config, signal: &Signal) -> Option<Click> {
+    let SignalEvent::Text { body } = &signal.event else {
+        return None;
+    };
+    let tiktok = config
+        .account(signal.channel, &signal.account_id)?
+        .tiktok
+        .as_ref()?;
+    tiktok.is_touch(body).then_some(Click {
+        ctwa_clid: None,
+        ad_id: None,
+        clicked_at: signal.timestamp,
+        channel: signal.channel,
+        destination: Destination::TikTok,
+    })
 }
 
 /// The click a message carries itself: on WhatsApp a referral with a `ctwa_clid`, on
@@ -133,12 +237,18 @@ pub fn own_click(signal: &Signal) -> Option<Click> {
         ad_id: referral.source_id.clone(),
         clicked_at: signal.timestamp,
         channel: signal.channel,
+        destination: Destination::Meta,
     })
 }
 
-/// The user id an event of `signal`'s channel is sent with: WhatsApp's click id, Messenger's
-/// and Instagram's scoped user id; `None` when there is none (the event cannot be attributed).
+/// The user id an event is sent (or, for TikTok, scoped) with: WhatsApp's click id, Messenger's
+/// and Instagram's scoped user id; for a TikTok touch the user's own key (a BSUID, a phone
+/// hash, a scoped id: never sent, only hashed into event ids). `None` when there is none (the
+/// event cannot be attributed).
 fn channel_user_id(signal: &Signal, click: &Click) -> Option<String> {
+    if click.destination == Destination::TikTok {
+        return signal.user.primary_key().map(|k| k.tagged());
+    }
     match signal.channel {
         Channel::Whatsapp => click.ctwa_clid.clone(),
         Channel::Messenger | Channel::Instagram => signal.user.scoped_id.clone(),
@@ -149,7 +259,14 @@ fn channel_user_id(signal: &Signal, click: &Click) -> Option<String> {
 /// user and the time of the ad referral.
 fn click_scope(signal: &Signal, click: &Click, user_id: &str) -> String {
     match &click.ctwa_clid {
-        Some(clid) if signal.channel.is_whatsapp() => format!("click:{clid}"),
+        Some(clid) if signal.channel.is_whatsapp() && click.destination.is_meta() => {
+            format!("click:{clid}")
+        }
+        _ if click.destination == Destination::TikTok => format!(
+            "click:tiktok:{}:{user_id}:{}",
+            signal.channel.as_str(),
+            click.clicked_at
+        ),
         _ => format!(
             "click:{}:{user_id}:{}",
             signal.channel.as_str(),
@@ -230,20 +347,42 @@ fn map_rule(
             None => format!("order-message:{}", signal.id),
         },
     };
-    let mut event = Event::new(
-        signal.channel,
-        event_name,
-        event_time,
-        event_id(&account.dataset_id, event_name, &scope_key),
-        &signal.account_id,
-        &user_id,
-        hashed,
-    );
-    event.custom_data = custom_data;
-    event.messaging_outcome_data =
-        matches!(signal.event, SignalEvent::AutomaticEvent { .. }).then(|| MessagingOutcomeData {
-            outcome_type: "automatic_events".to_owned(),
-        });
+    let event = match click.destination {
+        Destination::Meta => {
+            let mut event = Event::new(
+                signal.channel,
+                event_name,
+                event_time,
+                event_id(&account.dataset_id, event_name, &scope_key),
+                &signal.account_id,
+                &user_id,
+                hashed,
+            );
+            event.custom_data = custom_data;
+            event.messaging_outcome_data =
+                matches!(signal.event, SignalEvent::AutomaticEvent { .. }).then(|| {
+                    MessagingOutcomeData {
+                        outcome_type: "automatic_events".to_owned(),
+                    }
+                });
+            Outbound::Meta(event)
+        }
+        Destination::TikTok => match tiktok_event(
+            account,
+            signal,
+            TikTokParts {
+                name: event_name,
+                override_name: rule.tiktok_event.as_deref(),
+                time: event_time,
+                scope_key: &scope_key,
+                hashed: &hashed,
+                custom_data: custom_data.as_ref(),
+            },
+        ) {
+            Ok(event) => Outbound::TikTok(event),
+            Err(reason) => return Outcome::skipped(rule, reason),
+        },
+    };
     Outcome::Event(Box::new(MappedEvent {
         rule: rule.name.clone(),
         account: account.clone(),
@@ -251,6 +390,55 @@ fn map_rule(
         dropped_user_data,
         dropped_custom_data,
     }))
+}
+
+/// What a TikTok event is made of.
+struct TikTokParts<'a> {
+    name: EventName,
+    override_name: Option<&'a str>,
+    time: i64,
+    scope_key: &'a str,
+    hashed: &'a BTreeMap<String, Vec<String>>,
+    custom_data: Option<&'a CustomData>,
+}
+
+/// The TikTok event of a conversion whose user came from a TikTok ad: the account's event set,
+/// the rule's (or the default) TikTok name, an id of the event set and scope, and the user as
+/// TikTok hashes it: the phone number in E.164 form, the email and external id (hashed alike
+/// for both platforms).
+fn tiktok_event(
+    account: &Account,
+    signal: &Signal,
+    parts: TikTokParts<'_>,
+) -> Result<tiktok::Event, SkipReason> {
+    let tiktok = account.tiktok.as_ref().ok_or(SkipReason::NoDestination)?;
+    let first = |key: &str| parts.hashed.get(key).and_then(|v| v.first()).cloned();
+    let user = tiktok::User {
+        phone: signal.user.ph_e164.clone(),
+        email: first(UserDataKey::Em.as_str()),
+        external_id: first(UserDataKey::ExternalId.as_str()),
+    };
+    if user.is_empty() {
+        return Err(SkipReason::NoIdentity);
+    }
+    Ok(tiktok::Event {
+        event: parts
+            .override_name
+            .unwrap_or(tiktok::default_event_name(parts.name))
+            .to_owned(),
+        event_time: parts.time,
+        event_id: event_id(
+            &format!("tiktok:{}", tiktok.event_source_id),
+            parts.name,
+            parts.scope_key,
+        ),
+        user,
+        properties: parts
+            .custom_data
+            .and_then(tiktok::Properties::from_custom_data),
+        channel: signal.channel,
+        source_name: parts.name,
+    })
 }
 
 /// Leaves out of `custom_data` every value that reads as an email address or a phone number:
@@ -309,7 +497,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
     if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
         return skipped(SkipReason::TooOld);
     }
-    let Some(user_id) = click.and_then(|c| channel_user_id(signal, c)) else {
+    let Some((click, user_id)) = click.and_then(|c| Some((c, channel_user_id(signal, c)?))) else {
         return skipped(SkipReason::NoClick);
     };
     let mut hashed = user_data.clone();
@@ -319,22 +507,40 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
             list.insert(0, ph.clone());
         }
     }
-    let mut event = Event::new(
-        signal.channel,
-        *event_name,
-        event_time,
-        event_id(
-            &account.dataset_id,
-            *event_name,
-            &format!("idempotency:{idempotency_key}"),
-        ),
-        &signal.account_id,
-        &user_id,
-        hashed,
-    );
     let mut custom_data = custom_data.clone();
     let dropped_custom_data = custom_data.as_mut().map_or(0, scrub_custom_data);
-    event.custom_data = custom_data.filter(|c| !c.is_empty());
+    let custom_data = custom_data.filter(|c| !c.is_empty());
+    let scope_key = format!("idempotency:{idempotency_key}");
+    let event = match click.destination {
+        Destination::Meta => {
+            let mut event = Event::new(
+                signal.channel,
+                *event_name,
+                event_time,
+                event_id(&account.dataset_id, *event_name, &scope_key),
+                &signal.account_id,
+                &user_id,
+                hashed,
+            );
+            event.custom_data = custom_data;
+            Outbound::Meta(event)
+        }
+        Destination::TikTok => match tiktok_event(
+            account,
+            signal,
+            TikTokParts {
+                name: *event_name,
+                override_name: None,
+                time: event_time,
+                scope_key: &scope_key,
+                hashed: &hashed,
+                custom_data: custom_data.as_ref(),
+            },
+        ) {
+            Ok(event) => Outbound::TikTok(event),
+            Err(reason) => return skipped(reason),
+        },
+    };
     Outcome::Event(Box::new(MappedEvent {
         rule: BUSINESS_RULE.to_owned(),
         account: account.clone(),

@@ -1,15 +1,14 @@
 //! Signal processing shared by the dispatcher and the CLI: record the clicks signals carry,
 //! attribute the rest, map, and group events into Graph requests.
 
-use std::collections::BTreeMap;
-
 use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
 use crate::conversion::mapping::{
-    MappedEvent, Outcome, SkipReason, attributed_click, map_signal, matches, own_click,
+    MappedEvent, Outbound, Outcome, SkipReason, attributed_click, map_signal, matches, touch,
 };
-use crate::conversion::rules::{Account, Config};
+use crate::conversion::rules::{Account, Config, TikTokAccount};
 use crate::meta::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
 use crate::signal::{Signal, SignalEvent, UserRef};
+use crate::tiktok::events::{MAX_EVENTS_PER_REQUEST as TIKTOK_MAX_EVENTS, TrackRequest};
 
 /// Turns signals into outcomes, keeping the click store up to date.
 #[derive(Debug)]
@@ -35,7 +34,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         if let SignalEvent::Business { .. } = &signal.event {
             return self.process_business(signal, now).await;
         }
-        let own = own_click(signal);
+        let own = touch(self.config, signal);
         if let Some(click) = &own
             && !signal.user.is_empty()
         {
@@ -144,13 +143,57 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
         // Recording under the new identity compares with what it holds.
         out.extend(new.keys().map(|k| user_key(&signal.account_id, k)));
     }
-    let looks_up = looks_up_stored_click(signal, own_click(signal).is_some())
+    let looks_up = looks_up_stored_click(signal, touch(config, signal).is_some())
         && config.rules.iter().any(|r| matches(r, signal));
     if looks_up {
         out.extend(keys(&signal.account_id));
     }
     out.sort();
     out.dedup();
+    out
+}
+
+/// Where a request goes: a Meta dataset (the account's), or a TikTok event set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The account's dataset, token, test code and partner agent.
+    Meta(Account),
+    /// The account's TikTok event set, token and test code.
+    TikTok(TikTokAccount),
+}
+
+impl MappedEvent {
+    /// Where the event goes. `None` for a TikTok event of an account without a TikTok event
+    /// set, which mapping never produces.
+    pub fn target(&self) -> Option<Target> {
+        match &self.event {
+            Outbound::Meta(_) => Some(Target::Meta(self.account.clone())),
+            Outbound::TikTok(_) => self.account.tiktok.clone().map(Target::TikTok),
+        }
+    }
+}
+
+/// Groups items by target in first-seen order, in chunks of at most 1,000 (both platforms'
+/// limit per request).
+pub fn group_by_target<T>(items: impl IntoIterator<Item = (Target, T)>) -> Vec<(Target, Vec<T>)> {
+    let mut groups: Vec<(Target, Vec<T>)> = Vec::new();
+    for (target, item) in items {
+        match groups.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, items)) => items.push(item),
+            None => groups.push((target, vec![item])),
+        }
+    }
+    let mut out = Vec::new();
+    for (target, items) in groups {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<T> = items
+                .by_ref()
+                .take(MAX_EVENTS_PER_REQUEST.min(TIKTOK_MAX_EVENTS))
+                .collect();
+            out.push((target.clone(), chunk));
+        }
+    }
     out
 }
 
@@ -163,34 +206,87 @@ pub struct GraphRequest {
     pub body: EventsRequest,
 }
 
-/// Groups events into requests: one per destination (dataset, token, test code, partner
-/// agent), in first-seen order, at most 1,000 events each.
-pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<GraphRequest> {
-    let mut order: Vec<Account> = Vec::new();
-    let mut groups: BTreeMap<usize, Vec<crate::meta::capi::Event>> = BTreeMap::new();
-    for mapped in events {
-        let index = match order.iter().position(|a| *a == mapped.account) {
-            Some(i) => i,
-            None => {
-                order.push(mapped.account.clone());
-                order.len() - 1
-            }
-        };
-        groups.entry(index).or_default().push(mapped.event);
-    }
-    let mut out = Vec::new();
-    for (index, events) in groups {
-        let account = &order[index];
-        for chunk in events.chunks(MAX_EVENTS_PER_REQUEST) {
-            out.push(GraphRequest {
-                account: account.clone(),
+/// One TikTok Events API request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TikTokRequest {
+    /// The event set (id, token name, test code).
+    pub account: TikTokAccount,
+    /// The request body.
+    pub body: TrackRequest,
+}
+
+/// A request to either platform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundRequest {
+    /// To Meta's Graph API.
+    Meta(GraphRequest),
+    /// To TikTok's Events API.
+    TikTok(TikTokRequest),
+}
+
+impl OutboundRequest {
+    /// The request for `target` of `events` (each of the target's platform; others are left
+    /// out, which grouping by [`MappedEvent::target`] never produces).
+    pub fn new(target: Target, events: Vec<Outbound>) -> Self {
+        match target {
+            Target::Meta(account) => Self::Meta(GraphRequest {
                 body: EventsRequest {
-                    data: chunk.to_vec(),
+                    data: events
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            Outbound::Meta(e) => Some(e),
+                            Outbound::TikTok(_) => None,
+                        })
+                        .collect(),
                     test_event_code: account.test_event_code.clone(),
                     partner_agent: account.partner_agent.clone(),
                 },
-            });
+                account,
+            }),
+            Target::TikTok(account) => Self::TikTok(TikTokRequest {
+                body: TrackRequest {
+                    event_source: account.event_source,
+                    event_source_id: account.event_source_id.clone(),
+                    test_event_code: account.test_event_code.clone(),
+                    data: events
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            Outbound::TikTok(e) => Some(e),
+                            Outbound::Meta(_) => None,
+                        })
+                        .collect(),
+                },
+                account,
+            }),
         }
     }
-    out
+
+    /// The line `replay`, `demo` and `serve` print: a Meta request as
+    /// `{"dataset_id": ..., "body": ...}`, a TikTok one as `{"destination": "tiktok",
+    /// "event_source_id": ..., "body": ...}`.
+    pub fn line(&self) -> serde_json::Value {
+        match self {
+            Self::Meta(r) => {
+                serde_json::json!({"dataset_id": r.account.dataset_id, "body": r.body})
+            }
+            Self::TikTok(r) => serde_json::json!({
+                "destination": "tiktok",
+                "event_source_id": r.account.event_source_id,
+                "body": r.body,
+            }),
+        }
+    }
+}
+
+/// Groups events into requests: one per target (a Meta dataset with its token, test code and
+/// partner agent; a TikTok event set), in first-seen order, at most 1,000 events each.
+pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<OutboundRequest> {
+    group_by_target(
+        events
+            .into_iter()
+            .filter_map(|m| Some((m.target()?, m.event))),
+    )
+    .into_iter()
+    .map(|(target, events)| OutboundRequest::new(target, events))
+    .collect()
 }

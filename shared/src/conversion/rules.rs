@@ -83,7 +83,7 @@ impl Config {
 }
 
 /// Where one account's events go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Account {
     /// The channel: which of `waba_id`, `page_id` or `instagram_account_id` named it.
     pub channel: Channel,
@@ -97,6 +97,40 @@ pub struct Account {
     pub test_event_code: Option<String>,
     /// Identifies the integration to Meta.
     pub partner_agent: Option<String>,
+    /// Where the conversions of users a TikTok ad brought go (`tiktok = { ... }`).
+    pub tiktok: Option<TikTokAccount>,
+}
+
+/// An account's TikTok event set, and how a TikTok ad's chat is recognised.
+#[derive(Debug, Clone)]
+pub struct TikTokAccount {
+    /// `crm` (the default) or `offline`.
+    pub event_source: crate::tiktok::events::EventSource,
+    /// The event set id.
+    pub event_source_id: String,
+    /// Matches the first message a TikTok ad prefills: a user who sends it has a TikTok touch.
+    pub first_message_pattern: Regex,
+    /// Name of the access token (a key of `tiktok_access_tokens`); `None` = `default`.
+    pub token: Option<String>,
+    /// Routes events to TikTok Events Manager's test events.
+    pub test_event_code: Option<String>,
+}
+
+impl PartialEq for TikTokAccount {
+    fn eq(&self, other: &Self) -> bool {
+        self.event_source == other.event_source
+            && self.event_source_id == other.event_source_id
+            && self.first_message_pattern.as_str() == other.first_message_pattern.as_str()
+            && self.token == other.token
+            && self.test_event_code == other.test_event_code
+    }
+}
+
+impl TikTokAccount {
+    /// Whether a message's text is the TikTok ad's prefilled first message.
+    pub fn is_touch(&self, text: &str) -> bool {
+        self.first_message_pattern.is_match(text)
+    }
 }
 
 /// One conversion rule.
@@ -116,6 +150,9 @@ pub struct Rule {
     pub user_data: Vec<(UserDataTarget, String)>,
     /// The channels the rule applies to (`None`: every channel).
     pub channels: Option<Vec<Channel>>,
+    /// The TikTok event sent instead of the default for [`Rule::event`]
+    /// ([`crate::tiktok::events::default_event_name`]).
+    pub tiktok_event: Option<String>,
 }
 
 impl Rule {
@@ -308,6 +345,81 @@ struct RawAccount {
     test_event_code: Option<String>,
     #[serde(default)]
     partner_agent: Option<String>,
+    #[serde(default)]
+    tiktok: Option<RawTikTok>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTikTok {
+    event_source_id: String,
+    first_message_pattern: String,
+    #[serde(default)]
+    event_source: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    test_event_code: Option<String>,
+}
+
+impl RawTikTok {
+    fn compile(self, label: &str, errors: &mut Vec<String>) -> Option<TikTokAccount> {
+        let before = errors.len();
+        let id = self.event_source_id.trim();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            errors.push(format!(
+                "{label}: tiktok.event_source_id must be the event set id (letters and digits)"
+            ));
+        }
+        let event_source = match self.event_source.as_deref().map(str::parse) {
+            None => crate::tiktok::events::EventSource::default(),
+            Some(Ok(source)) => source,
+            Some(Err(e)) => {
+                errors.push(format!("{label}: tiktok.event_source: {e}"));
+                crate::tiktok::events::EventSource::default()
+            }
+        };
+        let pattern = if self.first_message_pattern.trim().is_empty() {
+            errors.push(format!("{label}: tiktok.first_message_pattern is empty"));
+            None
+        } else {
+            match regex(&self.first_message_pattern, false) {
+                // A pattern that matches an empty text would take every chat for a TikTok one,
+                // and send every user's conversions to TikTok.
+                Ok(re) if re.is_match("") => {
+                    errors.push(format!(
+                        "{label}: tiktok.first_message_pattern matches an empty message: every chat would count as a TikTok ad's"
+                    ));
+                    None
+                }
+                Ok(re) => Some(re),
+                Err(e) => {
+                    errors.push(format!("{label}: tiktok.first_message_pattern: {e}"));
+                    None
+                }
+            }
+        };
+        for (field, value) in [
+            ("token", &self.token),
+            ("test_event_code", &self.test_event_code),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                errors.push(format!(
+                    "{label}: tiktok.{field} is empty (remove it instead)"
+                ));
+            }
+        }
+        match pattern {
+            Some(first_message_pattern) if errors.len() == before => Some(TikTokAccount {
+                event_source,
+                event_source_id: id.to_owned(),
+                first_message_pattern,
+                token: self.token,
+                test_event_code: self.test_event_code,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,6 +437,8 @@ struct RawRule {
     user_data: BTreeMap<String, String>,
     #[serde(default)]
     channels: Option<Vec<String>>,
+    #[serde(default)]
+    tiktok_event: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +567,7 @@ impl RawConfig {
                     errors.push(format!("{label}: {field} is empty (remove it instead)"));
                 }
             }
+            let tiktok = a.tiktok.and_then(|t| t.compile(&label, &mut errors));
             let account = Account {
                 channel,
                 account_id: id.clone(),
@@ -460,6 +575,7 @@ impl RawConfig {
                 token: a.token,
                 test_event_code: a.test_event_code,
                 partner_agent: a.partner_agent,
+                tiktok,
             };
             if accounts.insert((channel, id), account).is_some() {
                 errors.push(format!("{label} is listed twice"));
@@ -686,6 +802,15 @@ impl RawRule {
                 Some(parsed)
             }
         };
+        let tiktok_event = self.tiktok_event.map(|name| name.trim().to_owned());
+        if let Some(name) = &tiktok_event
+            && !crate::tiktok::events::is_valid_event_name(name)
+        {
+            errors.push(format!(
+                "{label}: tiktok_event {name:?} must be a TikTok event code (letters, digits and _, at most 50 characters), e.g. one of {}",
+                crate::tiktok::events::STANDARD_EVENTS.join(", ")
+            ));
+        }
         let dedup = self.dedup.unwrap_or_default();
         if dedup == DedupScope::Order && !is_order {
             errors.push(format!(
@@ -719,6 +844,7 @@ impl RawRule {
                 },
                 user_data,
                 channels,
+                tiktok_event,
             }),
             _ => Err(errors),
         }

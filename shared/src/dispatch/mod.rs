@@ -31,18 +31,19 @@ use futures_util::future::join_all;
 use crate::channels::whatsapp::signal_from_item;
 use crate::channels::{Channel, split};
 use crate::conversion::hashing::sha256_hex;
-use crate::conversion::mapping::{MappedEvent, Outcome, SkipReason};
-use crate::conversion::pipeline::{Processor, click_lookups};
-use crate::conversion::rules::{Account, Config};
+use crate::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason};
+use crate::conversion::pipeline::{OutboundRequest, Processor, Target, click_lookups};
+use crate::conversion::rules::Config;
 use crate::ingest::attributes;
 use crate::ledger::{Claim, ClaimRequest, SentMark};
-use crate::meta::capi::{Event, EventsRequest, MAX_EVENT_AGE_SECONDS, MAX_EVENTS_PER_REQUEST};
+use crate::meta::capi::MAX_EVENT_AGE_SECONDS;
 use crate::meta::graph::{ErrorClass, GraphError, GraphSender, Receipt};
 use crate::metrics::{Metrics, Unit};
 use crate::queue::{MessageSink, OutboundMessage};
 use crate::redact::safe_json_error;
 use crate::signal::{SIGNAL_VERSION, Signal};
 use crate::store::{BatchClicks, ClickWrite, DispatchStore};
+use crate::tiktok::client::{NoTikTok, TikTokSender};
 
 /// Metric names of the dispatcher (the contract with `infra/`).
 pub mod metric_names {
@@ -50,7 +51,7 @@ pub mod metric_names {
     pub const RECORDS_RECEIVED: &str = "RecordsReceived";
     /// Records reported failed (SQS redelivers them).
     pub const RECORDS_FAILED: &str = "RecordsFailed";
-    /// Events Meta accepted; dimensions `EventName` and `Channel`.
+    /// Events a destination accepted; dimensions `EventName`, `Channel` and `Destination`.
     pub const EVENTS_SENT: &str = "EventsSent";
     /// Events not sent; dimensions `Reason` and `Channel`.
     pub const EVENTS_SKIPPED: &str = "EventsSkipped";
@@ -80,6 +81,12 @@ pub mod metric_names {
     /// Graph requests answered 2xx with an `events_received` other than the events sent; their
     /// records go to the dead-letter queue (`graph_receipt_mismatch`): an alarm.
     pub const GRAPH_RECEIPT_MISMATCHES: &str = "GraphReceiptMismatches";
+    /// TikTok Events API requests made.
+    pub const TIKTOK_REQUESTS: &str = "TikTokRequests";
+    /// TikTok Events API errors; dimension `Code`.
+    pub const TIKTOK_ERRORS: &str = "TikTokErrors";
+    /// TikTok refused the access token or its permissions: an alarm.
+    pub const TIKTOK_AUTH_ERRORS: &str = "TikTokAuthErrors";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -99,7 +106,12 @@ pub mod metric_names {
         CUSTOM_DATA_DROPPED,
         GRAPH_RECEIPT_MISMATCHES,
         AMBIGUOUS_RESENDS,
+        TIKTOK_REQUESTS,
+        TIKTOK_ERRORS,
+        TIKTOK_AUTH_ERRORS,
     ];
+    /// The dispatch metrics also published per [`crate::metrics::DESTINATION`].
+    pub const BY_DESTINATION: &[&str] = &[EVENTS_SENT];
     /// The dispatch metrics also published per [`crate::metrics::CHANNEL`].
     pub const BY_CHANNEL: &[&str] = &[EVENTS_SENT, EVENTS_SKIPPED];
 }
@@ -129,6 +141,12 @@ pub mod graph_attributes {
     pub const EVENTS_RECEIVED: &str = "wacapi_graph_events_received";
     /// The number of events in that request.
     pub const EVENTS_SENT: &str = "wacapi_graph_events_sent";
+    /// TikTok's return code of a refused event.
+    pub const TIKTOK_CODE: &str = "wacapi_tiktok_code";
+    /// TikTok's message.
+    pub const TIKTOK_MESSAGE: &str = "wacapi_tiktok_message";
+    /// TikTok's request id.
+    pub const TIKTOK_REQUEST_ID: &str = "wacapi_tiktok_request_id";
 }
 
 /// One queue record.
@@ -209,18 +227,20 @@ pub struct DispatchReport {
     pub ambiguous_resends: usize,
 }
 
-/// The dispatcher's ports and configuration.
+/// The dispatcher's ports and configuration: the store, Meta's Graph API, TikTok's Events API
+/// (none unless [`Dispatcher::with_tiktok`] wires one) and the dead-letter queue.
 #[derive(Debug)]
-pub struct Dispatcher<S, G, D> {
+pub struct Dispatcher<S, G, D, T = NoTikTok> {
     config: Config,
     store: S,
     graph: G,
+    tiktok: T,
     dead_letters: D,
     settings: DispatchSettings,
 }
 
 impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
-    /// Wires the dispatcher.
+    /// Wires the dispatcher (without TikTok delivery: see [`Dispatcher::with_tiktok`]).
     pub fn new(
         config: Config,
         store: S,
@@ -232,8 +252,23 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             config,
             store,
             graph,
+            tiktok: NoTikTok,
             dead_letters,
             settings,
+        }
+    }
+}
+
+impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatcher<S, G, D, T> {
+    /// The same dispatcher delivering TikTok events with `tiktok`.
+    pub fn with_tiktok<T2: TikTokSender>(self, tiktok: T2) -> Dispatcher<S, G, D, T2> {
+        Dispatcher {
+            config: self.config,
+            store: self.store,
+            graph: self.graph,
+            tiktok,
+            dead_letters: self.dead_letters,
+            settings: self.settings,
         }
     }
 
@@ -282,7 +317,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             release.extend(
                 std::mem::take(&mut result.claimed)
                     .into_iter()
-                    .map(|m| m.event.event_id),
+                    .map(|m| m.event.event_id().to_owned()),
             );
         }
 
@@ -374,9 +409,9 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
             .iter()
             .flat_map(|r| r.mapped.iter())
             .map(|m| ClaimRequest {
-                event_id: m.event.event_id.clone(),
+                event_id: m.event.event_id().to_owned(),
                 lease_until,
-                expires_at: ledger_expiry(m.event.event_time),
+                expires_at: ledger_expiry(m.event.event_time()),
             })
             .collect();
         if writes.is_empty() && claims.is_empty() {
@@ -421,14 +456,14 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
         }
     }
 
-    /// Sends every request at once, each with retries by Meta's error code.
+    /// Sends every request at once, each with retries by its platform's error code.
     async fn send(
         &self,
-        requests: Vec<(Account, Vec<(usize, Event)>)>,
+        requests: Vec<(Target, Vec<(usize, Outbound)>)>,
         deadline: Instant,
     ) -> Vec<SendLog> {
-        join_all(requests.into_iter().map(|(account, events)| async move {
-            self.send_with_retry(&account, events, deadline).await
+        join_all(requests.into_iter().map(|(target, events)| async move {
+            self.send_with_retry(&target, events, deadline).await
         }))
         .await
     }
@@ -507,7 +542,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                     Outcome::Event(mapped) => {
                         result.dropped_user_data += mapped.dropped_user_data.len();
                         result.dropped_custom_data += mapped.dropped_custom_data;
-                        match first_copy.get(&mapped.event.event_id) {
+                        match first_copy.get(mapped.event.event_id()) {
                             Some(&owner) => {
                                 result.dedup_hits += 1;
                                 if owner != index {
@@ -515,7 +550,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                                 }
                             }
                             None => {
-                                first_copy.insert(mapped.event.event_id.clone(), index);
+                                first_copy.insert(mapped.event.event_id().to_owned(), index);
                                 result.mapped.push(*mapped);
                             }
                         }
@@ -650,6 +685,8 @@ fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use crate::conversion::mapping::MappedEvent;
+    use crate::conversion::rules::Account;
+    use crate::meta::capi::{Event, EventsRequest};
     use crate::store::MemoryStore;
 
     fn account(dataset: &str) -> Account {
@@ -660,6 +697,7 @@ mod tests {
             token: None,
             test_event_code: None,
             partner_agent: None,
+            tiktok: None,
         }
     }
 
@@ -667,7 +705,7 @@ mod tests {
         MappedEvent {
             rule: "r".into(),
             account: account(dataset),
-            event: Event::new(
+            event: Outbound::Meta(Event::new(
                 Channel::Whatsapp,
                 crate::meta::capi::EventName::ViewContent,
                 1,
@@ -675,7 +713,7 @@ mod tests {
                 "1",
                 "clid",
                 Default::default(),
-            ),
+            )),
             dropped_user_data: Vec::new(),
             dropped_custom_data: 0,
         }
@@ -713,7 +751,10 @@ mod tests {
         let r = requests(&mut results);
         let shape: Vec<(&str, usize)> = r
             .iter()
-            .map(|(a, e)| (a.dataset_id.as_str(), e.len()))
+            .map(|(t, e)| match t {
+                Target::Meta(a) => (a.dataset_id.as_str(), e.len()),
+                Target::TikTok(_) => ("tiktok", e.len()),
+            })
             .collect();
         assert_eq!(shape, [("1", 1000), ("1", 501), ("2", 1)]);
         assert_eq!(

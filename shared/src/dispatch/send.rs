@@ -1,9 +1,11 @@
-//! The send step: one Graph request per destination with retries chosen by Meta's error code
-//! (transient and throttling errors back off inside the invocation's time, code 100 splits the
-//! request to isolate invalid events, refusals of the whole dataset dead-letter it at once),
-//! and the reading of what came back.
+//! The send step: one request per target (a Meta dataset, a TikTok event set) with retries
+//! chosen by the platform's error code (transient and throttling errors back off inside the
+//! invocation's time, invalid events split the request to isolate them, refusals of the whole
+//! dataset dead-letter it at once), and the reading of what came back.
 
 use super::*;
+use crate::conversion::pipeline::group_by_target;
+use crate::destination::Destination;
 
 #[derive(Debug)]
 pub(super) enum EventResult {
@@ -24,7 +26,8 @@ pub(super) struct Unconfirmed {
 
 #[derive(Debug, Default)]
 pub(super) struct SendLog {
-    pub(super) results: Vec<(usize, Event, EventResult)>,
+    pub(super) destination: Destination,
+    pub(super) results: Vec<(usize, Outbound, EventResult)>,
     pub(super) requests: usize,
     pub(super) sizes: Vec<usize>,
     pub(super) errors: Vec<GraphError>,
@@ -35,31 +38,55 @@ pub(super) struct SendLog {
     pub(super) ambiguous: usize,
 }
 
-impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
-    /// Sends one request, retrying and splitting as Meta's error code says.
+impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatcher<S, G, D, T> {
+    /// Posts one request to its platform: Meta's answer counts what it received; TikTok's
+    /// `code` 0 takes the whole request.
+    async fn deliver(
+        &self,
+        request: &OutboundRequest,
+    ) -> Result<crate::meta::graph::GraphSuccess, GraphError> {
+        match request {
+            OutboundRequest::Meta(r) => {
+                self.graph
+                    .send(&self.config.graph_api_version, &r.account, &r.body)
+                    .await
+            }
+            OutboundRequest::TikTok(r) => {
+                let success = self.tiktok.send(&r.account, &r.body).await?;
+                Ok(crate::meta::graph::GraphSuccess {
+                    events_received: Some(r.body.data.len() as u64),
+                    messages: Vec::new(),
+                    fbtrace_id: success.request_id,
+                })
+            }
+        }
+    }
+
+    /// Sends one request, retrying and splitting as the platform's error code says.
     pub(super) fn send_with_retry<'a>(
         &'a self,
-        account: &'a Account,
-        events: Vec<(usize, Event)>,
+        target: &'a Target,
+        events: Vec<(usize, Outbound)>,
         deadline: Instant,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendLog> + Send + 'a>> {
         Box::pin(async move {
-            let mut log = SendLog::default();
-            let request = EventsRequest {
-                data: events.iter().map(|(_, e)| e.clone()).collect(),
-                test_event_code: account.test_event_code.clone(),
-                partner_agent: account.partner_agent.clone(),
+            let mut log = SendLog {
+                destination: match target {
+                    Target::Meta(_) => Destination::Meta,
+                    Target::TikTok(_) => Destination::TikTok,
+                },
+                ..SendLog::default()
             };
+            let request = OutboundRequest::new(
+                target.clone(),
+                events.iter().map(|(_, e)| e.clone()).collect(),
+            );
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 log.requests += 1;
-                log.sizes.push(request.data.len());
-                let err = match self
-                    .graph
-                    .send(&self.config.graph_api_version, account, &request)
-                    .await
-                {
+                log.sizes.push(events.len());
+                let err = match self.deliver(&request).await {
                     Ok(success) => match success.receipt(events.len()) {
                         Receipt::All => {
                             log.results.extend(events.into_iter().map(|(owner, e)| {
@@ -69,6 +96,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                         }
                         // Nothing was kept, so sending again cannot duplicate: retry.
                         Receipt::None => GraphError {
+                            destination: log.destination,
                             status: Some(200),
                             message: format!("Meta received 0 of {} events", events.len()),
                             is_transient: true,
@@ -100,7 +128,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                         let mut left = events;
                         let right = left.split_off(left.len() / 2);
                         for half in [left, right] {
-                            let sub = self.send_with_retry(account, half, deadline).await;
+                            let sub = self.send_with_retry(target, half, deadline).await;
                             log.requests += sub.requests;
                             log.sizes.extend(sub.sizes);
                             log.errors.extend(sub.errors);
@@ -123,7 +151,7 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
                         let needed =
                             delay + self.settings.request_timeout + self.settings.safety_margin;
                         if Instant::now() + needed < deadline {
-                            tracing::info!(attempt, code = ?err.code, delay_ms = delay.as_millis() as u64, "Graph API busy; retrying");
+                            tracing::info!(attempt, destination = %err.destination, code = ?err.code, delay_ms = delay.as_millis() as u64, "destination busy; retrying");
                             tokio::time::sleep(delay).await;
                             continue;
                         }
@@ -158,27 +186,20 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
     }
 }
 
-/// The claimed events, grouped per destination (account) in first-seen order into requests of
-/// at most 1,000, each event with the index of its record.
-pub(super) fn requests(results: &mut [RecordResult]) -> Vec<(Account, Vec<(usize, Event)>)> {
-    let mut destinations: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
+/// The claimed events, grouped per target (a Meta dataset, a TikTok event set) in first-seen
+/// order into requests of at most 1,000, each event with the index of its record.
+pub(super) fn requests(results: &mut [RecordResult]) -> Vec<(Target, Vec<(usize, Outbound)>)> {
+    let mut claimed = Vec::new();
     for (i, result) in results.iter_mut().enumerate() {
         for mapped in std::mem::take(&mut result.claimed) {
-            match destinations.iter_mut().find(|(a, _)| *a == mapped.account) {
-                Some((_, events)) => events.push((i, mapped.event)),
-                None => destinations.push((mapped.account, vec![(i, mapped.event)])),
+            match mapped.target() {
+                Some(target) => claimed.push((target, (i, mapped.event))),
+                // Mapping gives a TikTok event only to an account with a TikTok event set.
+                None => result.state = State::Failed("an event without a destination".into()),
             }
         }
     }
-    let mut requests: Vec<(Account, Vec<(usize, Event)>)> = Vec::new();
-    for (account, events) in destinations {
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let chunk: Vec<_> = events.by_ref().take(MAX_EVENTS_PER_REQUEST).collect();
-            requests.push((account.clone(), chunk));
-        }
-    }
-    requests
+    group_by_target(claimed)
 }
 
 /// Reads the send logs: counts and metrics, the sent marks to write (returned), the claims to
@@ -197,8 +218,16 @@ pub(super) fn record_sends(
     let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
     let send_time = unix_now().max(now);
     for log in logs {
+        let tiktok = log.destination == Destination::TikTok;
         report.graph_requests += log.requests;
-        metrics.count(m::GRAPH_REQUESTS, log.requests as u64);
+        metrics.count(
+            if tiktok {
+                m::TIKTOK_REQUESTS
+            } else {
+                m::GRAPH_REQUESTS
+            },
+            log.requests as u64,
+        );
         report.ambiguous_resends += log.ambiguous;
         metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
         if log.mismatches > 0 {
@@ -212,6 +241,15 @@ pub(super) fn record_sends(
             metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
         }
         for err in &log.errors {
+            if tiktok {
+                metrics.count_by(m::TIKTOK_ERRORS, "Code", err.code_label(), 1);
+                tracing::warn!(code = ?err.code, status = ?err.status, request_id = ?err.fbtrace_id, class = ?err.class(), "TikTok Events API error");
+                if err.class().is_auth() {
+                    metrics.count(m::TIKTOK_AUTH_ERRORS, 1);
+                    tracing::error!(code = ?err.code, request_id = ?err.fbtrace_id, "TikTok refused the access token: events are kept for redrive");
+                }
+                continue;
+            }
             metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
             // Logs Insights reads code and subcode from here (infra/queries.tf).
             tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
@@ -226,38 +264,39 @@ pub(super) fn record_sends(
                     metrics.count_by_each(
                         m::EVENTS_SENT,
                         &[
-                            ("EventName", event.event_name.as_str()),
-                            (crate::metrics::CHANNEL, event.messaging_channel.as_str()),
+                            ("EventName", event.event_name().as_str()),
+                            (crate::metrics::CHANNEL, event.channel().as_str()),
+                            (crate::metrics::DESTINATION, event.destination().as_str()),
                         ],
                         1,
                     );
                     metrics.observe(
                         m::EVENT_AGE_AT_SEND,
                         Unit::Seconds,
-                        (send_time - event.event_time) as f64,
+                        (send_time - event.event_time()) as f64,
                     );
                     report.events_sent += 1;
                     marks.push(SentMark {
-                        event_id: event.event_id.clone(),
+                        event_id: event.event_id().to_owned(),
                         fbtrace_id,
                         sent_at: send_time,
-                        expires_at: ledger_expiry(event.event_time),
+                        expires_at: ledger_expiry(event.event_time()),
                     });
                 }
                 EventResult::Invalid(err) => {
-                    release.push(event.event_id.clone());
+                    release.push(event.event_id().to_owned());
                     invalid
                         .entry(owner)
                         .or_insert_with(|| refused_letter(&event, &err));
                 }
                 EventResult::Unconfirmed(unconfirmed) => {
-                    release.push(event.event_id.clone());
+                    release.push(event.event_id().to_owned());
                     invalid
                         .entry(owner)
                         .or_insert_with(|| unconfirmed_letter(&event, &unconfirmed));
                 }
                 EventResult::Failed(err) => {
-                    release.push(event.event_id.clone());
+                    release.push(event.event_id().to_owned());
                     graph_failed.entry(owner).or_insert(err);
                 }
             }
@@ -274,8 +313,32 @@ pub(super) fn record_sends(
     marks
 }
 
-/// The dead-letter move of a record whose event Meta refused for good.
-pub(super) fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
+/// The dead-letter move of a record whose event Meta (or TikTok) refused for good.
+pub(super) fn refused_letter(event: &Outbound, err: &GraphError) -> DeadLetter {
+    if err.destination == Destination::TikTok {
+        return DeadLetter {
+            reason: err.refusal_reason(),
+            detail: err.message.clone(),
+            extra: [
+                (
+                    graph_attributes::TIKTOK_CODE,
+                    err.code.map(|c| c.to_string()),
+                ),
+                (
+                    graph_attributes::TIKTOK_MESSAGE,
+                    Some(truncate(&err.message, 512)),
+                ),
+                (graph_attributes::TIKTOK_REQUEST_ID, err.fbtrace_id.clone()),
+                (
+                    graph_attributes::EVENT_ID,
+                    Some(event.event_id().to_owned()),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect(),
+        };
+    }
     DeadLetter {
         reason: err.refusal_reason(),
         detail: err.message.clone(),
@@ -287,7 +350,10 @@ pub(super) fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
             ),
             (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
             (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
-            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+            (
+                graph_attributes::EVENT_ID,
+                Some(event.event_id().to_owned()),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -296,7 +362,7 @@ pub(super) fn refused_letter(event: &Event, err: &GraphError) -> DeadLetter {
 }
 
 /// The dead-letter move of a record whose event Meta may or may not have kept.
-pub(super) fn unconfirmed_letter(event: &Event, unconfirmed: &Unconfirmed) -> DeadLetter {
+pub(super) fn unconfirmed_letter(event: &Outbound, unconfirmed: &Unconfirmed) -> DeadLetter {
     let received = unconfirmed
         .received
         .map_or_else(|| "none".to_owned(), |n| n.to_string());
@@ -313,7 +379,10 @@ pub(super) fn unconfirmed_letter(event: &Event, unconfirmed: &Unconfirmed) -> De
                 Some(unconfirmed.sent.to_string()),
             ),
             (graph_attributes::FBTRACE_ID, unconfirmed.fbtrace_id.clone()),
-            (graph_attributes::EVENT_ID, Some(event.event_id.clone())),
+            (
+                graph_attributes::EVENT_ID,
+                Some(event.event_id().to_owned()),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::conversion::rules::Account;
+use crate::destination::Destination;
 use crate::meta::capi::EventsRequest;
 use crate::secrets::{CachedSecret, SecretError, SecretSource};
 
@@ -39,7 +40,8 @@ const RESTRICTIVE_REGION_MESSAGE: &str = "messaging restrictive region";
 pub const DEFAULT_TOKEN_NAME: &str = "default";
 
 /// The tokens secret document:
-/// `{"access_tokens": {"default": "EAAG...", "<name>": "..."}, "app_secret": "..."?}`.
+/// `{"access_tokens": {"default": "EAAG...", "<name>": "..."}, "app_secret": "..."?,
+/// "tiktok_access_tokens": {"default": "..."}?}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccessTokens {
     /// System-user access tokens by name (accounts pick one with `token = "<name>"`).
@@ -47,6 +49,9 @@ pub struct AccessTokens {
     /// The Meta app secret; when present, requests carry `appsecret_proof`.
     #[serde(default)]
     pub app_secret: Option<SecretString>,
+    /// TikTok Events API access tokens by name (`tiktok = { token = "<name>" }`).
+    #[serde(default)]
+    pub tiktok_access_tokens: BTreeMap<String, SecretString>,
 }
 
 impl crate::secrets::SecretDocument for AccessTokens {
@@ -54,12 +59,16 @@ impl crate::secrets::SecretDocument for AccessTokens {
         if self.access_tokens.is_empty() {
             return Err("access_tokens is empty".into());
         }
-        if let Some((name, _)) = self
-            .access_tokens
-            .iter()
-            .find(|(_, token)| token.expose_secret().trim().is_empty())
-        {
-            return Err(format!("access_tokens.{name} is empty"));
+        for (field, tokens) in [
+            ("access_tokens", &self.access_tokens),
+            ("tiktok_access_tokens", &self.tiktok_access_tokens),
+        ] {
+            if let Some((name, _)) = tokens
+                .iter()
+                .find(|(_, token)| token.expose_secret().trim().is_empty())
+            {
+                return Err(format!("{field}.{name} is empty"));
+            }
         }
         match &self.app_secret {
             Some(secret) => crate::secrets::check_signing_key("app_secret", secret),
@@ -105,10 +114,14 @@ pub enum Receipt {
     Partial(Option<u64>),
 }
 
-/// A failed request: Meta's error object, or a transport failure.
+/// A failed request: Meta's error object (or TikTok's, when `destination` says so), or a
+/// transport failure. One type for both destinations, so retries, splits and dead-letter moves
+/// are one code path; [`GraphError::class`] reads each platform's codes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-#[error("graph error (status {status:?}, code {code:?}, subcode {subcode:?}): {message}")]
+#[error("{destination} error (status {status:?}, code {code:?}, subcode {subcode:?}): {message}")]
 pub struct GraphError {
+    /// Whose API answered.
+    pub destination: Destination,
     /// HTTP status, when a response arrived.
     pub status: Option<u16>,
     /// Meta's error code.
@@ -121,7 +134,7 @@ pub struct GraphError {
     pub message: String,
     /// Meta's `is_transient` flag.
     pub is_transient: bool,
-    /// Meta's trace id.
+    /// Meta's trace id (TikTok's `request_id`).
     pub fbtrace_id: Option<String>,
     /// A timeout or connection failure (no answer).
     pub transport: bool,
@@ -173,6 +186,9 @@ impl GraphError {
         if self.transport || self.is_transient {
             return ErrorClass::Transient;
         }
+        if self.destination == Destination::TikTok {
+            return crate::tiktok::client::classify(self.code, self.status);
+        }
         if self.subcode == Some(SUBCODE_NO_WABA_LINKED) || self.is_restrictive_region() {
             return ErrorClass::DatasetRefused;
         }
@@ -202,6 +218,9 @@ impl GraphError {
     /// [`ErrorClass::DatasetRefused`]), by Meta's subcode. README › Operate says what an
     /// operator does about each.
     pub fn refusal_reason(&self) -> &'static str {
+        if self.destination == Destination::TikTok {
+            return "tiktok_invalid_event";
+        }
         if self.is_restrictive_region() {
             return "graph_restricted_region";
         }
@@ -229,7 +248,7 @@ impl GraphError {
         }
     }
 
-    fn local(message: String, class_code: Option<i64>, transport: bool) -> Self {
+    pub(crate) fn local(message: String, class_code: Option<i64>, transport: bool) -> Self {
         Self {
             code: class_code,
             message,
@@ -381,6 +400,7 @@ struct ErrorBody {
 pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(ErrorEnvelope { error }) => GraphError {
+            destination: Destination::Meta,
             status: Some(status),
             code: error.code,
             subcode: error.error_subcode,

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::channels::Channel;
-use crate::conversion::hashing::{normalize_phone, sha256_hex};
+use crate::conversion::hashing::hash_phone;
 use crate::lenient::RawItem;
 use crate::redact::safe_json_error;
 use crate::signal::{
@@ -38,6 +38,7 @@ fn user_of(message: &Message, contacts: &[Contact]) -> UserRef {
         .from
         .as_deref()
         .or(contact.and_then(|c| c.wa_id.as_deref()));
+    let phone = phone.and_then(hash_phone);
     UserRef {
         scoped_id: None,
         bsuid: non_empty(message.from_user_id.as_deref())
@@ -46,7 +47,8 @@ fn user_of(message: &Message, contacts: &[Contact]) -> UserRef {
         parent_bsuid: contact
             .and_then(|c| non_empty(c.parent_user_id.as_deref()))
             .map(str::to_owned),
-        ph: phone.and_then(hash_phone),
+        ph_e164: phone.as_ref().map(|p| p.e164.clone()),
+        ph: phone.map(|p| p.digits),
     }
 }
 
@@ -319,15 +321,20 @@ fn message_event(message: &Message) -> (SignalEvent, usize) {
         MessageType::System => match &message.system {
             Some(system) => SignalEvent::IdentityChanged {
                 change: system.kind.clone().unwrap_or_default(),
-                new: UserRef {
-                    scoped_id: None,
-                    bsuid: non_empty(system.user_id.as_deref()).map(str::to_owned),
-                    parent_bsuid: non_empty(system.parent_user_id.as_deref()).map(str::to_owned),
-                    ph: system
+                new: {
+                    let phone = system
                         .wa_id
                         .as_deref()
                         .or(system.new_wa_id.as_deref())
-                        .and_then(hash_phone),
+                        .and_then(hash_phone);
+                    UserRef {
+                        scoped_id: None,
+                        bsuid: non_empty(system.user_id.as_deref()).map(str::to_owned),
+                        parent_bsuid: non_empty(system.parent_user_id.as_deref())
+                            .map(str::to_owned),
+                        ph_e164: phone.as_ref().map(|p| p.e164.clone()),
+                        ph: phone.map(|p| p.digits),
+                    }
                 },
                 previous_bsuid: non_empty(system.previous_user_id.as_deref()).map(str::to_owned),
                 previous_parent_bsuid: non_empty(system.previous_parent_user_id.as_deref())
@@ -415,10 +422,6 @@ fn order_items(lines: &[Option<model::ProductItem>]) -> Vec<OrderItem> {
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.trim().is_empty())
-}
-
-fn hash_phone(raw: &str) -> Option<String> {
-    normalize_phone(raw).map(|digits| sha256_hex(digits.as_bytes()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,303 @@
+//! The TikTok Events API client for `POST {base}/open_api/v1.3/event/track/`, and the
+//! classification of TikTok's return codes that decides retries.
+//!
+//! The access token travels only in the `Access-Token` header. TikTok answers HTTP 200 with a
+//! `code` (0 is success) and a `message` and `request_id`; errors are mapped onto
+//! [`GraphError`] (with `destination = tiktok`) so retries, isolation and dead-letter moves
+//! are the dispatcher's one code path. Codes (TikTok API for Business › Return codes; the
+//! integrators' tables agree): 40100 too many requests; 40001 no permission; 40102–40105
+//! access token expired, empty or invalid; 40002 and the other 4xxxx invalid parameters;
+//! 5xxxx TikTok-side errors.
+
+use std::future::Future;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::conversion::rules::TikTokAccount;
+use crate::destination::Destination;
+use crate::meta::graph::{AccessTokens, DEFAULT_TOKEN_NAME, ErrorClass, GraphError};
+use crate::secrets::{CachedSecret, SecretError, SecretSource};
+use crate::tiktok::events::TrackRequest;
+
+/// TikTok's API for Business.
+pub const DEFAULT_BASE_URL: &str = "https://business-api.tiktok.com";
+
+/// The Events API 2.0 path.
+pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
+
+/// The header carrying the access token.
+pub const ACCESS_TOKEN_HEADER: &str = "Access-Token";
+
+/// TikTok's answer to a request it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TikTokSuccess {
+    /// TikTok's id of the request (for support).
+    pub request_id: Option<String>,
+}
+
+/// What to do about TikTok's `code` (or the HTTP status when there is none).
+pub fn classify(code: Option<i64>, status: Option<u16>) -> ErrorClass {
+    match code {
+        Some(40100) => ErrorClass::Throttled,
+        Some(40102..=40105) => ErrorClass::Auth,
+        Some(40001) => ErrorClass::Permission,
+        Some(40000..=49999) => ErrorClass::InvalidEvent,
+        Some(50000..=59999) => ErrorClass::Transient,
+        _ => match status {
+            Some(429) => ErrorClass::Throttled,
+            Some(401 | 403) => ErrorClass::Auth,
+            Some(500..=599) => ErrorClass::Transient,
+            _ => ErrorClass::Other,
+        },
+    }
+}
+
+/// Something that delivers TikTok track requests.
+pub trait TikTokSender: Send + Sync {
+    /// Posts `request` with the access token `account` names.
+    fn send(
+        &self,
+        account: &TikTokAccount,
+        request: &TrackRequest,
+    ) -> impl Future<Output = Result<TikTokSuccess, GraphError>> + Send;
+}
+
+/// No TikTok delivery configured: every request is refused as an authentication problem, so
+/// the events are kept (retried, then dead-lettered by the queue) and the auth alarm fires.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTikTok;
+
+impl TikTokSender for NoTikTok {
+    async fn send(
+        &self,
+        _account: &TikTokAccount,
+        _request: &TrackRequest,
+    ) -> Result<TikTokSuccess, GraphError> {
+        Err(tiktok_error(
+            GraphError::local(
+                "no TikTok client is configured: add tiktok_access_tokens to the tokens secret"
+                    .into(),
+                Some(40105),
+                false,
+            ),
+            None,
+        ))
+    }
+}
+
+/// The real Events API over HTTPS (rustls).
+#[derive(Debug)]
+pub struct TikTokClient<S> {
+    http: reqwest::Client,
+    base_url: String,
+    tokens: CachedSecret<AccessTokens, S>,
+}
+
+impl<S: SecretSource> TikTokClient<S> {
+    /// A client for `base_url` (TikTok's, or a loopback mock) with a per-request timeout.
+    pub fn new(
+        base_url: impl Into<String>,
+        timeout: Duration,
+        tokens: CachedSecret<AccessTokens, S>,
+    ) -> Result<Self, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("wacapi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                tiktok_error(
+                    GraphError::local(format!("http client: {e}"), None, false),
+                    None,
+                )
+            })?;
+        Ok(Self {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            tokens,
+        })
+    }
+}
+
+fn tiktok_error(err: GraphError, status: Option<u16>) -> GraphError {
+    GraphError {
+        destination: Destination::TikTok,
+        status: status.or(err.status),
+        ..err
+    }
+}
+
+impl<S: SecretSource> TikTokSender for TikTokClient<S> {
+    async fn send(
+        &self,
+        account: &TikTokAccount,
+        request: &TrackRequest,
+    ) -> Result<TikTokSuccess, GraphError> {
+        let tokens = self.tokens.get().await.map_err(|e| {
+            tiktok_error(
+                match e {
+                    SecretError::Fetch(_) => GraphError::local(e.to_string(), None, true),
+                    _ => GraphError::local(e.to_string(), Some(40105), false),
+                },
+                None,
+            )
+        })?;
+        let name = account.token.as_deref().unwrap_or(DEFAULT_TOKEN_NAME);
+        let token = tokens.tiktok_access_tokens.get(name).ok_or_else(|| {
+            tiktok_error(
+                GraphError::local(
+                    format!("the tokens secret has no tiktok_access_tokens entry named {name:?}"),
+                    Some(40105),
+                    false,
+                ),
+                None,
+            )
+        })?;
+        let body = serde_json::to_vec(request).map_err(|e| {
+            tiktok_error(
+                GraphError::local(format!("serialise: {e}"), None, false),
+                None,
+            )
+        })?;
+        let response = self
+            .http
+            .post(format!("{}{TRACK_PATH}", self.base_url))
+            .header(ACCESS_TOKEN_HEADER, token.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                tiktok_error(
+                    GraphError {
+                        maybe_processed: !e.is_connect(),
+                        ..GraphError::local(
+                            format!("request {what}: {}", e.without_url()),
+                            None,
+                            true,
+                        )
+                    },
+                    None,
+                )
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| {
+            tiktok_error(
+                GraphError {
+                    maybe_processed: true,
+                    ..GraphError::local(
+                        format!("reading the response: {}", e.without_url()),
+                        None,
+                        true,
+                    )
+                },
+                Some(status),
+            )
+        })?;
+        read_answer(status, &bytes)
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// Reads TikTok's answer: `code` 0 is success, whatever the HTTP status says otherwise.
+pub fn read_answer(status: u16, body: &[u8]) -> Result<TikTokSuccess, GraphError> {
+    let answer = serde_json::from_slice::<Answer>(body).ok();
+    match answer {
+        Some(Answer {
+            code: Some(0),
+            request_id,
+            ..
+        }) if (200..300).contains(&status) => Ok(TikTokSuccess { request_id }),
+        Some(Answer {
+            code,
+            message,
+            request_id,
+        }) => Err(GraphError {
+            destination: Destination::TikTok,
+            status: Some(status),
+            code,
+            message: message.unwrap_or_else(|| format!("HTTP {status}")),
+            fbtrace_id: request_id,
+            maybe_processed: status >= 500,
+            ..GraphError::default()
+        }),
+        None => Err(GraphError {
+            destination: Destination::TikTok,
+            status: Some(status),
+            message: format!("HTTP {status} without a TikTok answer object"),
+            maybe_processed: status >= 500,
+            ..GraphError::default()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiktok_codes_decide_retries() {
+        let class = |body: &str| read_answer(200, body.as_bytes()).unwrap_err().class();
+        assert_eq!(
+            read_answer(
+                200,
+                br#"{"code":0,"message":"OK","request_id":"r1","data":{}}"#
+            ),
+            Ok(TikTokSuccess {
+                request_id: Some("r1".into())
+            })
+        );
+        assert_eq!(
+            class(r#"{"code":40100,"message":"Too many requests"}"#),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            class(r#"{"code":40105,"message":"Access token is incorrect"}"#),
+            ErrorClass::Auth
+        );
+        assert_eq!(
+            class(r#"{"code":40104,"message":"empty"}"#),
+            ErrorClass::Auth
+        );
+        assert_eq!(
+            class(r#"{"code":40001,"message":"No permission"}"#),
+            ErrorClass::Permission
+        );
+        assert_eq!(
+            class(r#"{"code":40002,"message":"Invalid event"}"#),
+            ErrorClass::InvalidEvent
+        );
+        assert_eq!(
+            class(r#"{"code":50000,"message":"System error"}"#),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            read_answer(503, b"<html>").unwrap_err().class(),
+            ErrorClass::Transient
+        );
+        let err = read_answer(
+            200,
+            br#"{"code":40002,"message":"event_time invalid","request_id":"r2"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.refusal_reason(), "tiktok_invalid_event");
+        assert_eq!(err.fbtrace_id.as_deref(), Some("r2"));
+        assert!(!err.maybe_processed);
+    }
+}

@@ -1,0 +1,354 @@
+//! TikTok as a destination, at the mapping core: a user whose message matches the account's
+//! `first_message_pattern` has a TikTok touch, and each conversion goes to the platform of the
+//! user's latest touch inside the window: Meta for a referral, TikTok for a TikTok touch,
+//! nowhere without one. Also the configuration syntax and its errors.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use wacapi_shared::channels::split;
+use wacapi_shared::conversion::clicks::MemoryClickStore;
+use wacapi_shared::conversion::hashing::sha256_hex;
+use wacapi_shared::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason};
+use wacapi_shared::conversion::pipeline::{OutboundRequest, Processor, batch_requests};
+use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::destination::Destination;
+use wacapi_shared::signal::Signal;
+
+const NOW: i64 = 1_750_100_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn body(path: &str) -> Vec<u8> {
+    std::fs::read(repo().join(path)).unwrap()
+}
+
+fn signals(path: &str) -> Vec<Signal> {
+    split(&body(path)).unwrap().signals
+}
+
+fn config(extra_rules: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+[[accounts]]
+waba_id = "102290129340398"
+dataset_id = "1234567890123456"
+tiktok = {{ event_source_id = "CRM7X2K9Q1EXAMPLE", first_message_pattern = "(?i)saw your ad on tiktok", token = "shop", test_event_code = "TT123" }}
+
+[[rules]]
+name = "order-purchase"
+event = "Purchase"
+trigger = {{ kind = "message_type", message_type = "order" }}
+custom_data = {{ from_order = true }}
+dedup = "order"
+
+[[rules]]
+name = "chat-from-ad"
+event = "ViewContent"
+trigger = {{ kind = "ad_click" }}
+dedup = "click"
+{extra_rules}
+"#
+    ))
+    .expect("valid config")
+}
+
+async fn run(
+    config: &Config,
+    store: &MemoryClickStore,
+    signals: &[Signal],
+    now: i64,
+) -> Vec<Outcome> {
+    let p = Processor::new(config, store);
+    let mut out = Vec::new();
+    for s in signals {
+        out.extend(p.process(s, now).await.expect("store"));
+    }
+    out
+}
+
+fn events(outcomes: &[Outcome]) -> Vec<&MappedEvent> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Event(e) => Some(e.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tiktok_chat() -> Vec<Signal> {
+    let mut s = signals("examples/webhooks/tiktok/01-first-message-from-tiktok-ad.json");
+    s.extend(signals("examples/webhooks/tiktok/02-order.json"));
+    s
+}
+
+#[tokio::test]
+async fn a_tiktok_chat_s_order_goes_to_tiktok_hashed_as_tiktok_hashes() {
+    let config = config("");
+    let store = MemoryClickStore::new();
+    let outcomes = run(&config, &store, &tiktok_chat(), NOW).await;
+    let sent = events(&outcomes);
+    assert_eq!(
+        sent.len(),
+        1,
+        "the touch itself is no conversion: {outcomes:?}"
+    );
+    let Outbound::TikTok(event) = &sent[0].event else {
+        panic!("a TikTok event: {:?}", sent[0].event);
+    };
+    assert_eq!(event.event, "Purchase");
+    assert_eq!(event.event_time, 1_750_097_300);
+    // TikTok hashes the E.164 form, `+` included; Meta hashes the digits.
+    assert_eq!(
+        event.user.phone.as_deref(),
+        Some(sha256_hex(b"+447700900123").as_str())
+    );
+    let properties = serde_json::to_value(event.properties.as_ref().unwrap()).unwrap();
+    assert_eq!(properties["value"], 42.5);
+    assert_eq!(properties["currency"], "GBP");
+    let requests = batch_requests(sent.into_iter().cloned());
+    let [OutboundRequest::TikTok(request)] = requests.as_slice() else {
+        panic!("one TikTok request: {requests:?}");
+    };
+    let line = OutboundRequest::TikTok(request.clone()).line();
+    assert_eq!(line["destination"], "tiktok");
+    assert_eq!(line["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+    assert_eq!(line["body"]["event_source"], "crm");
+    assert_eq!(line["body"]["test_event_code"], "TT123");
+    let text = line.to_string();
+    for clear in ["447700900123", "Priya", "Leeds", "GB.2039"] {
+        assert!(!text.contains(clear), "{clear} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_meta_user_stays_with_meta_and_nothing_goes_to_tiktok() {
+    let config = config("");
+    let store = MemoryClickStore::new();
+    let mut meta_chat = signals("examples/webhooks/01-text-from-ctwa-ad.json");
+    meta_chat.extend(signals("examples/webhooks/02-order.json"));
+    let outcomes = run(&config, &store, &meta_chat, NOW).await;
+    let sent = events(&outcomes);
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter()
+            .all(|e| e.event.destination() == Destination::Meta)
+    );
+}
+
+#[tokio::test]
+async fn the_latest_touch_decides_and_none_sends_nothing() {
+    let config = config("");
+    let touch = |text: &str, at: i64, id: &str| {
+        let mut s = tiktok_chat().remove(0);
+        s.id = id.into();
+        s.timestamp = at;
+        if let wacapi_shared::signal::SignalEvent::Text { body } = &mut s.event {
+            *body = text.into();
+        }
+        s
+    };
+    let mut order = tiktok_chat().remove(1);
+    let store = MemoryClickStore::new();
+
+    // No touch at all: no_click.
+    let outcomes = run(&config, &store, std::slice::from_ref(&order), NOW).await;
+    assert_eq!(
+        outcomes,
+        [Outcome::Skipped {
+            rule: Some("order-purchase".into()),
+            reason: SkipReason::NoClick
+        }]
+    );
+
+    // A Meta click, then the TikTok text: TikTok is the latest touch.
+    let mut meta_click = signals("examples/webhooks/01-text-from-ctwa-ad.json").remove(0);
+    meta_click.user = order.user.clone();
+    meta_click.timestamp = 1_750_096_000;
+    let tiktok = touch("hey, saw your ad on TikTok", 1_750_096_500, "wamid.t1");
+    let outcomes = run(&config, &store, &[meta_click.clone(), tiktok], NOW).await;
+    assert_eq!(events(&outcomes).len(), 1, "the Meta click's ViewContent");
+    let outcomes = run(&config, &store, std::slice::from_ref(&order), NOW).await;
+    assert_eq!(
+        events(&outcomes)[0].event.destination(),
+        Destination::TikTok
+    );
+
+    // A Meta click after it: Meta again (another order id, another conversion).
+    meta_click.id = "wamid.m2".into();
+    meta_click.timestamp = 1_750_097_100;
+    run(&config, &store, &[meta_click], NOW).await;
+    order.id = "wamid.o2".into();
+    let outcomes = run(&config, &store, &[order], NOW).await;
+    assert_eq!(events(&outcomes)[0].event.destination(), Destination::Meta);
+}
+
+#[tokio::test]
+async fn event_ids_are_deterministic_and_scoped_by_event_set() {
+    let config = config("");
+    let ids = |outcomes: &[Outcome]| -> Vec<String> {
+        events(outcomes)
+            .iter()
+            .map(|e| e.event.event_id().to_owned())
+            .collect()
+    };
+    let a = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
+    let b = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW + 60).await;
+    assert_eq!(ids(&a), ids(&b), "a redelivery maps to the same id");
+    let other = Config::from_toml(&toml_with_event_set("CRM7X2K9Q1OTHER")).unwrap();
+    let c = run(&other, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
+    assert_ne!(ids(&a), ids(&c));
+}
+
+fn toml_with_event_set(id: &str) -> String {
+    format!(
+        r#"
+[[accounts]]
+waba_id = "102290129340398"
+dataset_id = "1234567890123456"
+tiktok = {{ event_source_id = "{id}", first_message_pattern = "(?i)saw your ad on tiktok" }}
+
+[[rules]]
+name = "order-purchase"
+event = "Purchase"
+trigger = {{ kind = "message_type", message_type = "order" }}
+custom_data = {{ from_order = true }}
+dedup = "order"
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_rule_may_name_its_tiktok_event_and_text_rules_follow_the_user() {
+    let config = config(
+        r#"
+[[rules]]
+name = "delivery-question"
+event = "InitiateCheckout"
+trigger = { kind = "text", pattern = "deliver" }
+tiktok_event = "Contact"
+"#,
+    );
+    let outcomes = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
+    let names: Vec<(Destination, String)> = events(&outcomes)
+        .iter()
+        .map(|e| match &e.event {
+            Outbound::TikTok(t) => (Destination::TikTok, t.event.clone()),
+            Outbound::Meta(m) => (Destination::Meta, m.event_name.as_str().to_owned()),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (Destination::TikTok, "Contact".to_owned()),
+            (Destination::TikTok, "Purchase".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_tiktok_user_without_a_phone_number_is_skipped_for_want_of_identity() {
+    let config = config("");
+    let mut chat = tiktok_chat();
+    for s in &mut chat {
+        s.user.ph = None;
+        s.user.ph_e164 = None;
+    }
+    let outcomes = run(&config, &MemoryClickStore::new(), &chat, NOW).await;
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::Skipped {
+            rule: Some("order-purchase".into()),
+            reason: SkipReason::NoIdentity
+        })
+    );
+}
+
+#[test]
+fn the_configuration_says_what_is_wrong_with_a_tiktok_account() {
+    let bad = |tiktok: &str, rule_extra: &str| {
+        let text = format!(
+            r#"
+[[accounts]]
+waba_id = "1"
+dataset_id = "2"
+tiktok = {tiktok}
+
+[[rules]]
+name = "r"
+event = "Purchase"
+trigger = {{ kind = "message_type", message_type = "order" }}
+custom_data = {{ from_order = true }}
+{rule_extra}
+"#
+        );
+        Config::from_toml(&text).err().map(|e| e.to_string())
+    };
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "(unclosed" }"#,
+            "",
+            "tiktok.first_message_pattern: pattern \"(unclosed\" is not a valid regular expression",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "" }"#,
+            "",
+            "tiktok.first_message_pattern is empty",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = ".*" }"#,
+            "",
+            "matches an empty message",
+        ),
+        (
+            r#"{ event_source_id = "", first_message_pattern = "tiktok" }"#,
+            "",
+            "tiktok.event_source_id must be the event set id",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok", pixel = "x" }"#,
+            "",
+            "unknown field `pixel`",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok", event_source = "web" }"#,
+            "",
+            "tiktok.event_source: \"web\" is not crm or offline",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok" }"#,
+            r#"tiktok_event = "Complete Payment""#,
+            "tiktok_event \"Complete Payment\" must be a TikTok event code",
+        ),
+    ];
+    for (tiktok, rule_extra, want) in cases {
+        let err =
+            bad(tiktok, rule_extra).unwrap_or_else(|| panic!("{tiktok} {rule_extra} accepted"));
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    assert_eq!(
+        bad(
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok" }"#,
+            ""
+        ),
+        None
+    );
+}
+
+#[test]
+fn the_examples_configuration_has_a_tiktok_event_set() {
+    let text = std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap();
+    let config = Config::from_toml(&text).unwrap();
+    let tiktok: Vec<Value> = config
+        .accounts
+        .values()
+        .filter_map(|a| a.tiktok.as_ref())
+        .map(|t| json!(t.event_source_id))
+        .collect();
+    assert_eq!(tiktok, [json!("CRM7X2K9Q1EXAMPLE")]);
+}
