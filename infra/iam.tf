@@ -67,7 +67,7 @@ data "aws_iam_policy_document" "dispatch" {
 
   statement {
     sid       = "ClicksAndLedger"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.main.arn]
   }
 

@@ -44,8 +44,21 @@ output "dead_letter_queue_arn" {
 }
 
 output "table_name" {
-  description = "DynamoDB table holding clicks and the sent-ledger."
+  description = "DynamoDB table holding clicks, the sent-ledger and the conversion report's daily aggregates (`wacapi report --table`)."
   value       = aws_dynamodb_table.main.name
+}
+
+output "report_reader_policy_json" {
+  description = "IAM policy for whoever runs `wacapi report --table` (a Scan of the table; the functions' roles never get it)."
+  value = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "ReadConversionReport"
+      Effect   = "Allow"
+      Action   = ["dynamodb:Scan", "dynamodb:DescribeTable"]
+      Resource = aws_dynamodb_table.main.arn
+    }]
+  })
 }
 
 output "alarm_topic_arn" {

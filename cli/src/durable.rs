@@ -23,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::queue::{OutboundMessage, QueueError};
+use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 
 use crate::backlog::{Backlog, DEDUP_WINDOW_US, Queued, check_sizes};
@@ -48,6 +49,12 @@ CREATE TABLE IF NOT EXISTS clicks (
     expires_at INTEGER NOT NULL,
     channel TEXT NOT NULL DEFAULT 'whatsapp',
     destination TEXT NOT NULL DEFAULT 'meta'
+);
+CREATE TABLE IF NOT EXISTS report (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    tally TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ledger (
     event_id TEXT PRIMARY KEY,
@@ -170,6 +177,26 @@ impl Database {
         ))
     }
 
+    /// The report's aggregates (`GET /report` of `serve --data-dir`).
+    pub fn report(&self) -> Result<Vec<(FactKey, Tally)>, String> {
+        let conn = self.lock()?;
+        let mut select = conn
+            .prepare("SELECT key, tally FROM report")
+            .map_err(|e| e.to_string())?;
+        let rows = select
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, tally) = row.map_err(|e| e.to_string())?;
+            if let (Ok(key), Ok(tally)) = (serde_json::from_str(&key), serde_json::from_str(&tally))
+            {
+                out.push((key, tally));
+            }
+        }
+        Ok(out)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, String> {
         self.conn
             .lock()
@@ -187,6 +214,7 @@ impl Database {
         *at = now;
         conn.execute("DELETE FROM ledger WHERE expires_at <= ?1", [now])?;
         conn.execute("DELETE FROM clicks WHERE expires_at <= ?1", [now])?;
+        conn.execute("DELETE FROM report WHERE expires_at <= ?1", [now])?;
         conn.execute(
             "DELETE FROM dedup WHERE expires_us <= ?1",
             [now * 1_000_000],
@@ -420,7 +448,11 @@ impl DispatchStore for Database {
         Ok(answers)
     }
 
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
+    async fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> Result<(), StoreError> {
         let mut conn = self.lock().map_err(StoreError)?;
         let tx = conn.transaction().map_err(store_err)?;
         {
@@ -432,6 +464,31 @@ impl DispatchStore for Database {
                 .map_err(store_err)?;
             for m in marks {
                 mark.execute(params![m.event_id, m.fbtrace_id, m.sent_at, m.expires_at])
+                    .map_err(store_err)?;
+            }
+            // The marks and the counts commit together, as DynamoDB's transaction does.
+            let mut read = tx
+                .prepare_cached("SELECT tally FROM report WHERE id = ?1")
+                .map_err(store_err)?;
+            let mut write = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO report (id, key, tally, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(store_err)?;
+            for (key, tally) in report {
+                let id = key.id();
+                let mut total: Tally = read
+                    .query_row([&id], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(store_err)?
+                    .and_then(|text| serde_json::from_str(&text).ok())
+                    .unwrap_or_default();
+                total.add(tally);
+                let key_text = serde_json::to_string(key).map_err(|e| StoreError(e.to_string()))?;
+                let tally_text =
+                    serde_json::to_string(&total).map_err(|e| StoreError(e.to_string()))?;
+                write
+                    .execute(params![id, key_text, tally_text, key.expires_at()])
                     .map_err(store_err)?;
             }
         }
@@ -508,7 +565,7 @@ mod tests {
                 sent_at: 1,
                 expires_at: 20_000,
             };
-            db.mark_sent(&[mark]).await.unwrap();
+            db.mark_sent(&[mark], &[]).await.unwrap();
             // The process dies here: "1" in flight, "e2" claimed but never sent.
         }
         let (db, recovered) = Database::open(&d, 100).unwrap();

@@ -37,6 +37,7 @@ use wacapi_shared::meta::graph::{
 };
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
+use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
 use wacapi_shared::store::{DispatchStore, MemoryStore};
@@ -413,6 +414,7 @@ type LocalIngest = Ingest<StaticSecret, Arc<QueueSink>, LocalDeadLetters>;
 
 struct App {
     ingest: LocalIngest,
+    report: ReportReader,
 }
 
 /// What [`LocalPipeline::stop`] left behind.
@@ -493,12 +495,16 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
                 );
             }
             let backlog: Arc<dyn Backlog> = db.clone();
-            launch(options, backlog, db, graph, true).await
+            let reader = Arc::clone(&db);
+            let report: ReportReader = Arc::new(move || reader.report());
+            launch(options, backlog, db, report, graph, true).await
         }
         None => {
             let backlog: Arc<dyn Backlog> = Arc::new(MemoryBacklog::default());
-            let store = MemoryStore::with_click_ttl(click_ttl);
-            launch(options, backlog, store, graph, false).await
+            let store = Arc::new(MemoryStore::with_click_ttl(click_ttl));
+            let reader = Arc::clone(&store);
+            let report: ReportReader = Arc::new(move || Ok(reader.report()));
+            launch(options, backlog, store, report, graph, false).await
         }
     }
 }
@@ -533,10 +539,14 @@ fn graph_sender(mode: &GraphMode, config: &Config) -> Result<AnyGraph, String> {
     })
 }
 
+/// Reads the store's report aggregates (`GET /report`).
+type ReportReader = Arc<dyn Fn() -> Result<Vec<(FactKey, Tally)>, String> + Send + Sync>;
+
 async fn launch<S: DispatchStore + 'static>(
     options: LocalOptions,
     backlog: Arc<dyn Backlog>,
     store: S,
+    report: ReportReader,
     graph: AnyGraph,
     durable: bool,
 ) -> Result<LocalPipeline, String> {
@@ -584,10 +594,11 @@ async fn launch<S: DispatchStore + 'static>(
         options.now,
     ));
 
-    let app = Arc::new(App { ingest });
+    let app = Arc::new(App { ingest, report });
     let router = Router::new()
         .route("/webhook", get(handshake).post(receive))
         .route("/events", axum::routing::post(receive_events))
+        .route("/report", get(report_route))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
@@ -605,6 +616,27 @@ async fn launch<S: DispatchStore + 'static>(
         server,
         dispatch,
     })
+}
+
+/// `GET /report`: the conversion report of what this server sent, filtered and rendered as the
+/// query says (`since`, `until`, `ad`, `event`, `format` = json (default), csv or table,
+/// `show` = rows, skips or coverage). `serve` listens on loopback only, so the report never
+/// leaves the machine.
+async fn report_route(
+    State(app): State<Arc<App>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let args = crate::report::ReportArgs::from_query(&query);
+    let rendered = (app.report)().and_then(|aggregates| args.render(&aggregates));
+    match rendered {
+        Ok(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, args.content_type())],
+            text,
+        )
+            .into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    }
 }
 
 async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {

@@ -16,6 +16,7 @@ mod http;
 mod load;
 mod local;
 mod replay;
+mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -145,13 +146,32 @@ enum Command {
         /// A JSON file: {"events": [...]} or one event object.
         file: PathBuf,
     },
-    /// Replays webhook bodies through the whole pipeline and prints the Graph requests.
+    /// Replays webhook bodies through the whole pipeline and prints the Graph requests (or,
+    /// with --report, the conversion report of what it would send).
     Replay {
         #[command(flatten)]
         pipeline: PipelineArgs,
+        /// Print the conversion report instead of the requests.
+        #[arg(long)]
+        report: bool,
+        #[command(flatten)]
+        report_args: report::ReportArgs,
         /// Webhook bodies, processed in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Prints the conversion report: events sent per ad, event and currency (and skips by
+    /// reason, and match-key coverage), from a deployment's table or a running `wacapi serve`.
+    Report {
+        /// The deployment's DynamoDB table (`terraform output -raw table_name`); AWS credentials
+        /// and region as usual, AWS_ENDPOINT_URL to point elsewhere.
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        table: Option<String>,
+        /// A running `wacapi serve` (http://127.0.0.1:8080).
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        args: report::ReportArgs,
     },
     /// Load-tests the local pipeline: signed webhooks at each rate for a bounded time, checking
     /// zero loss and zero duplicates; prints a markdown table.
@@ -233,8 +253,25 @@ fn main() -> ExitCode {
             },
             std::time::Duration::from_secs(drain_seconds),
         ),
-        Command::Replay { pipeline, files } => {
-            replay::run(pipeline.config.as_deref(), pipeline.now, &files)
+        Command::Replay {
+            pipeline,
+            report,
+            report_args,
+            files,
+        } => replay::run(
+            pipeline.config.as_deref(),
+            pipeline.now,
+            &files,
+            report.then_some(&report_args),
+        ),
+        Command::Report { table, url, args } => {
+            let source = match (table, url) {
+                (Some(table), _) => Ok(report::Source::Table(table)),
+                (None, Some(url)) => Ok(report::Source::Serve(url)),
+                // clap requires one of them.
+                (None, None) => Err("give --table or --url".to_owned()),
+            };
+            source.and_then(|source| report::run(source, &args))
         }
         Command::LoadTest {
             rates,

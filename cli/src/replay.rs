@@ -1,5 +1,6 @@
 //! `wacapi replay`: webhook files through the same pipeline the dispatcher runs, with in-memory
-//! stores and no network. Requests go to stdout as JSON lines; a summary goes to stderr.
+//! stores and no network. Requests go to stdout as JSON lines (or, with `--report`, the
+//! conversion report of what they would send); a summary goes to stderr.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -7,9 +8,12 @@ use std::path::{Path, PathBuf};
 
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::mapping::{Outcome, SkipReason};
+use wacapi_shared::conversion::mapping::{Outcome, SkipReason, skip_fact};
 use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::report::tally;
+
+use crate::report::ReportArgs;
 
 /// Loads the configuration file, or the built-in default.
 pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
@@ -36,20 +40,32 @@ pub(crate) fn clock() -> i64 {
         .unwrap_or(0)
 }
 
+/// Replays `files`: prints the requests, or with `report`, the conversion report of what the
+/// requests would send (the same rows `wacapi report` reads from a deployment).
 pub(crate) fn run(
     config: Option<&Path>,
     now: Option<i64>,
     files: &[PathBuf],
+    report: Option<&ReportArgs>,
 ) -> Result<(), String> {
+    if let Some(args) = report {
+        args.filter()?;
+        args.render(&[])?;
+    }
     let config = load_config(config)?;
     let now = now.unwrap_or_else(clock);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    runtime.block_on(replay(&config, now, files))
+    runtime.block_on(replay(&config, now, files, report))
 }
 
-async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), String> {
+async fn replay(
+    config: &Config,
+    now: i64,
+    files: &[PathBuf],
+    report: Option<&ReportArgs>,
+) -> Result<(), String> {
     let clicks = MemoryClickStore::new();
     let processor = Processor::new(config, &clicks);
     let mut sent_ids = HashSet::new();
@@ -59,6 +75,7 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
     let mut quarantined = 0;
     let mut dropped_fields = 0;
     let mut dropped_custom = 0;
+    let mut facts = Vec::new();
     for file in files {
         let body = crate::read(file)?;
         let split = match split(&body) {
@@ -81,8 +98,8 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
         }
         for signal in &split.signals {
             signals += 1;
-            let outcomes = processor
-                .process(signal, now)
+            let (outcomes, click) = processor
+                .process_with_click(signal, now)
                 .await
                 .map_err(|e| e.to_string())?;
             for outcome in outcomes {
@@ -91,12 +108,20 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
                         dropped_fields += mapped.dropped_user_data.len();
                         dropped_custom += mapped.dropped_custom_data;
                         if sent_ids.insert(mapped.event.event_id().to_owned()) {
+                            facts.push(mapped.fact());
                             events.push(*mapped);
                         } else {
                             *skipped.entry(SkipReason::Duplicate.label()).or_default() += 1;
                         }
                     }
-                    Outcome::Skipped { reason, .. } => {
+                    Outcome::Skipped { reason, rule } => {
+                        facts.push(skip_fact(
+                            config,
+                            signal,
+                            click.as_ref(),
+                            rule.as_deref(),
+                            reason,
+                        ));
                         *skipped.entry(reason.label()).or_default() += 1;
                     }
                 }
@@ -105,8 +130,18 @@ async fn replay(config: &Config, now: i64, files: &[PathBuf]) -> Result<(), Stri
     }
     let event_count = events.len();
     let requests = batch_requests(events);
-    for request in &requests {
-        crate::out(&request.line().to_string())?;
+    match report {
+        Some(args) => {
+            let text = args.render(&tally(facts))?;
+            if !text.trim().is_empty() {
+                crate::out(text.trim_end_matches('\n'))?;
+            }
+        }
+        None => {
+            for request in &requests {
+                crate::out(&request.line().to_string())?;
+            }
+        }
     }
     let skipped_text = if skipped.is_empty() {
         "none".to_owned()

@@ -10,6 +10,7 @@
 //! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
 //!   them, and their AWS adapters together in [`aws`];
 //! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
+//! - [`report`]: what was sent and skipped, per day, ad, rule and event, and match-key coverage;
 //! - support: [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`].
 
 pub mod aws;
@@ -27,6 +28,7 @@ pub mod meta;
 pub mod metrics;
 pub mod queue;
 pub mod redact;
+pub mod report;
 pub mod secrets;
 pub mod signal;
 pub mod signature;

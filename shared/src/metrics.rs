@@ -103,9 +103,22 @@ impl Unit {
     }
 }
 
-/// The extra dimensions of a metric (besides `Service`), each published as its own dimension
-/// set beside `[Service]` alone.
-type DimensionKey = Vec<(&'static str, String)>;
+/// The extra dimensions of a metric (besides `Service`): each published as its own dimension
+/// set beside `[Service]` alone, or (`combined`) all together as one set and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DimensionKey {
+    combined: bool,
+    dimensions: Vec<(&'static str, String)>,
+}
+
+impl DimensionKey {
+    fn each(dimensions: Vec<(&'static str, String)>) -> Self {
+        Self {
+            combined: false,
+            dimensions,
+        }
+    }
+}
 
 /// Metrics of one invocation, flushed as EMF documents.
 #[derive(Debug, Clone)]
@@ -127,7 +140,13 @@ impl Metrics {
 
     /// Adds `n` to a counter.
     pub fn count(&mut self, name: &'static str, n: u64) {
-        self.add(Vec::new(), name, Unit::Count, n as f64, true);
+        self.add(
+            DimensionKey::each(Vec::new()),
+            name,
+            Unit::Count,
+            n as f64,
+            true,
+        );
     }
 
     /// Adds `n` to a counter under one extra dimension.
@@ -139,7 +158,7 @@ impl Metrics {
         n: u64,
     ) {
         self.add(
-            vec![(dimension, value.into())],
+            DimensionKey::each(vec![(dimension, value.into())]),
             name,
             Unit::Count,
             n as f64,
@@ -159,12 +178,48 @@ impl Metrics {
             .iter()
             .map(|(d, v)| (*d, (*v).to_owned()))
             .collect();
+        self.add(DimensionKey::each(key), name, Unit::Count, n as f64, true);
+    }
+
+    /// Adds `n` to a counter published only under `[Service, ...dimensions]` together: a
+    /// breakdown (a share per event name and key, say) that the totals above already count, so
+    /// [`Self::total`] leaves it out.
+    pub fn count_by_all(
+        &mut self,
+        name: &'static str,
+        dimensions: &[(&'static str, &str)],
+        n: u64,
+    ) {
+        let key = DimensionKey {
+            combined: true,
+            dimensions: dimensions
+                .iter()
+                .map(|(d, v)| (*d, (*v).to_owned()))
+                .collect(),
+        };
         self.add(key, name, Unit::Count, n as f64, true);
+    }
+
+    /// The counter's value under exactly these combined dimensions ([`Self::count_by_all`]).
+    pub fn total_by_all(&self, name: &str, dimensions: &[(&str, &str)]) -> f64 {
+        self.values
+            .iter()
+            .filter(|(k, _)| {
+                k.combined
+                    && k.dimensions.len() == dimensions.len()
+                    && k.dimensions
+                        .iter()
+                        .zip(dimensions)
+                        .all(|((d, v), (d2, v2))| d == d2 && v == v2)
+            })
+            .filter_map(|(_, m)| m.get(name))
+            .flat_map(|(_, v)| v.iter())
+            .sum()
     }
 
     /// Records one observation of a distribution (each is kept; CloudWatch aggregates).
     pub fn observe(&mut self, name: &'static str, unit: Unit, value: f64) {
-        self.add(Vec::new(), name, unit, value, false);
+        self.add(DimensionKey::each(Vec::new()), name, unit, value, false);
     }
 
     fn add(&mut self, key: DimensionKey, name: &'static str, unit: Unit, value: f64, sum: bool) {
@@ -183,8 +238,9 @@ impl Metrics {
     /// The counter's total across dimensions (tests and the CLI summary).
     pub fn total(&self, name: &str) -> f64 {
         self.values
-            .values()
-            .filter_map(|m| m.get(name))
+            .iter()
+            .filter(|(k, _)| !k.combined)
+            .filter_map(|(_, m)| m.get(name))
             .flat_map(|(_, v)| v.iter())
             .sum()
     }
@@ -193,7 +249,12 @@ impl Metrics {
     pub fn total_by(&self, name: &str, dimension: &str, value: &str) -> f64 {
         self.values
             .iter()
-            .filter(|(k, _)| k.iter().any(|(d, v)| *d == dimension && v == value))
+            .filter(|(k, _)| !k.combined)
+            .filter(|(k, _)| {
+                k.dimensions
+                    .iter()
+                    .any(|(d, v)| *d == dimension && v == value)
+            })
             .filter_map(|(_, m)| m.get(name))
             .flat_map(|(_, v)| v.iter())
             .sum()
@@ -219,12 +280,20 @@ impl Metrics {
                 let mut dimension_sets = Vec::new();
                 let mut doc = Map::new();
                 doc.insert("Service".into(), json!(self.service));
-                for (name, value) in &key {
-                    dimension_sets.push(json!(["Service", name]));
+                for (name, value) in &key.dimensions {
+                    if !key.combined {
+                        dimension_sets.push(json!(["Service", name]));
+                    }
                     doc.insert((*name).into(), json!(value));
                 }
-                // Also under [Service] alone: alarms cannot sum across a dimension.
-                dimension_sets.push(json!(["Service"]));
+                if key.combined {
+                    let mut set = vec!["Service"];
+                    set.extend(key.dimensions.iter().map(|(name, _)| *name));
+                    dimension_sets.push(json!(set));
+                } else {
+                    // Also under [Service] alone: alarms cannot sum across a dimension.
+                    dimension_sets.push(json!(["Service"]));
+                }
                 let definitions: Vec<Value> = metrics
                     .iter()
                     .map(|(name, (unit, _))| json!({"Name": name, "Unit": unit.as_str()}))
@@ -269,6 +338,41 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_combined_breakdown_is_one_dimension_set_and_not_in_the_totals() {
+        let mut m = Metrics::new("wacapi", "capi-dispatch");
+        m.count_by("EventsSent", "EventName", "Purchase", 2);
+        m.count_by_all(
+            "EventsSent",
+            &[("EventName", "Purchase"), ("Destination", "meta")],
+            2,
+        );
+        m.count_by_all(
+            "EventsSent",
+            &[("EventName", "Purchase"), ("Destination", "meta")],
+            1,
+        );
+        assert_eq!(m.total("EventsSent"), 2.0);
+        assert_eq!(m.total_by("EventsSent", "Destination", "meta"), 0.0);
+        assert_eq!(
+            m.total_by_all(
+                "EventsSent",
+                &[("EventName", "Purchase"), ("Destination", "meta")]
+            ),
+            3.0
+        );
+        let docs = m.take_documents(1);
+        let combined = docs
+            .iter()
+            .find(|d| d.get("Destination").is_some())
+            .expect("a combined document");
+        assert_eq!(combined["EventsSent"], json!(3.0));
+        assert_eq!(
+            combined["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service", "EventName", "Destination"]])
+        );
+    }
 
     #[test]
     fn emf_documents_group_by_dimension() {

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
+use crate::report::{FactKey, Tally};
 use crate::signal::UserRef;
 
 /// A click to keep under one hashed user key (see [`crate::conversion::clicks::user_key`]), unless the key
@@ -26,6 +27,10 @@ pub struct ClickWrite {
     /// The click.
     pub click: Click,
 }
+
+/// The most items one [`DispatchStore::mark_sent`] call should hold (marks plus aggregates):
+/// what one DynamoDB transaction takes, so marks and the counts of their events commit together.
+pub const MAX_MARK_WRITE: usize = 100;
 
 /// Clicks and the sent-ledger, touched in bulk.
 pub trait DispatchStore: Send + Sync {
@@ -45,8 +50,13 @@ pub trait DispatchStore: Send + Sync {
         now: i64,
     ) -> impl Future<Output = Result<Vec<Claim>, StoreError>> + Send;
 
-    /// Marks events sent.
-    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks events sent and adds the batch's report tallies ([`crate::report`]), in one call:
+    /// a sent event is counted when, and only when, it is marked.
+    fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Drops pending claims (never a sent mark), so a retry can claim at once.
     fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -69,8 +79,12 @@ impl<T: DispatchStore> DispatchStore for &T {
         (**self).commit(clicks, claims, now)
     }
 
-    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).mark_sent(marks)
+    fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_sent(marks, report)
     }
 
     fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -95,8 +109,12 @@ impl<T: DispatchStore> DispatchStore for std::sync::Arc<T> {
         (**self).commit(clicks, claims, now)
     }
 
-    fn mark_sent(&self, marks: &[SentMark]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).mark_sent(marks)
+    fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_sent(marks, report)
     }
 
     fn release(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -255,6 +273,8 @@ struct Tables {
     clicks: HashMap<[u8; 32], StoredClick>,
     /// By the 32 bytes of the event id (a SHA-256 in hex): half the memory of the text.
     ledger: HashMap<[u8; 32], Entry>,
+    /// The report's aggregates.
+    report: BTreeMap<FactKey, Tally>,
     /// When expired entries were last dropped.
     purged_at: i64,
 }
@@ -320,6 +340,19 @@ impl MemoryStore {
         self.len() == (0, 0)
     }
 
+    /// The report's aggregates (`GET /report` of `serve`).
+    pub fn report(&self) -> Vec<(FactKey, Tally)> {
+        self.tables
+            .lock()
+            .map(|t| {
+                t.report
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
         if let Ok(mut calls) = self.calls.lock() {
             *calls += 1;
@@ -338,6 +371,7 @@ impl Tables {
         self.purged_at = now;
         self.clicks.retain(|_, c| c.expires_at > now);
         self.ledger.retain(|_, e| e.expires_at() > now);
+        self.report.retain(|k, _| k.expires_at() > now);
     }
 }
 
@@ -401,7 +435,11 @@ impl DispatchStore for MemoryStore {
             .collect())
     }
 
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
+    async fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for mark in marks {
             tables.ledger.insert(
@@ -410,6 +448,9 @@ impl DispatchStore for MemoryStore {
                     expires_at: mark.expires_at,
                 },
             );
+        }
+        for (key, tally) in report {
+            tables.report.entry(key.clone()).or_default().add(tally);
         }
         Ok(())
     }
@@ -474,7 +515,7 @@ mod tests {
             sent_at: 210,
             expires_at: 999,
         };
-        s.mark_sent(&[mark]).await.unwrap();
+        s.mark_sent(&[mark], &[]).await.unwrap();
         assert_eq!(
             s.commit(&[], &[claim("e", 600)], 500).await,
             Ok(vec![Claim::AlreadySent])
@@ -501,7 +542,7 @@ mod tests {
             sent_at: 1_000,
             expires_at: 5_000,
         };
-        s.mark_sent(&[mark]).await.unwrap();
+        s.mark_sent(&[mark], &[]).await.unwrap();
         assert_eq!(s.len(), (1, 2));
         // Past the click's TTL and the claim's expiry (999), before the sent mark's.
         s.commit(&[], &[], 2_000).await.unwrap();

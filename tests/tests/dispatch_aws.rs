@@ -23,6 +23,7 @@ use wacapi_shared::ingest::attributes;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::meta::graph::GraphClient;
 use wacapi_shared::metrics::Metrics;
+use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::signal::Signal;
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::graph_mock::Reply;
@@ -418,9 +419,13 @@ impl DispatchStore for FlakyStore {
         }
         self.inner.commit(clicks, claims, now).await
     }
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
+    async fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> Result<(), StoreError> {
         self.calls[2].fetch_add(1, Ordering::SeqCst);
-        self.inner.mark_sent(marks).await
+        self.inner.mark_sent(marks, report).await
     }
     async fn release(&self, ids: &[String]) -> Result<(), StoreError> {
         self.calls[3].fetch_add(1, Ordering::SeqCst);

@@ -16,6 +16,7 @@ use wacapi_shared::channels::Channel;
 use wacapi_shared::conversion::clicks::Click;
 use wacapi_shared::destination::Destination;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
+use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::stack::create_table;
 
@@ -80,7 +81,7 @@ async fn one_transaction_claims_fresh_events_and_names_sent_and_leased_ones() {
             .unwrap(),
         [Claim::Claimed, Claim::Claimed]
     );
-    store.mark_sent(&[sent("sent")]).await.unwrap();
+    store.mark_sent(&[sent("sent")], &[]).await.unwrap();
     // A new batch: one fresh event between a sent one and one another invocation holds.
     let answers = store
         .commit(
@@ -205,7 +206,7 @@ async fn commits_and_reads_past_dynamodb_limits_are_chunked() {
     let answers = store.commit(&clicks, &claims, 100).await.unwrap();
     assert_eq!(answers, vec![Claim::Claimed; 120]);
     let marks: Vec<SentMark> = (0..60).map(|i| sent(&format!("e{i}"))).collect();
-    store.mark_sent(&marks).await.unwrap();
+    store.mark_sent(&marks, &[]).await.unwrap();
     let again = store.commit(&[], &claims, 100).await.unwrap();
     assert_eq!(again[..60], vec![Claim::AlreadySent; 60]);
     assert_eq!(again[60..], vec![Claim::Leased; 60]);
@@ -264,8 +265,12 @@ fn dynamodb_would_refuse(request: &Value) -> Vec<String> {
     let mut keys = std::collections::HashSet::new();
     for item in items {
         let update = &item["Update"];
-        if !keys.insert(update["Key"].to_string()) {
-            v.push(format!("two items on {}", update["Key"]));
+        let key = match &item["Put"] {
+            Value::Null => update["Key"].clone(),
+            put => json!({"pk": put["Item"]["pk"]}),
+        };
+        if !keys.insert(key.to_string()) {
+            v.push(format!("two items on {key}"));
         }
         let expressions = format!(
             "{} {}",
@@ -367,6 +372,73 @@ async fn a_conflicting_or_throttled_item_is_retried_and_an_invalid_one_fails_the
         store_at(&url)
             .await
             .commit(&[click("k", "clid", 100)], &[claim("e", 500)], 100)
+            .await
+            .is_err()
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn marks_and_the_counts_of_their_events_are_one_transaction_retried_whole_on_a_conflict() {
+    // Another batch holds the aggregate: DynamoDB cancels with TransactionConflict, and the whole
+    // transaction (marks and counts together) is tried again.
+    let (url, seen) = scripted_dynamodb(vec![
+        cancelled(&["None", "None", "TransactionConflict"]),
+        (200, "{}".into()),
+    ])
+    .await;
+    let key = FactKey {
+        day: "2026-12-01".into(),
+        outcome: "sent".into(),
+        destination: "meta".into(),
+        channel: "whatsapp".into(),
+        account: "102290129340398".into(),
+        ad_id: "ad-1".into(),
+        rule: "order-purchase".into(),
+        event_name: "Purchase".into(),
+        currency: "USD".into(),
+    };
+    let tally = Tally {
+        count: 2,
+        value: 0.1 + 0.2,
+        keys: [("ctwa_clid".to_owned(), 2), ("ph".to_owned(), 1)].into(),
+    };
+    store_at(&url)
+        .await
+        .mark_sent(&[sent("a"), sent("b")], &[(key.clone(), tally)])
+        .await
+        .unwrap();
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        assert_eq!(r["TransactItems"].as_array().unwrap().len(), 3);
+        assert_eq!(dynamodb_would_refuse(r), Vec::<String>::new());
+    }
+    assert_ne!(
+        requests[0]["ClientRequestToken"],
+        requests[1]["ClientRequestToken"]
+    );
+    let update = &requests[1]["TransactItems"][2]["Update"];
+    assert_eq!(
+        update["Key"]["pk"]["S"],
+        format!("report#2026-12-01#{}", key.id())
+    );
+    let expression = update["UpdateExpression"].as_str().unwrap();
+    assert!(expression.contains(" ADD "), "{expression}");
+    assert!(
+        update.get("ConditionExpression").is_none(),
+        "an ADD needs no read or condition"
+    );
+    let values = &update["ExpressionAttributeValues"];
+    assert_eq!(values[":v"]["N"], "0.3", "no binary noise reaches the sum");
+    assert_eq!(values[":n"]["N"], "2");
+
+    // Anything else fails the write (the dispatcher alarms; nothing is half-written).
+    let (url, seen) = scripted_dynamodb(vec![cancelled(&["None", "ValidationError"])]).await;
+    assert!(
+        store_at(&url)
+            .await
+            .mark_sent(&[sent("a")], &[(key, Tally::default())])
             .await
             .is_err()
     );

@@ -30,11 +30,11 @@ pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
     ("sqs:GetQueueAttributes", "aws_sqs_queue.signals"),
     ("sqs:SendMessage", "aws_sqs_queue.dead_letters"),
     ("dynamodb:BatchGetItem", "aws_dynamodb_table.main"),
-    // TransactWriteItems is authorised per item action: the claims and click writes are
-    // conditional updates.
+    // TransactWriteItems is authorised per item action: the claims, click writes and report
+    // counts are updates, the sent marks puts.
     ("dynamodb:UpdateItem", "aws_dynamodb_table.main"),
+    ("dynamodb:PutItem", "aws_dynamodb_table.main"),
     ("dynamodb:DeleteItem", "aws_dynamodb_table.main"),
-    ("dynamodb:BatchWriteItem", "aws_dynamodb_table.main"),
     (
         "secretsmanager:GetSecretValue",
         "aws_secretsmanager_secret.graph_tokens",

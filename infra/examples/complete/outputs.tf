@@ -44,8 +44,13 @@ output "dead_letter_queue_arn" {
 }
 
 output "table_name" {
-  description = "DynamoDB table of clicks and the sent-ledger."
+  description = "DynamoDB table of clicks, the sent-ledger and the conversion report (`wacapi report --table`)."
   value       = module.wacapi.table_name
+}
+
+output "report_reader_policy_json" {
+  description = "IAM policy to attach to whoever runs `wacapi report --table`."
+  value       = module.wacapi.report_reader_policy_json
 }
 
 output "alarm_topic_arn" {

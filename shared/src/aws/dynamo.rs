@@ -1,12 +1,14 @@
 //! DynamoDB adapter of [`DispatchStore`]: one on-demand table keyed by `pk` (string), with a TTL
 //! attribute `expires_at` on every item. Per SQS batch: one `BatchGetItem` (clicks), one
-//! `TransactWriteItems` (click writes and claims, each conditional), one `BatchWriteItem` (sent
-//! marks); `DeleteItem` only to release claims on failure paths.
+//! `TransactWriteItems` (click writes and claims, each conditional), one `TransactWriteItems`
+//! (sent marks and the report's `ADD`s, so an event is counted exactly when it is marked);
+//! `DeleteItem` only to release claims on failure paths.
 //!
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | click | `click#<sha256(account, identity)>` | `ctwa_clid` (WhatsApp), `ad_id`, `channel` (not WhatsApp), `destination` (not Meta), `clicked_at`, `expires_at` |
 //! | ledger | `event#<event_id>` | `state` (`pending`/`sent`), `lease_until`, `sent_at`, `fbtrace_id`, `expires_at` |
+//! | report | `report#<day>#<key id>` | `day`, `outcome`, `destination`, `channel`, `account`, `ad_id`, `rule`, `event_name`, `currency` (empty ones left out), `n`, `value`, `k_<match key>`, `expires_at` |
 //!
 //! Users are keyed by hash only; no phone number or BSUID is stored.
 
@@ -18,21 +20,20 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 
 use crate::conversion::clicks::{Click, StoreError};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
+use crate::meta::capi::round_money;
+use crate::report::{FactKey, Tally};
 use crate::store::{ClickWrite, DispatchStore};
 
 /// The partition key attribute.
 pub const PK: &str = "pk";
 /// The TTL attribute (unix seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
-
-/// Items per `BatchWriteItem` call (the DynamoDB maximum).
-const MAX_BATCH_WRITE: usize = 25;
 
 /// The wacapi table.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn store_err<E, R>(e: SdkError<E, R>) -> StoreError
+pub(crate) fn store_err<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync,
@@ -69,11 +70,11 @@ where
     StoreError(DisplayErrorContext(e).to_string())
 }
 
-fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+pub(crate) fn get_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+pub(crate) fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
@@ -110,6 +111,85 @@ fn request_token() -> String {
     let b = RandomState::new().hash_one(a);
     // DynamoDB takes at most 36 characters here: 32 hex digits.
     format!("{a:016x}{b:016x}")
+}
+
+/// The report aggregate's `pk`.
+pub fn report_pk(key: &FactKey) -> String {
+    format!("report#{}#{}", key.day, key.id())
+}
+
+/// A sent mark, as a transaction item (unconditional: only the claim holder writes it).
+fn mark_item(table: &str, m: &SentMark) -> Result<TransactWriteItem, StoreError> {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(event_pk(&m.event_id))),
+        ("state".to_owned(), s("sent")),
+        ("sent_at".to_owned(), n(m.sent_at)),
+        (TTL_ATTRIBUTE.to_owned(), n(m.expires_at)),
+    ]);
+    if let Some(trace) = &m.fbtrace_id {
+        item.insert("fbtrace_id".to_owned(), s(trace));
+    }
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The report fields of an aggregate, by attribute name.
+fn report_fields(key: &FactKey) -> [(&'static str, &str); 9] {
+    [
+        ("day", &key.day),
+        ("outcome", &key.outcome),
+        ("destination", &key.destination),
+        ("channel", &key.channel),
+        ("account", &key.account),
+        ("ad_id", &key.ad_id),
+        ("rule", &key.rule),
+        ("event_name", &key.event_name),
+        ("currency", &key.currency),
+    ]
+}
+
+/// An aggregate's `ADD` of one batch's tally: counts and sums add atomically, so concurrent
+/// batches counting under the same key all count.
+fn report_item(table: &str, key: &FactKey, tally: &Tally) -> Result<TransactWriteItem, StoreError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .key(PK, s(report_pk(key)))
+        .expression_attribute_names("#n", "n")
+        .expression_attribute_names("#v", "value")
+        .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+        .expression_attribute_values(":n", n(tally.count as i64))
+        // Micro-unit rounding keeps binary noise out of DynamoDB's exact decimal sum.
+        .expression_attribute_values(
+            ":v",
+            AttributeValue::N(round_money(tally.value).to_string()),
+        )
+        .expression_attribute_values(":exp", n(key.expires_at()));
+    let mut set = vec!["#exp = :exp".to_owned()];
+    for (i, (name, value)) in report_fields(key).into_iter().enumerate() {
+        // Empty fields are left out (DynamoDB keeps no empty strings in key-like fields).
+        if !value.is_empty() {
+            set.push(format!("#f{i} = :f{i}"));
+            update = update
+                .expression_attribute_names(format!("#f{i}"), name)
+                .expression_attribute_values(format!(":f{i}"), s(value));
+        }
+    }
+    let mut add = vec!["#n :n".to_owned(), "#v :v".to_owned()];
+    for (i, (k, count)) in tally.keys.iter().enumerate() {
+        add.push(format!("#k{i} :k{i}"));
+        update = update
+            .expression_attribute_names(format!("#k{i}"), format!("k_{k}"))
+            .expression_attribute_values(format!(":k{i}"), n(*count as i64));
+    }
+    let update = update
+        .update_expression(format!("SET {} ADD {}", set.join(", "), add.join(", ")))
+        .build()
+        .map_err(|e| StoreError(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// One item of a commit: a click write or a claim.
@@ -186,6 +266,49 @@ impl DynamoStore {
         };
         let update = update.build().map_err(|e| StoreError(e.to_string()))?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Writes unconditional items in one transaction, again while DynamoDB answers that another
+    /// transaction holds an item (concurrent batches adding to the same report aggregate) or
+    /// throttles. A cancelled transaction wrote nothing, so trying again adds nothing twice; the
+    /// SDK's own retries reuse the request token, which DynamoDB answers idempotently.
+    async fn write_all(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(request_token())
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let retry = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons().iter().any(|r| {
+                        matches!(
+                            r.code(),
+                            Some(
+                                "TransactionConflict"
+                                    | "ThrottlingError"
+                                    | "ProvisionedThroughputExceeded"
+                                    | "RequestLimitExceeded"
+                            )
+                        )
+                    })
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                _ => false,
+            };
+            if !retry || attempt >= MAX_ATTEMPTS {
+                return Err(store_err(err));
+            }
+            pause(attempt).await;
+        }
     }
 
     /// Runs one transaction of at most [`MAX_TRANSACTION`] ops. Refused items leave the
@@ -385,52 +508,22 @@ impl DispatchStore for DynamoStore {
         Ok(answers)
     }
 
-    async fn mark_sent(&self, marks: &[SentMark]) -> Result<(), StoreError> {
-        for chunk in marks.chunks(MAX_BATCH_WRITE) {
-            let mut requests = chunk
-                .iter()
-                .map(|m| {
-                    let mut item = HashMap::from([
-                        (PK.to_owned(), s(event_pk(&m.event_id))),
-                        ("state".to_owned(), s("sent")),
-                        ("sent_at".to_owned(), n(m.sent_at)),
-                        (TTL_ATTRIBUTE.to_owned(), n(m.expires_at)),
-                    ]);
-                    if let Some(trace) = &m.fbtrace_id {
-                        item.insert("fbtrace_id".to_owned(), s(trace));
-                    }
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(|e| StoreError(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(store_err)?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if !requests.is_empty() {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError(format!(
-                            "{} sent mark(s) unprocessed after {attempt} attempts",
-                            requests.len()
-                        )));
-                    }
-                    pause(attempt).await;
-                }
-            }
+    async fn mark_sent(
+        &self,
+        marks: &[SentMark],
+        report: &[(FactKey, Tally)],
+    ) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(marks.len() + report.len());
+        for m in marks {
+            items.push(mark_item(&self.table, m)?);
+        }
+        for (key, tally) in report {
+            items.push(report_item(&self.table, key, tally)?);
+        }
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<TransactWriteItem> = items.by_ref().take(MAX_TRANSACTION).collect();
+            self.write_all(chunk).await?;
         }
         Ok(())
     }

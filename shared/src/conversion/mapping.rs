@@ -17,6 +17,7 @@ use crate::destination::Destination;
 use crate::meta::capi::{
     Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, round_money,
 };
+use crate::report::{Fact, FactKey};
 use crate::signal::OrderItem;
 use crate::signal::{Signal, SignalEvent};
 use crate::tiktok::events as tiktok;
@@ -131,6 +132,101 @@ impl Outbound {
             Self::Meta(_) => None,
         }
     }
+
+    /// The event's value and its currency, as sent.
+    pub fn value(&self) -> (Option<f64>, Option<&str>) {
+        match self {
+            Self::Meta(e) => e
+                .custom_data
+                .as_ref()
+                .map_or((None, None), |c| (c.value, c.currency.as_deref())),
+            Self::TikTok(e) => e
+                .properties
+                .as_ref()
+                .map_or((None, None), |p| (p.value, p.currency.as_deref())),
+        }
+    }
+
+    /// The match keys ([`crate::report::MATCH_KEYS`]) the event carries.
+    pub fn match_keys(&self) -> Vec<&'static str> {
+        match self {
+            Self::Meta(e) => crate::report::MATCH_KEYS
+                .iter()
+                .copied()
+                .filter(|k| e.user_data.ids.contains_key(*k) || e.user_data.hashed.contains_key(*k))
+                .collect(),
+            Self::TikTok(e) => [
+                ("ph", e.user.phone.is_some()),
+                ("em", e.user.email.is_some()),
+                ("external_id", e.user.external_id.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(k, present)| present.then_some(k))
+            .collect(),
+        }
+    }
+}
+
+impl MappedEvent {
+    /// The report fact of this event, once sent.
+    pub fn fact(&self) -> Fact {
+        let (value, currency) = self.event.value();
+        Fact {
+            key: FactKey {
+                day: crate::report::day_of(self.event.event_time()),
+                outcome: crate::report::SENT.to_owned(),
+                destination: self.event.destination().as_str().to_owned(),
+                channel: self.event.channel().as_str().to_owned(),
+                account: crate::report::id_label(Some(&self.account.account_id)),
+                ad_id: crate::report::id_label(self.ad_id.as_deref()),
+                rule: self.rule.clone(),
+                event_name: self.event.event_name().as_str().to_owned(),
+                currency: currency.unwrap_or_default().to_owned(),
+            },
+            value,
+            keys: self.event.match_keys(),
+        }
+    }
+}
+
+/// The report fact of a skip: the signal's day, channel and account, the click's ad and
+/// platform when there is one, the rule and its event name when the skip concerns a rule.
+pub fn skip_fact(
+    config: &Config,
+    signal: &Signal,
+    click: Option<&Click>,
+    rule: Option<&str>,
+    reason: SkipReason,
+) -> Fact {
+    let event_name = match (&signal.event, rule) {
+        (SignalEvent::Business { event_name, .. }, _) => Some(*event_name),
+        (SignalEvent::AutomaticEvent { event_name, .. }, _) => event_name.parse().ok(),
+        (_, Some(rule)) => config
+            .rules
+            .iter()
+            .find(|r| r.name == rule)
+            .and_then(|r| r.event),
+        _ => None,
+    };
+    Fact {
+        key: FactKey {
+            day: crate::report::day_of(signal.timestamp),
+            outcome: reason.label().to_owned(),
+            destination: click
+                .map(|c| c.destination.as_str().to_owned())
+                .unwrap_or_default(),
+            channel: signal.channel.as_str().to_owned(),
+            account: crate::report::id_label(Some(&signal.account_id)),
+            ad_id: crate::report::id_label(click.and_then(|c| c.ad_id.as_deref())),
+            rule: rule.unwrap_or_default().to_owned(),
+            event_name: event_name
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+            currency: String::new(),
+        },
+        value: None,
+        keys: Vec::new(),
+    }
 }
 
 /// An event ready to send, with where it goes and how it came about.
@@ -142,6 +238,8 @@ pub struct MappedEvent {
     pub account: Account,
     /// The event, in its destination's form.
     pub event: Outbound,
+    /// The ad of the attributed click, when known (the report's key).
+    pub ad_id: Option<String>,
     /// Flow fields that could not be normalised and were left out of `user_data`.
     pub dropped_user_data: Vec<NormalizeError>,
     /// `custom_data` values left out because they read as an email address or a phone number
@@ -387,6 +485,7 @@ fn map_rule(
         rule: rule.name.clone(),
         account: account.clone(),
         event,
+        ad_id: click.ad_id.clone(),
         dropped_user_data,
         dropped_custom_data,
     }))
@@ -545,6 +644,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         rule: BUSINESS_RULE.to_owned(),
         account: account.clone(),
         event,
+        ad_id: click.ad_id.clone(),
         dropped_user_data: Vec::new(),
         dropped_custom_data,
     }))

@@ -31,6 +31,16 @@ impl<'a, C: ClickStore> Processor<'a, C> {
     /// Records what the signal says about clicks and identities, then maps it. A store failure
     /// is returned so the caller can retry the signal (recording is idempotent).
     pub async fn process(&self, signal: &Signal, now: i64) -> Result<Vec<Outcome>, StoreError> {
+        Ok(self.process_with_click(signal, now).await?.0)
+    }
+
+    /// [`Processor::process`], with the click the signal was attributed to (the report keys
+    /// skips by its ad).
+    pub async fn process_with_click(
+        &self,
+        signal: &Signal,
+        now: i64,
+    ) -> Result<(Vec<Outcome>, Option<Click>), StoreError> {
         if let SignalEvent::Business { .. } = &signal.event {
             return self.process_business(signal, now).await;
         }
@@ -48,10 +58,13 @@ impl<'a, C: ClickStore> Processor<'a, C> {
             self.carry_click(signal, new).await?;
         }
         if !self.config.rules.iter().any(|r| matches(r, signal)) {
-            return Ok(vec![Outcome::Skipped {
-                rule: None,
-                reason: SkipReason::NoRule,
-            }]);
+            return Ok((
+                vec![Outcome::Skipped {
+                    rule: None,
+                    reason: SkipReason::NoRule,
+                }],
+                own,
+            ));
         }
         let stored = if looks_up_stored_click(signal, own.is_some()) {
             self.clicks.latest(&signal.account_id, &signal.user).await?
@@ -59,7 +72,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
             None
         };
         let click = attributed_click(self.config, signal, stored.as_ref());
-        Ok(map_signal(self.config, signal, click.as_ref(), now))
+        Ok((map_signal(self.config, signal, click.as_ref(), now), click))
     }
 }
 
@@ -91,21 +104,24 @@ impl<C: ClickStore> Processor<'_, C> {
         &self,
         signal: &Signal,
         now: i64,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<(Vec<Outcome>, Option<Click>), StoreError> {
         let Some(waba_id) = self
             .config
             .resolve_account(signal.channel, &signal.account_id)
         else {
-            return Ok(vec![Outcome::Skipped {
-                rule: None,
-                reason: SkipReason::UnknownAccount,
-            }]);
+            return Ok((
+                vec![Outcome::Skipped {
+                    rule: None,
+                    reason: SkipReason::UnknownAccount,
+                }],
+                None,
+            ));
         };
         let mut signal = signal.clone();
         signal.account_id = waba_id.to_owned();
         let stored = self.clicks.latest(&signal.account_id, &signal.user).await?;
         let click = attributed_click(self.config, &signal, stored.as_ref());
-        Ok(map_signal(self.config, &signal, click.as_ref(), now))
+        Ok((map_signal(self.config, &signal, click.as_ref(), now), click))
     }
 }
 

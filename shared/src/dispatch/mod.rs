@@ -31,7 +31,7 @@ use futures_util::future::join_all;
 use crate::channels::whatsapp::signal_from_item;
 use crate::channels::{Channel, split};
 use crate::conversion::hashing::sha256_hex;
-use crate::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason};
+use crate::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason, skip_fact};
 use crate::conversion::pipeline::{OutboundRequest, Processor, Target, click_lookups};
 use crate::conversion::rules::Config;
 use crate::ingest::attributes;
@@ -51,7 +51,8 @@ pub mod metric_names {
     pub const RECORDS_RECEIVED: &str = "RecordsReceived";
     /// Records reported failed (SQS redelivers them).
     pub const RECORDS_FAILED: &str = "RecordsFailed";
-    /// Events a destination accepted; dimensions `EventName`, `Channel` and `Destination`.
+    /// Events a destination accepted; dimensions `EventName`, `Channel`, `Destination` and
+    /// `Rule`.
     pub const EVENTS_SENT: &str = "EventsSent";
     /// Events not sent; dimensions `Reason` and `Channel`.
     pub const EVENTS_SKIPPED: &str = "EventsSkipped";
@@ -87,6 +88,9 @@ pub mod metric_names {
     pub const TIKTOK_ERRORS: &str = "TikTokErrors";
     /// TikTok refused the access token or its permissions: an alarm.
     pub const TIKTOK_AUTH_ERRORS: &str = "TikTokAuthErrors";
+    /// Sent events carrying a match key; dimension `Key` (`ph`, `em`, `ctwa_clid`, ...):
+    /// divided by `EventsSent`, the match-key coverage Events Manager's match quality follows.
+    pub const MATCH_KEY_EVENTS: &str = "MatchKeyEvents";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -109,6 +113,7 @@ pub mod metric_names {
         TIKTOK_REQUESTS,
         TIKTOK_ERRORS,
         TIKTOK_AUTH_ERRORS,
+        MATCH_KEY_EVENTS,
     ];
     /// The dispatch metrics also published per [`crate::metrics::DESTINATION`].
     pub const BY_DESTINATION: &[&str] = &[EVENTS_SENT];
@@ -118,10 +123,12 @@ pub mod metric_names {
 use metric_names as m;
 
 mod decode;
+mod mark;
 mod record;
 mod send;
 
 use decode::decode;
+use mark::{MarkWrite, mark_writes};
 use record::{BLOCKED, DeadLetter, RecordResult, State, settle_failures};
 use send::{SendLog, record_sends, requests};
 
@@ -321,10 +328,25 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
             );
         }
 
-        let logs = self.send(requests(&mut results), deadline).await;
+        let (requests, mut sent_facts) = requests(&mut results);
+        let logs = self.send(requests, deadline).await;
         let mut report = DispatchReport::default();
-        let marks = record_sends(logs, now, &mut results, &mut release, &mut report, metrics);
-        self.mark(&marks, &release, metrics).await;
+        let sent = record_sends(
+            logs,
+            now,
+            &mut results,
+            &mut sent_facts,
+            &mut release,
+            &mut report,
+            metrics,
+        );
+        // Skips of records that will be retried are counted when the retry settles them.
+        let skips = results
+            .iter()
+            .filter(|r| !r.is_failed())
+            .flat_map(|r| r.facts.iter().cloned())
+            .collect();
+        self.mark(mark_writes(sent, skips), &release, metrics).await;
         settle_failures(&groups, &mut results);
         self.move_dead_letters(records, &mut results).await;
         settle_failures(&groups, &mut results);
@@ -468,14 +490,17 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
         .await
     }
 
-    /// Marks the accepted events sent and releases the claims of the rest, one call each.
-    async fn mark(&self, marks: &[SentMark], release: &[String], metrics: &mut Metrics) {
-        if !marks.is_empty()
-            && let Err(err) = self.store.mark_sent(marks).await
-        {
-            // The events did reach Meta; failing the records would resend them. Alarm instead.
-            metrics.count(m::LEDGER_WRITE_FAILURES, marks.len() as u64);
-            tracing::error!(error = %err, events = marks.len(), "sent marks not written: a redelivery could resend these events");
+    /// Marks the accepted events sent, each write with the report tallies of the events it
+    /// marks (one call for a usual batch), and releases the claims of the rest in one call.
+    async fn mark(&self, writes: Vec<MarkWrite>, release: &[String], metrics: &mut Metrics) {
+        for write in writes {
+            if let Err(err) = self.store.mark_sent(&write.marks, &write.tallies).await {
+                // The events did reach Meta; failing the records would resend them. Alarm
+                // instead (their report counts are missing too: the alarm says so).
+                let events = write.marks.len();
+                metrics.count(m::LEDGER_WRITE_FAILURES, events as u64);
+                tracing::error!(error = %err, events, "sent marks not written: a redelivery could resend these events");
+            }
         }
         if !release.is_empty()
             && let Err(err) = self.store.release(release).await
@@ -512,8 +537,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
             result.channel = first.channel;
         }
         for signal in signals {
-            let outcomes = match processor.process(signal, now).await {
-                Ok(outcomes) => outcomes,
+            let (outcomes, click) = match processor.process_with_click(signal, now).await {
+                Ok(found) => found,
                 Err(err) => return RecordResult::failed(format!("click store: {err}")),
             };
             if outcomes.iter().any(|o| {
@@ -538,7 +563,16 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
             }
             for outcome in outcomes {
                 match outcome {
-                    Outcome::Skipped { reason, .. } => result.skips.push(reason),
+                    Outcome::Skipped { reason, rule } => {
+                        result.skips.push(reason);
+                        result.facts.push(skip_fact(
+                            &self.config,
+                            signal,
+                            click.as_ref(),
+                            rule.as_deref(),
+                            reason,
+                        ));
+                    }
                     Outcome::Event(mapped) => {
                         result.dropped_user_data += mapped.dropped_user_data.len();
                         result.dropped_custom_data += mapped.dropped_custom_data;
@@ -714,6 +748,7 @@ mod tests {
                 "clid",
                 Default::default(),
             )),
+            ad_id: None,
             dropped_user_data: Vec::new(),
             dropped_custom_data: 0,
         }
@@ -748,7 +783,8 @@ mod tests {
         results[0].claimed = (0..1500).map(|i| mapped("1", i)).collect();
         results[1].claimed = vec![mapped("2", 2000)];
         results[2].claimed = vec![mapped("1", 3000)];
-        let r = requests(&mut results);
+        let (r, facts) = requests(&mut results);
+        assert_eq!(facts.len(), 1502, "one fact per event");
         let shape: Vec<(&str, usize)> = r
             .iter()
             .map(|(t, e)| match t {
@@ -778,7 +814,11 @@ mod tests {
             sent_at: 100,
             expires_at: 10_000,
         };
-        d.mark(&[mark], &[], &mut Metrics::new("t", "t")).await;
+        let writes = vec![MarkWrite {
+            marks: vec![mark],
+            tallies: Vec::new(),
+        }];
+        d.mark(writes, &[], &mut Metrics::new("t", "t")).await;
         // Event 1 is sent, event 2 still leased by the first claim.
         let mut again = vec![RecordResult::new()];
         again[0].mapped = vec![mapped("1", 1), mapped("1", 2)];

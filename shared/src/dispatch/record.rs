@@ -33,6 +33,8 @@ pub(super) struct RecordResult {
     pub(super) dropped_custom_data: usize,
     /// The channel of the record's signals (WhatsApp for records that never decoded).
     pub(super) channel: Channel,
+    /// The report facts of the record's skips (counted unless the record fails).
+    pub(super) facts: Vec<crate::report::Fact>,
 }
 
 impl RecordResult {
@@ -47,6 +49,7 @@ impl RecordResult {
             dropped_user_data: 0,
             dropped_custom_data: 0,
             channel: Channel::Whatsapp,
+            facts: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 use super::*;
 use crate::conversion::pipeline::group_by_target;
 use crate::destination::Destination;
+use crate::report::Fact;
 
 #[derive(Debug)]
 pub(super) enum EventResult {
@@ -186,33 +187,43 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
     }
 }
 
+/// Events of one request, each with the index of its record.
+pub(super) type Request = (Target, Vec<(usize, Outbound)>);
+
 /// The claimed events, grouped per target (a Meta dataset, a TikTok event set) in first-seen
-/// order into requests of at most 1,000, each event with the index of its record.
-pub(super) fn requests(results: &mut [RecordResult]) -> Vec<(Target, Vec<(usize, Outbound)>)> {
+/// order into requests of at most 1,000, each event with the index of its record; and each
+/// event's report fact by event id, counted once the event is sent.
+pub(super) fn requests(results: &mut [RecordResult]) -> (Vec<Request>, HashMap<String, Fact>) {
     let mut claimed = Vec::new();
+    let mut facts = HashMap::new();
     for (i, result) in results.iter_mut().enumerate() {
         for mapped in std::mem::take(&mut result.claimed) {
             match mapped.target() {
-                Some(target) => claimed.push((target, (i, mapped.event))),
+                Some(target) => {
+                    facts.insert(mapped.event.event_id().to_owned(), mapped.fact());
+                    claimed.push((target, (i, mapped.event)));
+                }
                 // Mapping gives a TikTok event only to an account with a TikTok event set.
                 None => result.state = State::Failed("an event without a destination".into()),
             }
         }
     }
-    group_by_target(claimed)
+    (group_by_target(claimed), facts)
 }
 
-/// Reads the send logs: counts and metrics, the sent marks to write (returned), the claims to
-/// release (added to `release`), and each record's fate: failed (retried), or bound for the
-/// dead-letter queue when Meta refused its event for good or did not confirm it.
+/// Reads the send logs: counts and metrics, the sent marks to write, each with the report fact
+/// of its event (returned), the claims to release (added to `release`), and each record's
+/// fate: failed (retried), or bound for the dead-letter queue when the platform refused its
+/// event for good or did not confirm it.
 pub(super) fn record_sends(
     logs: Vec<SendLog>,
     now: i64,
     results: &mut [RecordResult],
+    facts: &mut HashMap<String, Fact>,
     release: &mut Vec<String>,
     report: &mut DispatchReport,
     metrics: &mut Metrics,
-) -> Vec<SentMark> {
+) -> Vec<(SentMark, Option<Fact>)> {
     let mut marks = Vec::new();
     let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
     let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
@@ -261,27 +272,41 @@ pub(super) fn record_sends(
         for (owner, event, outcome) in log.results {
             match outcome {
                 EventResult::Sent(fbtrace_id) => {
+                    let fact = facts.remove(event.event_id());
                     metrics.count_by_each(
                         m::EVENTS_SENT,
                         &[
                             ("EventName", event.event_name().as_str()),
                             (crate::metrics::CHANNEL, event.channel().as_str()),
                             (crate::metrics::DESTINATION, event.destination().as_str()),
+                            ("Rule", fact.as_ref().map_or("", |f| f.key.rule.as_str())),
                         ],
                         1,
                     );
+                    // Match-key coverage per event name and destination: MatchKeyEvents over
+                    // EventsSent under the same [EventName, Destination].
+                    let by = [
+                        ("EventName", event.event_name().as_str()),
+                        (crate::metrics::DESTINATION, event.destination().as_str()),
+                    ];
+                    metrics.count_by_all(m::EVENTS_SENT, &by, 1);
+                    for key in event.match_keys() {
+                        metrics.count_by(m::MATCH_KEY_EVENTS, "Key", key, 1);
+                        metrics.count_by_all(m::MATCH_KEY_EVENTS, &[by[0], by[1], ("Key", key)], 1);
+                    }
                     metrics.observe(
                         m::EVENT_AGE_AT_SEND,
                         Unit::Seconds,
                         (send_time - event.event_time()) as f64,
                     );
                     report.events_sent += 1;
-                    marks.push(SentMark {
+                    let mark = SentMark {
                         event_id: event.event_id().to_owned(),
                         fbtrace_id,
                         sent_at: send_time,
                         expires_at: ledger_expiry(event.event_time()),
-                    });
+                    };
+                    marks.push((mark, fact));
                 }
                 EventResult::Invalid(err) => {
                     release.push(event.event_id().to_owned());
