@@ -174,6 +174,38 @@ fn replay_report_counts_each_event_the_replay_would_send_once_under_its_ad() {
     );
 }
 
+/// Meta's automatic events name the click (`ctwa_clid`), not the user or the ad: the report
+/// finds the ad through the click recorded under that id, and one whose click wacapi never saw
+/// is counted with no ad.
+#[test]
+fn automatic_events_count_under_the_ad_of_the_click_they_name() {
+    let mut files = report_files();
+    files.truncate(1);
+    files.push("cli/tests/fixtures/report-automatic/04-automatic-purchases.json".to_owned());
+    let requests = json_lines(&replay(&[], &files));
+    let rows = json_lines(&replay(&["--report", "--format", "json"], &files));
+    assert_eq!(
+        round(reported_by_event(&rows)),
+        round(sent_by_event(&requests))
+    );
+    let purchases: Vec<(Option<&str>, u64, f64)> = rows
+        .iter()
+        .filter(|r| r["event_name"] == "Purchase")
+        .map(|r| {
+            (
+                r["ad_id"].as_str(),
+                r["count"].as_u64().unwrap(),
+                r["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        purchases,
+        vec![(None, 1, 12.5), (Some("120230000000000102"), 1, 49.9)],
+        "{rows:?}"
+    );
+}
+
 #[test]
 fn filters_formats_and_sections() {
     let files = report_files();

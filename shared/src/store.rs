@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
+use crate::conversion::clicks::{Click, ClickStore, StoreError, click_id_key, user_key};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
 use crate::report::{FactKey, Tally};
 use crate::signal::UserRef;
@@ -218,14 +218,15 @@ impl<'s, S: DispatchStore> BatchClicks<'s, S> {
 impl<S: DispatchStore> ClickStore for BatchClicks<'_, S> {
     async fn record(&self, waba_id: &str, user: &UserRef, click: &Click) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        for key in user.keys() {
-            let key = user_key(waba_id, key);
-            let stored = state.stored.get(&key).and_then(Option::as_ref);
-            let written = state.written.get(&key);
-            // A write of a click older than the known one would be refused by the store anyway.
-            if newer(newer(stored, written), Some(click)) == Some(click) {
-                state.written.insert(key, click.clone());
-            }
+        for key in user.keys().map(|k| user_key(waba_id, k)) {
+            state.write(key, click);
+        }
+        Ok(())
+    }
+
+    async fn record_click_id(&self, waba_id: &str, click: &Click) -> Result<(), StoreError> {
+        if let Some(clid) = &click.ctwa_clid {
+            self.lock()?.write(click_id_key(waba_id, clid), click);
         }
         Ok(())
     }
@@ -243,6 +244,29 @@ impl<S: DispatchStore> ClickStore for BatchClicks<'_, S> {
             }
         }
         Ok(newest)
+    }
+
+    async fn by_click_id(
+        &self,
+        waba_id: &str,
+        ctwa_clid: &str,
+    ) -> Result<Option<Click>, StoreError> {
+        let key = click_id_key(waba_id, ctwa_clid);
+        let stored = self.stored(&key).await?;
+        let state = self.lock()?;
+        Ok(newer(stored.as_ref(), state.written.get(&key)).cloned())
+    }
+}
+
+impl BatchState {
+    /// Keeps `click` for writing under `key` unless a newer one is known there (the store would
+    /// refuse an older write anyway).
+    fn write(&mut self, key: String, click: &Click) {
+        let stored = self.stored.get(&key).and_then(Option::as_ref);
+        let written = self.written.get(&key);
+        if newer(newer(stored, written), Some(click)) == Some(click) {
+            self.written.insert(key, click.clone());
+        }
     }
 }
 

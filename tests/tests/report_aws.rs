@@ -388,3 +388,58 @@ async fn batch_after_batch_adds_to_one_aggregate_to_the_cent() {
             .is_empty()
     );
 }
+
+/// An automatic event names its click, not its user or ad: the dispatcher keeps each click of a
+/// deployment that sends automatic events under its hashed click id too, and counts the event
+/// under that click's ad.
+#[tokio::test]
+async fn automatic_events_are_counted_under_the_ad_of_their_click() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), now))
+        .await;
+    stack.pump(10).await;
+    stack.post(&freshen(&sample("automatic-events"), now)).await;
+    stack.pump(10).await;
+
+    let automatic: Vec<Value> = stack
+        .graph
+        .accepted_events()
+        .into_iter()
+        .filter(|e| e["messaging_outcome_data"]["outcome_type"] == "automatic_events")
+        .collect();
+    assert_eq!(automatic.len(), 1, "{automatic:?}");
+    assert!(
+        automatic[0].get("ad_id").is_none(),
+        "the ad id is the report's, never sent"
+    );
+    let rows = sent_rows(&stack).await;
+    let purchase: Vec<_> = rows
+        .iter()
+        .filter(|((_, event, _), _)| event == "Purchase")
+        .collect();
+    assert_eq!(purchase.len(), 1, "{rows:?}");
+    let ((ad, _, currency), (count, value)) = purchase[0];
+    assert_eq!(
+        (ad.as_str(), currency.as_str(), *count),
+        ("120226305854810726", "USD", 1)
+    );
+    assert_eq!(
+        Some(*value),
+        automatic[0]["custom_data"]["value"].as_f64(),
+        "{rows:?}"
+    );
+    // The click id's key is hashed like the user keys: no click id in clear in any key.
+    let items = stack
+        .ddb
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap();
+    for item in items.items() {
+        let pk = item["pk"].as_s().unwrap();
+        assert!(!pk.contains("Aff-n8ZT"), "{pk}");
+    }
+}

@@ -2,7 +2,9 @@
 //!
 //! A click is recorded under every identity the user showed (BSUID and hashed phone), so a later
 //! message carrying only one of them still finds it. Lookups take the newest click across the
-//! user's identities. [`ClickStore`] is what [`crate::conversion::pipeline::Processor`] reads and writes: the
+//! user's identities. Where automatic events are sent, a WhatsApp click is also kept under its
+//! hashed click id, so an `automatic_events` item, which names the click (`ctwa_clid`) but
+//! neither the user nor the ad, is reported under the ad that click came from. [`ClickStore`] is what [`crate::conversion::pipeline::Processor`] reads and writes: the
 //! dispatcher gives it [`crate::store::BatchClicks`], one batch's view over the durable store
 //! (DynamoDB, read and written once per batch); the CLI's replay uses [`MemoryClickStore`].
 
@@ -57,6 +59,12 @@ pub fn user_key(waba_id: &str, key: UserKey<'_>) -> String {
     sha256_hex(format!("user\u{1f}{waba_id}\u{1f}{}", key.tagged()).as_bytes())
 }
 
+/// The store key of a WhatsApp click id under a WABA: a SHA-256 like [`user_key`], in its own
+/// namespace.
+pub fn click_id_key(waba_id: &str, ctwa_clid: &str) -> String {
+    sha256_hex(format!("clid\u{1f}{waba_id}\u{1f}{ctwa_clid}").as_bytes())
+}
+
 /// Where clicks are kept.
 pub trait ClickStore: Send + Sync {
     /// Records `click` for every identity of `user`, unless a newer click is already stored.
@@ -66,6 +74,22 @@ pub trait ClickStore: Send + Sync {
         user: &UserRef,
         click: &Click,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records `click` under its WhatsApp click id (a click without one is not recorded).
+    /// Only worth its write where automatic events are sent: they are what looks clicks up by id.
+    fn record_click_id(
+        &self,
+        waba_id: &str,
+        click: &Click,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The click recorded under the WhatsApp click id `ctwa_clid` (the one an automatic event
+    /// names), if it is still stored.
+    fn by_click_id(
+        &self,
+        waba_id: &str,
+        ctwa_clid: &str,
+    ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send;
 
     /// The newest click stored for any identity of `user`.
     fn latest(
@@ -112,8 +136,9 @@ impl ClickStore for MemoryClickStore {
             .clicks
             .lock()
             .map_err(|_| StoreError("click store lock poisoned".into()))?;
-        for key in user.keys() {
-            let entry = clicks.entry(user_key(waba_id, key));
+        let keys = user.keys().map(|k| user_key(waba_id, k));
+        for key in keys {
+            let entry = clicks.entry(key);
             match entry {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     if click.supersedes(e.get()) {
@@ -139,6 +164,35 @@ impl ClickStore for MemoryClickStore {
             .max_by_key(|c| c.clicked_at)
             .cloned())
     }
+
+    async fn record_click_id(&self, waba_id: &str, click: &Click) -> Result<(), StoreError> {
+        let Some(clid) = &click.ctwa_clid else {
+            return Ok(());
+        };
+        let mut clicks = self
+            .clicks
+            .lock()
+            .map_err(|_| StoreError("click store lock poisoned".into()))?;
+        let entry = clicks
+            .entry(click_id_key(waba_id, clid))
+            .or_insert_with(|| click.clone());
+        if click.supersedes(entry) {
+            *entry = click.clone();
+        }
+        Ok(())
+    }
+
+    async fn by_click_id(
+        &self,
+        waba_id: &str,
+        ctwa_clid: &str,
+    ) -> Result<Option<Click>, StoreError> {
+        let clicks = self
+            .clicks
+            .lock()
+            .map_err(|_| StoreError("click store lock poisoned".into()))?;
+        Ok(clicks.get(&click_id_key(waba_id, ctwa_clid)).cloned())
+    }
 }
 
 impl<T: ClickStore> ClickStore for &T {
@@ -157,5 +211,21 @@ impl<T: ClickStore> ClickStore for &T {
         user: &UserRef,
     ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send {
         (**self).latest(waba_id, user)
+    }
+
+    fn record_click_id(
+        &self,
+        waba_id: &str,
+        click: &Click,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_click_id(waba_id, click)
+    }
+
+    fn by_click_id(
+        &self,
+        waba_id: &str,
+        ctwa_clid: &str,
+    ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send {
+        (**self).by_click_id(waba_id, ctwa_clid)
     }
 }

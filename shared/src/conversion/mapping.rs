@@ -271,16 +271,21 @@ impl Outcome {
 }
 
 /// The click a signal is attributed to: its own referral (or Meta's click id for automatic
-/// events) first, else `stored` when it falls inside the attribution window.
+/// events) first, else `stored` when it falls inside the attribution window. An automatic
+/// event's `stored` is the click recorded under its click id: Meta names the click, so no
+/// window applies, and the stored click only tells which ad it was.
 pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>) -> Option<Click> {
     if let SignalEvent::AutomaticEvent {
         ctwa_clid: Some(clid),
         ..
     } = &signal.event
     {
+        let ad_id = stored
+            .filter(|c| c.ctwa_clid.as_deref() == Some(clid.as_str()))
+            .and_then(|c| c.ad_id.clone());
         return Some(Click {
             ctwa_clid: Some(clid.clone()),
-            ad_id: None,
+            ad_id,
             clicked_at: signal.timestamp,
             channel: signal.channel,
             destination: Destination::Meta,

@@ -1,7 +1,7 @@
 //! Signal processing shared by the dispatcher and the CLI: record the clicks signals carry,
 //! attribute the rest, map, and group events into Graph requests.
 
-use crate::conversion::clicks::{Click, ClickStore, StoreError, user_key};
+use crate::conversion::clicks::{Click, ClickStore, StoreError, click_id_key, user_key};
 use crate::conversion::mapping::{
     MappedEvent, Outbound, Outcome, SkipReason, attributed_click, map_signal, matches, touch,
 };
@@ -52,6 +52,13 @@ impl<'a, C: ClickStore> Processor<'a, C> {
                 .record(&signal.account_id, &signal.user, click)
                 .await?;
         }
+        if let Some(click) = &own
+            && self.config.sends_automatic_events()
+        {
+            self.clicks
+                .record_click_id(&signal.account_id, click)
+                .await?;
+        }
         if let SignalEvent::IdentityChanged { new, .. } = &signal.event
             && !new.is_empty()
         {
@@ -68,6 +75,8 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         }
         let stored = if looks_up_stored_click(signal, own.is_some()) {
             self.clicks.latest(&signal.account_id, &signal.user).await?
+        } else if let Some(clid) = automatic_click_id(signal) {
+            self.clicks.by_click_id(&signal.account_id, clid).await?
         } else {
             None
         };
@@ -133,6 +142,18 @@ fn looks_up_stored_click(signal: &Signal, has_own_click: bool) -> bool {
         && !signal.user.is_empty()
 }
 
+/// The click id an automatic event names: its click, stored under that id, tells the report
+/// which ad it came from.
+fn automatic_click_id(signal: &Signal) -> Option<&str> {
+    match &signal.event {
+        SignalEvent::AutomaticEvent {
+            ctwa_clid: Some(clid),
+            ..
+        } => Some(clid),
+        _ => None,
+    }
+}
+
 /// The hashed click keys [`Processor::process`] will read for `signal`, so a batch can read
 /// them all in one call before processing.
 pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
@@ -163,6 +184,11 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
         && config.rules.iter().any(|r| matches(r, signal));
     if looks_up {
         out.extend(keys(&signal.account_id));
+    }
+    if let Some(clid) = automatic_click_id(signal)
+        && config.rules.iter().any(|r| matches(r, signal))
+    {
+        out.push(click_id_key(&signal.account_id, clid));
     }
     out.sort();
     out.dedup();

@@ -46,6 +46,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether a rule sends Meta's automatic events: only then are clicks worth keeping under
+    /// their click id ([`crate::conversion::clicks::ClickStore::record_click_id`]).
+    pub fn sends_automatic_events(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::AutomaticEvents(_)))
+    }
+
     /// The account an account id of `channel` sends to: its own entry, else the channel's
     /// `*` entry.
     pub fn account(&self, channel: Channel, id: &str) -> Option<&Account> {
