@@ -34,8 +34,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--webhooks", type=float, default=1_000_000)
     p.add_argument("--signals-per-webhook", type=float, default=1.0, help="messages per webhook")
-    p.add_argument("--click-keys", type=float, default=2,
-                   help="keys a click is written under (2 identities; 3 with an automatic_events rule)")
+    p.add_argument("--click-keys", type=float, default=3,
+                   help="keys a click is written under (2 identities, plus its click id with an automatic_events rule, as the shipped configurations have)")
     p.add_argument("--clicks-per-signal", type=float, default=0.3, help="share of messages carrying an ad click")
     p.add_argument("--events-per-signal", type=float, default=0.3, help="events the rules produce per signal")
     p.add_argument("--records-per-batch", type=float, default=3.0, help="SQS records per dispatch invocation")
@@ -78,8 +78,8 @@ def main() -> None:
         # send batch per webhook; the event source's receive and delete per batch.
         ("SQS FIFO requests", f"{n + 2 * batches:,.0f} requests",
          (n + 2 * batches) / 1e6 * PRICES["sqs_fifo_per_million"]),
-        # A click: a transactional write (2 WRU) under each of ~2 keys (a third, its click id,
-        # only with an automatic_events rule: --click-keys 3); an event: a claim and a sent mark
+        # A click: a transactional write (2 WRU) under each of ~3 keys (two identities and, with
+        # an automatic_events rule, its click id: --click-keys); an event: a claim and a sent mark
         # (2 WRU each, transactional); a lookup: a consistent read of ~2 keys.
         ("DynamoDB writes", f"{clicks * 2 * a.click_keys + events * 4:,.0f} WRU",
          (clicks * 2 * a.click_keys + events * 4) / 1e6 * PRICES["ddb_wru_per_million"]),
