@@ -206,7 +206,11 @@ impl GraphSender for SerialisingGraph {
             ..GraphError::default()
         })?;
         black_box(body);
-        Ok(GraphSuccess::default())
+        // Meta's answer names how many events it received; the dispatcher checks it.
+        Ok(GraphSuccess {
+            events_received: Some(request.data.len() as u64),
+            ..GraphSuccess::default()
+        })
     }
 }
 

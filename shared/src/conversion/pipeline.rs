@@ -210,7 +210,7 @@ impl MappedEvent {
     pub fn target(&self) -> Option<Target> {
         match &self.event {
             Outbound::Meta(_) => Some(Target::Meta(self.account.clone())),
-            Outbound::TikTok(_) => self.account.tiktok.clone().map(Target::TikTok),
+            Outbound::TikTok(_) => self.account.tiktok.as_deref().cloned().map(Target::TikTok),
         }
     }
 }

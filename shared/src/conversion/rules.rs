@@ -105,8 +105,9 @@ pub struct Account {
     pub test_event_code: Option<String>,
     /// Identifies the integration to Meta.
     pub partner_agent: Option<String>,
-    /// Where the conversions of users a TikTok ad brought go (`tiktok = { ... }`).
-    pub tiktok: Option<TikTokAccount>,
+    /// Where the conversions of users a TikTok ad brought go (`tiktok = { ... }`). Shared, as
+    /// every mapped event holds its account and a compiled pattern is costly to clone.
+    pub tiktok: Option<std::sync::Arc<TikTokAccount>>,
 }
 
 /// An account's TikTok event set, and how a TikTok ad's chat is recognised.
@@ -575,7 +576,10 @@ impl RawConfig {
                     errors.push(format!("{label}: {field} is empty (remove it instead)"));
                 }
             }
-            let tiktok = a.tiktok.and_then(|t| t.compile(&label, &mut errors));
+            let tiktok = a
+                .tiktok
+                .and_then(|t| t.compile(&label, &mut errors))
+                .map(std::sync::Arc::new);
             let account = Account {
                 channel,
                 account_id: id.clone(),
