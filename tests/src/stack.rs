@@ -340,6 +340,21 @@ impl Stack {
         capi_dispatch::handle(&self.dispatch, sqs_event(messages, budget)).await
     }
 
+    /// Makes received messages visible again at once without deleting them, as SQS does when
+    /// an invocation times out.
+    pub async fn time_out(&self, messages: &[aws_sdk_sqs::types::Message]) {
+        for m in messages {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.signal_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("visibility");
+        }
+    }
+
     /// Finishes an invocation like the event source mapping: deletes the records that did not
     /// fail and makes the failed ones visible again at once.
     pub async fn settle(
@@ -355,14 +370,7 @@ impl Stack {
         for m in messages {
             let handle = m.receipt_handle().unwrap_or_default();
             if failed.contains(&m.message_id().unwrap_or_default()) {
-                self.sqs
-                    .change_message_visibility()
-                    .queue_url(&self.signal_url)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("visibility");
+                self.time_out(std::slice::from_ref(m)).await;
             } else {
                 self.sqs
                     .delete_message()

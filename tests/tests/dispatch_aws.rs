@@ -134,17 +134,7 @@ async fn duplicates_and_redelivered_batches_are_sent_once() {
     assert_eq!(messages.len(), 1);
     let first = stack.invoke(&messages, Duration::from_secs(30)).await;
     assert_eq!(first.report.records.sent, 1);
-    for m in &messages {
-        stack
-            .sqs
-            .change_message_visibility()
-            .queue_url(&stack.signal_url)
-            .receipt_handle(m.receipt_handle().unwrap())
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    }
+    stack.time_out(&messages).await;
     let redelivered = stack.pump(5).await;
     let t = total(&redelivered);
     assert_eq!((t.duplicate, t.sent), (1, 0));

@@ -87,21 +87,6 @@ fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize 
         .sum()
 }
 
-/// Makes received messages visible again without deleting them: the invocation "timed out".
-async fn time_out(stack: &Stack, messages: &[aws_sdk_sqs::types::Message]) {
-    for m in messages {
-        stack
-            .sqs
-            .change_message_visibility()
-            .queue_url(&stack.signal_url)
-            .receipt_handle(m.receipt_handle().unwrap())
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn each_sent_event_is_counted_once_under_its_ad_even_when_its_batch_is_redelivered() {
     let stack = Stack::new(StackOptions::default()).await;
@@ -118,7 +103,7 @@ async fn each_sent_event_is_counted_once_under_its_ad_even_when_its_batch_is_red
     let messages = stack.receive().await;
     let first = stack.invoke(&messages, Duration::from_secs(30)).await;
     assert!(first.report.records.sent > 0);
-    time_out(&stack, &messages).await;
+    stack.time_out(&messages).await;
     let rest = stack.pump(10).await;
     assert!(
         total(&rest).duplicate > 0,
