@@ -316,7 +316,7 @@ impl TikTokSender for DryRun {
     ) -> Result<TikTokSuccess, GraphError> {
         if self.print {
             let line = OutboundRequest::TikTok(TikTokRequest {
-                account: account.clone(),
+                account: Arc::new(account.clone()),
                 body: request.clone(),
             })
             .line();

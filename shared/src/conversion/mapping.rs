@@ -2,6 +2,7 @@
 //! the rules produce, or the reasons none could be. No I/O; time is a value.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -234,8 +235,8 @@ pub fn skip_fact(
 pub struct MappedEvent {
     /// The rule that fired.
     pub rule: String,
-    /// The account (its dataset for Meta, its TikTok event set for TikTok).
-    pub account: Account,
+    /// The account (its dataset for Meta, its TikTok event set for TikTok), shared.
+    pub account: Arc<Account>,
     /// The event, in its destination's form.
     pub event: Outbound,
     /// The ad of the attributed click, when known (the report's key).
@@ -410,7 +411,7 @@ pub fn map_signal(
 
 fn map_rule(
     rule: &Rule,
-    account: &Account,
+    account: &Arc<Account>,
     signal: &Signal,
     click: Option<&Click>,
     now: i64,
@@ -488,7 +489,7 @@ fn map_rule(
     };
     Outcome::Event(Box::new(MappedEvent {
         rule: rule.name.clone(),
-        account: account.clone(),
+        account: Arc::clone(account),
         event,
         ad_id: click.ad_id.clone(),
         dropped_user_data,
@@ -647,7 +648,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
     };
     Outcome::Event(Box::new(MappedEvent {
         rule: BUSINESS_RULE.to_owned(),
-        account: account.clone(),
+        account: Arc::clone(account),
         event,
         ad_id: click.ad_id.clone(),
         dropped_user_data: Vec::new(),

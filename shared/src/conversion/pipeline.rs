@@ -1,6 +1,8 @@
 //! Signal processing shared by the dispatcher and the CLI: record the clicks signals carry,
 //! attribute the rest, map, and group events into Graph requests.
 
+use std::sync::Arc;
+
 use crate::conversion::clicks::{Click, ClickStore, StoreError, click_id_key, user_key};
 use crate::conversion::mapping::{
     MappedEvent, Outbound, Outcome, SkipReason, attributed_click, map_signal, matches, touch,
@@ -199,9 +201,9 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// The account's dataset, token, test code and partner agent.
-    Meta(Account),
+    Meta(Arc<Account>),
     /// The account's TikTok event set, token and test code.
-    TikTok(TikTokAccount),
+    TikTok(Arc<TikTokAccount>),
 }
 
 impl MappedEvent {
@@ -209,8 +211,8 @@ impl MappedEvent {
     /// set, which mapping never produces.
     pub fn target(&self) -> Option<Target> {
         match &self.event {
-            Outbound::Meta(_) => Some(Target::Meta(self.account.clone())),
-            Outbound::TikTok(_) => self.account.tiktok.as_deref().cloned().map(Target::TikTok),
+            Outbound::Meta(_) => Some(Target::Meta(Arc::clone(&self.account))),
+            Outbound::TikTok(_) => self.account.tiktok.clone().map(Target::TikTok),
         }
     }
 }
@@ -243,7 +245,7 @@ pub fn group_by_target<T>(items: impl IntoIterator<Item = (Target, T)>) -> Vec<(
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphRequest {
     /// The account (dataset, token name, test code, partner agent).
-    pub account: Account,
+    pub account: Arc<Account>,
     /// The request body.
     pub body: EventsRequest,
 }
@@ -252,7 +254,7 @@ pub struct GraphRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TikTokRequest {
     /// The event set (id, token name, test code).
-    pub account: TikTokAccount,
+    pub account: Arc<TikTokAccount>,
     /// The request body.
     pub body: TrackRequest,
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
@@ -37,8 +38,8 @@ pub struct Config {
     /// Clicks older than this (seconds) before an event do not attribute it.
     pub attribution_window_seconds: i64,
     /// Accounts by channel and id (WABA, Page, Instagram account; [`ANY_WABA`] for the
-    /// fallback of a channel).
-    pub accounts: BTreeMap<(Channel, String), Account>,
+    /// fallback of a channel). Shared: every mapped event and request holds its account.
+    pub accounts: BTreeMap<(Channel, String), Arc<Account>>,
     /// Rules, in file order. Every rule that matches a signal fires.
     pub rules: Vec<Rule>,
     /// What is valid but probably not what was meant (printed by `check-config`).
@@ -56,7 +57,7 @@ impl Config {
 
     /// The account an account id of `channel` sends to: its own entry, else the channel's
     /// `*` entry.
-    pub fn account(&self, channel: Channel, id: &str) -> Option<&Account> {
+    pub fn account(&self, channel: Channel, id: &str) -> Option<&Arc<Account>> {
         self.accounts
             .get(&(channel, id.to_owned()))
             .or_else(|| self.accounts.get(&(channel, ANY_WABA.to_owned())))
@@ -107,7 +108,7 @@ pub struct Account {
     pub partner_agent: Option<String>,
     /// Where the conversions of users a TikTok ad brought go (`tiktok = { ... }`). Shared, as
     /// every mapped event holds its account and a compiled pattern is costly to clone.
-    pub tiktok: Option<std::sync::Arc<TikTokAccount>>,
+    pub tiktok: Option<Arc<TikTokAccount>>,
 }
 
 /// An account's TikTok event set, and how a TikTok ad's chat is recognised.
@@ -579,7 +580,7 @@ impl RawConfig {
             let tiktok = a
                 .tiktok
                 .and_then(|t| t.compile(&label, &mut errors))
-                .map(std::sync::Arc::new);
+                .map(Arc::new);
             let account = Account {
                 channel,
                 account_id: id.clone(),
@@ -589,7 +590,7 @@ impl RawConfig {
                 partner_agent: a.partner_agent,
                 tiktok,
             };
-            if accounts.insert((channel, id), account).is_some() {
+            if accounts.insert((channel, id), Arc::new(account)).is_some() {
                 errors.push(format!("{label} is listed twice"));
             }
         }
@@ -632,7 +633,7 @@ impl RawConfig {
 /// Messaging FAQ): a Purchase rule that can fire for an Instagram account is worth a warning.
 fn purchase_on_instagram(
     rules: &[Rule],
-    accounts: &BTreeMap<(Channel, String), Account>,
+    accounts: &BTreeMap<(Channel, String), Arc<Account>>,
 ) -> Vec<String> {
     if !accounts.keys().any(|(c, _)| *c == Channel::Instagram) {
         return Vec::new();

@@ -738,7 +738,7 @@ mod tests {
     fn mapped(dataset: &str, id: usize) -> MappedEvent {
         MappedEvent {
             rule: "r".into(),
-            account: account(dataset),
+            account: std::sync::Arc::new(account(dataset)),
             event: Outbound::Meta(Event::new(
                 Channel::Whatsapp,
                 crate::meta::capi::EventName::ViewContent,
