@@ -144,26 +144,31 @@ pub fn normalize(key: UserDataKey, value: &str) -> Result<String, NormalizeError
             why: "a phone number needs 7 to 15 digits including the country code",
         })?,
         UserDataKey::Fn | UserDataKey::Ln | UserDataKey::Ct => letters_only(&nfc),
+        // A US state is its 2-letter code (its full name is read as the code); a state
+        // outside the US is its name, lowercase, without punctuation or spaces
+        // (`New South Wales` → `newsouthwales`): Customer Information Parameters, Jan 9 2026.
         UserDataKey::St => {
             let s = letters_only(&nfc);
-            if !s.is_empty() && (s.chars().count() != 2 || !s.is_ascii()) {
-                return Err(NormalizeError::Invalid {
-                    key,
-                    why: "use the 2-letter state or province code",
-                });
+            match crate::conversion::geo::us_state_code(&s) {
+                Some(code) => code.to_owned(),
+                None => s,
             }
-            s
         }
         UserDataKey::Zp => normalize_zip(&nfc),
+        // The ISO 3166-1 alpha-2 code, given as the code or the country's name (the page's
+        // example: `United States` → `us`).
         UserDataKey::Country => {
             let s = letters_only(&nfc);
-            if !s.is_empty() && (s.len() != 2 || !s.is_ascii()) {
-                return Err(NormalizeError::Invalid {
-                    key,
-                    why: "use the ISO 3166-1 alpha-2 country code",
-                });
+            if s.is_empty() {
+                s
+            } else {
+                crate::conversion::geo::country_code(&s)
+                    .ok_or(NormalizeError::Invalid {
+                        key,
+                        why: "use the ISO 3166-1 alpha-2 country code (or the country's English name)",
+                    })?
+                    .to_owned()
             }
-            s
         }
         UserDataKey::Db => normalize_date_of_birth(&nfc)?,
         UserDataKey::Ge => match nfc.to_lowercase().chars().next() {
@@ -357,6 +362,80 @@ mod tests {
             hash(UserDataKey::Fn, "Mary").as_deref(),
             Ok("6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec")
         );
+        // The rest of the page's hashed examples (Customer Information Parameters, Jan 9 2026).
+        let vectors = [
+            (
+                UserDataKey::Fn,
+                "정",
+                "8fa8cd9c440be61d0151429310034083132b35975c4bea67fdd74158eb51db14",
+            ),
+            (
+                UserDataKey::Fn,
+                "Valéry",
+                "08e1996b5dd49e62a4b4c010d44e4345592a863bb9f8e3976219bac29417149c",
+            ),
+            (
+                UserDataKey::Db,
+                "2/16/1997",
+                "01acdbf6ec7b4f478a225f1a246e5d6767eeab1a7ffa17f025265b5b94f40f0c",
+            ),
+            (
+                UserDataKey::Country,
+                "United States",
+                "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621",
+            ),
+        ];
+        for (key, input, want) in vectors {
+            assert_eq!(hash(key, input).as_deref(), Ok(want), "{key} {input:?}");
+        }
+    }
+
+    /// Every example of Meta's Customer Information Parameters page (Jan 9 2026) that gives an
+    /// input or a normalised form, plus the non-US states the page describes in words.
+    #[test]
+    fn the_page_s_examples_and_states_outside_the_us() {
+        let cases = [
+            // st: "Use the 2-character ANSI abbreviation code in lowercase. Normalize states
+            // outside the U.S. in lowercase with no punctuation, no special characters, and
+            // no spaces."
+            (UserDataKey::St, "AZ", "az"),
+            (UserDataKey::St, "ca", "ca"),
+            (UserDataKey::St, "California", "ca"),
+            (UserDataKey::St, "New South Wales", "newsouthwales"),
+            (UserDataKey::St, "Île-de-France", "îledefrance"),
+            (UserDataKey::St, "Nuevo León", "nuevoleón"),
+            (UserDataKey::St, "N.S.W.", "nsw"),
+            // ct: lowercase, no punctuation, no special characters, no spaces.
+            (UserDataKey::Ct, "Paris", "paris"),
+            (UserDataKey::Ct, "London", "london"),
+            (UserDataKey::Ct, "New York", "newyork"),
+            (UserDataKey::Ct, "São Paulo", "sãopaulo"),
+            // zp: lowercase, no spaces, no dash; US first 5 digits; UK area, district, sector.
+            (UserDataKey::Zp, "94035", "94035"),
+            (UserDataKey::Zp, "1987", "1987"),
+            (UserDataKey::Zp, "75018", "75018"),
+            (UserDataKey::Zp, "M1 1AE", "m11ae"),
+            // country: ISO 3166-1 alpha-2, lowercase.
+            (UserDataKey::Country, "United States", "us"),
+            (UserDataKey::Country, "FR", "fr"),
+            (UserDataKey::Country, "united kingdom", "gb"),
+            // db: YYYYMMDD from a range of formats.
+            (UserDataKey::Db, "2/16/1997", "19970216"),
+            // ge: the initial, lowercase.
+            (UserDataKey::Ge, "f", "f"),
+            (UserDataKey::Ge, "M", "m"),
+        ];
+        for (key, input, want) in cases {
+            assert_eq!(
+                normalize(key, input).as_deref(),
+                Ok(want),
+                "{key} {input:?}"
+            );
+        }
+        assert_eq!(
+            hash(UserDataKey::St, "New South Wales").as_deref(),
+            Ok(sha256_hex(b"newsouthwales").as_str())
+        );
     }
 
     #[test]
@@ -422,7 +501,8 @@ mod tests {
             assert!(hash(UserDataKey::Em, bad).is_err(), "{bad}");
         }
         assert!(hash(UserDataKey::Ph, "12345").is_err());
-        assert!(hash(UserDataKey::Country, "United States").is_err());
+        assert!(hash(UserDataKey::Country, "Atlantis").is_err());
+        assert!(hash(UserDataKey::Country, "zz").is_err());
         assert!(hash(UserDataKey::Db, "1997-13-01").is_err());
         // Found by the property test: combining marks brought together by dropping a space.
         let once = normalize(UserDataKey::Fn, "\u{1abf} \u{16ff0}").expect("letters");

@@ -3,6 +3,7 @@
 //! is a value.
 
 pub mod clicks;
+pub mod geo;
 pub mod hashing;
 pub mod mapping;
 pub mod money;
