@@ -503,7 +503,7 @@ fn a_tiktok_chat_prints_one_tiktok_line_and_meta_s_lines_stay_as_they_were() {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["body", "destination", "event_source_id"]);
-        assert_eq!(tiktok[0]["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+        assert_eq!(tiktok[0]["event_source_id"], "OFFLINE7X2K9Q1EXAMPLE");
         let events = tiktok[0]["body"]["data"].as_array().unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["event"], "Purchase");

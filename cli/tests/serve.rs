@@ -425,7 +425,7 @@ fn serve_sends_a_tiktok_chat_s_conversions_to_tiktok_with_a_tiktok_token() {
     let (line, token, body) = &received[0];
     assert_eq!(line, "POST /open_api/v1.3/event/track/ HTTP/1.1");
     assert_eq!(token, "tiktok-serve-test-token");
-    assert_eq!(body["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+    assert_eq!(body["event_source_id"], "OFFLINE7X2K9Q1EXAMPLE");
     assert_eq!(body["data"][0]["event"], "Purchase");
     // Nothing of the TikTok user's reached the Meta dry run.
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());

@@ -159,6 +159,10 @@ struct RawEvent {
     custom_data: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     user_data: Option<BTreeMap<String, Value>>,
+    /// The TikTok lead the event concerns (TikTok Lead Generation): only events that carry one
+    /// can go to a TikTok CRM event set.
+    #[serde(default)]
+    tiktok_lead_id: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -269,6 +273,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
         return Err("event_time is older than 7 days: Meta refuses it".into());
     }
     let (channel, user, scoped_account) = user_ref(&raw.user)?;
+    let tiktok_lead_id = tiktok_lead_id(raw.tiktok_lead_id)?;
     let custom_data = match raw.custom_data {
         Some(map) => Some(custom_data(map)?),
         None => None,
@@ -326,8 +331,33 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
             idempotency_key: key.to_owned(),
             custom_data,
             user_data: hashed,
+            tiktok_lead_id,
         },
     })
+}
+
+/// A TikTok lead id: 1 to 64 letters, digits, `-` or `_`, given as a string (TikTok's numeric
+/// ids are longer than a JSON number keeps exactly).
+fn tiktok_lead_id(value: Option<Value>) -> Result<Option<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) => {
+            let id = id.trim();
+            let valid = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if valid {
+                Ok(Some(id.to_owned()))
+            } else {
+                Err("tiktok_lead_id must be 1 to 64 letters, digits, - or _".into())
+            }
+        }
+        Some(_) => Err(
+            "tiktok_lead_id must be a string (TikTok's lead ids are too long for a JSON number)"
+                .into(),
+        ),
+    }
 }
 
 fn trimmed(value: Option<&String>) -> Option<String> {
@@ -597,6 +627,53 @@ mod tests {
     fn purchase(custom_data: serde_json::Value) -> serde_json::Value {
         serde_json::json!({"event_name": "Purchase", "idempotency_key": "k",
             "user": {"wa_id": "16505551234"}, "custom_data": custom_data})
+    }
+
+    #[test]
+    fn states_outside_the_us_are_hashed_by_name_not_refused() {
+        let mut event = purchase(serde_json::json!({"value": 1.0, "currency": "AUD"}));
+        event["user_data"] =
+            serde_json::json!({"st": "New South Wales", "country": "Australia", "ct": "Sydney"});
+        let body = serde_json::to_vec(&serde_json::json!({ "events": [event] })).unwrap();
+        let signals = parse(&body, NOW).unwrap();
+        let SignalEvent::Business { user_data, .. } = &signals[0].event else {
+            panic!("a business event");
+        };
+        let sha = |v: &str| vec![crate::conversion::hashing::sha256_hex(v.as_bytes())];
+        assert_eq!(user_data["st"], sha("newsouthwales"));
+        assert_eq!(user_data["country"], sha("au"));
+        assert_eq!(user_data["ct"], sha("sydney"));
+    }
+
+    #[test]
+    fn a_tiktok_lead_id_is_kept_as_given_or_refused_by_name() {
+        let lead = |id: serde_json::Value| {
+            let mut event = purchase(serde_json::json!({"value": 1.0, "currency": "USD"}));
+            event["tiktok_lead_id"] = id;
+            event
+        };
+        let body = serde_json::to_vec(
+            &serde_json::json!({"events": [lead(" 7301234567890123456 ".into())]}),
+        )
+        .unwrap();
+        let signals = parse(&body, NOW).unwrap();
+        let SignalEvent::Business { tiktok_lead_id, .. } = &signals[0].event else {
+            panic!("a business event");
+        };
+        assert_eq!(tiktok_lead_id.as_deref(), Some("7301234567890123456"));
+        for (bad, want) in [
+            (
+                serde_json::json!(7301234567890123456u64),
+                "must be a string",
+            ),
+            (serde_json::json!(""), "1 to 64 letters"),
+            (serde_json::json!("a b"), "1 to 64 letters"),
+            (serde_json::json!("x".repeat(65)), "1 to 64 letters"),
+        ] {
+            let reason = item_error(lead(bad.clone()));
+            assert!(reason.starts_with("tiktok_lead_id"), "{bad}: {reason}");
+            assert!(reason.contains(want), "{bad}: {reason}");
+        }
     }
 
     #[test]

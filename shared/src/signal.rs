@@ -232,6 +232,10 @@ pub enum SignalEvent {
         /// Hashed user data by key.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         user_data: std::collections::BTreeMap<String, Vec<String>>,
+        /// The TikTok lead the event concerns, when the CRM knows it (left out otherwise, so
+        /// signals read as before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tiktok_lead_id: Option<String>,
     },
     /// Any other message type (media, location, reaction, unknown), kept for its referral.
     Other {

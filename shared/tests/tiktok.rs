@@ -37,7 +37,7 @@ fn config(extra_rules: &str) -> Config {
 [[accounts]]
 waba_id = "102290129340398"
 dataset_id = "1234567890123456"
-tiktok = {{ event_source_id = "CRM7X2K9Q1EXAMPLE", first_message_pattern = "(?i)saw your ad on tiktok", token = "shop", test_event_code = "TT123" }}
+tiktok = {{ event_source_id = "OFFLINE7X2K9Q1EXAMPLE", first_message_pattern = "(?i)saw your ad on tiktok", token = "shop", test_event_code = "TT123" }}
 
 [[rules]]
 name = "order-purchase"
@@ -117,8 +117,9 @@ async fn a_tiktok_chat_s_order_goes_to_tiktok_hashed_as_tiktok_hashes() {
     };
     let line = OutboundRequest::TikTok(request.clone()).line();
     assert_eq!(line["destination"], "tiktok");
-    assert_eq!(line["event_source_id"], "CRM7X2K9Q1EXAMPLE");
-    assert_eq!(line["body"]["event_source"], "crm");
+    assert_eq!(line["event_source_id"], "OFFLINE7X2K9Q1EXAMPLE");
+    assert_eq!(line["body"]["event_source"], "offline");
+    assert!(line["body"]["data"][0].get("lead").is_none());
     assert_eq!(line["body"]["test_event_code"], "TT123");
     let text = line.to_string();
     for clear in ["447700900123", "Priya", "Leeds", "GB.2039"] {
@@ -200,7 +201,7 @@ async fn event_ids_are_deterministic_and_scoped_by_event_set() {
     let a = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
     let b = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW + 60).await;
     assert_eq!(ids(&a), ids(&b), "a redelivery maps to the same id");
-    let other = Config::from_toml(&toml_with_event_set("CRM7X2K9Q1OTHER")).unwrap();
+    let other = Config::from_toml(&toml_with_event_set("OFFLINE7X2K9Q1OTHER")).unwrap();
     let c = run(&other, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
     assert_ne!(ids(&a), ids(&c));
 }
@@ -289,7 +290,7 @@ custom_data = {{ from_order = true }}
         );
         Config::from_toml(&text).err().map(|e| e.to_string())
     };
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 10] = [
         (
             r#"{ event_source_id = "C1", first_message_pattern = "(unclosed" }"#,
             "",
@@ -318,12 +319,27 @@ custom_data = {{ from_order = true }}
         (
             r#"{ event_source_id = "C1", first_message_pattern = "tiktok", event_source = "web" }"#,
             "",
-            "tiktok.event_source: \"web\" is not crm or offline",
+            "tiktok.event_source: \"web\" is not offline or crm",
         ),
         (
             r#"{ event_source_id = "C1", first_message_pattern = "tiktok" }"#,
             r#"tiktok_event = "Complete Payment""#,
-            "tiktok_event \"Complete Payment\" must be a TikTok event code",
+            "tiktok_event \"Complete Payment\" is not a standard event an offline event set takes",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok" }"#,
+            r#"tiktok_event = "CompletePayment""#,
+            "tiktok_event \"CompletePayment\" is not a standard event an offline event set takes",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok" }"#,
+            r#"tiktok_event = "ApplicationApproval""#,
+            "is not a standard event an offline event set takes",
+        ),
+        (
+            r#"{ event_source_id = "C1", first_message_pattern = "tiktok", event_source = "crm" }"#,
+            r#"tiktok_event = "Checkout""#,
+            "tiktok_event \"Checkout\" is not a custom event name a CRM event set takes",
         ),
     ];
     for (tiktok, rule_extra, want) in cases {
@@ -350,5 +366,232 @@ fn the_examples_configuration_has_a_tiktok_event_set() {
         .filter_map(|a| a.tiktok.as_ref())
         .map(|t| json!(t.event_source_id))
         .collect();
-    assert_eq!(tiktok, [json!("CRM7X2K9Q1EXAMPLE")]);
+    assert_eq!(tiktok, [json!("OFFLINE7X2K9Q1EXAMPLE")]);
+}
+
+/// Configuration with an account whose TikTok event set is `source`, and `rules`.
+fn config_with(source: &str, rules: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+[[accounts]]
+waba_id = "102290129340398"
+dataset_id = "1234567890123456"
+tiktok = {{ event_source_id = "ES7X2K9Q1", first_message_pattern = "(?i)saw your ad on tiktok", event_source = "{source}" }}
+{rules}
+"#
+    ))
+    .expect("valid config")
+}
+
+const ORDER_RULE: &str = r#"
+[[rules]]
+name = "order-purchase"
+event = "Purchase"
+trigger = { kind = "message_type", message_type = "order" }
+custom_data = { from_order = true }
+dedup = "order"
+"#;
+
+fn skips(outcomes: &[Outcome]) -> Vec<SkipReason> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Skipped { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tiktok_events(outcomes: &[Outcome]) -> Vec<&wacapi_shared::tiktok::events::Event> {
+    events(outcomes)
+        .into_iter()
+        .filter_map(|e| e.event.tiktok())
+        .collect()
+}
+
+/// A business event body of the TikTok chat's user (its phone number), `extra` merged in.
+fn business(now: i64, extra: Value) -> Vec<Signal> {
+    let mut event = json!({"event_name": "Purchase", "idempotency_key": "deal-1",
+        "user": {"wa_id": "447700900123"}, "waba_id": "102290129340398",
+        "custom_data": {"value": 99.0, "currency": "GBP"},
+        "user_data": {"em": "Priya@Example.com", "external_id": "crm-77"}});
+    if let (Some(e), Value::Object(more)) = (event.as_object_mut(), extra) {
+        e.extend(more);
+    }
+    let body = json!({ "events": [event] }).to_string();
+    wacapi_shared::business::parse(body.as_bytes(), now).expect("valid events")
+}
+
+#[tokio::test]
+async fn an_offline_event_set_gets_standard_events_with_email_and_phone_only() {
+    let config = config_with(
+        "offline",
+        &format!(
+            "{ORDER_RULE}
+[[rules]]
+name = \"asked-delivery\"
+event = \"OrderShipped\"
+trigger = {{ kind = \"text\", pattern = \"deliver\" }}
+
+[[rules]]
+name = \"lead\"
+event = \"LeadSubmitted\"
+trigger = {{ kind = \"text\", pattern = \"deliver\" }}
+"
+        ),
+    );
+    let store = MemoryClickStore::new();
+    let outcomes = run(&config, &store, &tiktok_chat(), NOW).await;
+    let names: Vec<&str> = tiktok_events(&outcomes)
+        .iter()
+        .map(|e| e.event.as_str())
+        .collect();
+    assert_eq!(names, ["Lead", "Purchase"], "{outcomes:?}");
+    assert_eq!(skips(&outcomes), [SkipReason::TikTokNotStandardEvent]);
+
+    // A CRM-reported event with an external id: offline event sets take email and phone only.
+    let outcomes = run(&config, &store, &business(NOW, json!({})), NOW).await;
+    let [event] = tiktok_events(&outcomes)[..] else {
+        panic!("one TikTok event: {outcomes:?}");
+    };
+    assert!(event.user.external_id.is_none());
+    assert_eq!(
+        event.user.email.as_deref(),
+        Some(sha256_hex(b"priya@example.com").as_str())
+    );
+    assert!(event.lead.is_none());
+    let request = batch_requests(events(&outcomes).into_iter().cloned());
+    let line = request[0].line();
+    assert_eq!(line["body"]["event_source"], "offline");
+    assert!(line["body"]["data"][0]["user"].get("external_id").is_none());
+}
+
+#[tokio::test]
+async fn currencies_tiktok_does_not_list_are_skipped_by_name() {
+    let config = config_with("offline", ORDER_RULE);
+    let mut chat = tiktok_chat();
+    if let wacapi_shared::signal::SignalEvent::Order { items, .. } = &mut chat[1].event {
+        items[0].currency = Some("XOF".into());
+    }
+    let outcomes = run(&config, &MemoryClickStore::new(), &chat, NOW).await;
+    assert!(tiktok_events(&outcomes).is_empty());
+    assert_eq!(
+        skips(&outcomes),
+        [SkipReason::NoRule, SkipReason::TikTokCurrencyNotSupported],
+        "the touch matches no rule; the order is skipped by name"
+    );
+    assert_eq!(
+        SkipReason::TikTokCurrencyNotSupported.label(),
+        "tiktok_currency_not_supported"
+    );
+}
+
+#[tokio::test]
+async fn a_crm_event_set_gets_only_events_that_name_a_tiktok_lead() {
+    let config = config_with("crm", ORDER_RULE);
+    let store = MemoryClickStore::new();
+    // A chat's order carries no TikTok lead id.
+    let outcomes = run(&config, &store, &tiktok_chat(), NOW).await;
+    assert!(tiktok_events(&outcomes).is_empty());
+    assert_eq!(
+        skips(&outcomes),
+        [SkipReason::NoRule, SkipReason::TikTokNoLeadId]
+    );
+    // Nor does a CRM event without tiktok_lead_id.
+    let outcomes = run(&config, &store, &business(NOW, json!({})), NOW).await;
+    assert_eq!(skips(&outcomes), [SkipReason::TikTokNoLeadId]);
+    // One with it: the lead, wacapi's name as a custom event, and the external id.
+    let outcomes = run(
+        &config,
+        &store,
+        &business(
+            NOW,
+            json!({"idempotency_key": "deal-2", "event_name": "QualifiedLead",
+                   "tiktok_lead_id": "7301234567890123456"}),
+        ),
+        NOW,
+    )
+    .await;
+    let [event] = tiktok_events(&outcomes)[..] else {
+        panic!("one TikTok event: {outcomes:?}");
+    };
+    assert_eq!(event.event, "QualifiedLead");
+    assert_eq!(
+        serde_json::to_value(&event.lead).unwrap(),
+        json!({"lead_id": "7301234567890123456"})
+    );
+    assert_eq!(
+        event.user.external_id.as_deref(),
+        Some(sha256_hex(b"crm-77").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_tiktok_lead_id_is_a_tiktok_touch_when_wacapi_saw_none() {
+    let config = config_with("crm", ORDER_RULE);
+    // No chat at all: the lead id alone says TikTok brought the user.
+    let outcomes = run(
+        &config,
+        &MemoryClickStore::new(),
+        &business(NOW, json!({"tiktok_lead_id": "7301234567890123456"})),
+        NOW,
+    )
+    .await;
+    assert_eq!(tiktok_events(&outcomes).len(), 1, "{outcomes:?}");
+    // A Meta click wacapi saw comes first.
+    let store = MemoryClickStore::new();
+    let mut meta_click = signals("examples/webhooks/01-text-from-ctwa-ad.json").remove(0);
+    meta_click.user = tiktok_chat()[1].user.clone();
+    meta_click.timestamp = NOW - 600;
+    run(&config, &store, &[meta_click], NOW).await;
+    let outcomes = run(
+        &config,
+        &store,
+        &business(NOW, json!({"tiktok_lead_id": "7301234567890123456"})),
+        NOW,
+    )
+    .await;
+    assert_eq!(events(&outcomes)[0].event.destination(), Destination::Meta);
+}
+
+#[test]
+fn check_config_warns_of_what_a_tiktok_event_set_will_not_get() {
+    let shipped = r#"
+[[rules]]
+name = "shipped"
+event = "OrderShipped"
+trigger = { kind = "button_reply", id = "track" }
+
+[[rules]]
+name = "fixed-price"
+event = "Purchase"
+trigger = { kind = "button_reply", id = "buy" }
+custom_data = { value = 10.0, currency = "XOF" }
+"#;
+    let warnings = config_with("offline", shipped).warnings;
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("rule \"shipped\": OrderShipped has no TikTok standard event")
+            && w.contains("tiktok_not_standard_event")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("rule \"fixed-price\": TikTok does not list the currency XOF")
+            && w.contains("tiktok_currency_not_supported")),
+        "{warnings:#?}"
+    );
+    let warnings = config_with("crm", shipped).warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("CRM event set takes only events that carry a TikTok lead id")),
+        "{warnings:#?}"
+    );
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("has no TikTok standard event")),
+        "CRM event sets take custom names: {warnings:#?}"
+    );
 }

@@ -15,3 +15,4 @@ mod provider_schema;
 mod report_aws;
 mod store_aws;
 mod tiktok_aws;
+mod tiktok_contract;

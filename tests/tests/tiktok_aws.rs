@@ -86,8 +86,8 @@ async fn a_tiktok_chat_reaches_tiktok_only_and_a_meta_chat_meta_only() {
     );
     assert_eq!(event["properties"]["value"], 42.5);
     assert_eq!(event["properties"]["currency"], "GBP");
-    assert_eq!(request["event_source"], "crm");
-    assert_eq!(request["event_source_id"], "CRM7X2K9Q1EXAMPLE");
+    assert_eq!(request["event_source"], "offline");
+    assert_eq!(request["event_source_id"], "OFFLINE7X2K9Q1EXAMPLE");
     let mut stable = request.clone();
     stable["data"][0]["event_time"] =
         json!(event["event_time"].as_i64().unwrap() - now + SAMPLE_NOW);
@@ -229,5 +229,116 @@ async fn a_refused_token_keeps_the_record_and_alarms() {
     let t = total(&stack.pump(5).await);
     assert_eq!(t.sent, 1);
     assert_eq!(stack.tiktok.accepted_events().len(), 1);
+    assert_clean(&stack);
+}
+
+/// The example configuration with its TikTok event set turned into a CRM event set.
+fn crm_rules() -> String {
+    wacapi_tests::stack::example_rules().replace(
+        "first_message_pattern = \"(?i)saw your ad on tiktok\" }",
+        "first_message_pattern = \"(?i)saw your ad on tiktok\", event_source = \"crm\" }",
+    )
+}
+
+#[tokio::test]
+async fn a_crm_event_set_receives_only_crm_events_naming_a_tiktok_lead() {
+    let rules = crm_rules();
+    assert!(rules.contains("event_source = \"crm\""));
+    let stack = Stack::new(StackOptions {
+        rules: Some(rules),
+        ..StackOptions::default()
+    })
+    .await;
+    let now = unix_now();
+    // The chat's order carries no TikTok lead id: skipped by name, nothing sent.
+    post_tiktok_chat(&stack, now).await;
+    // The CRM qualifies the lead, with and without TikTok's lead id.
+    let event = |key: &str, lead: Option<&str>| {
+        let mut e = json!({"event_name": "QualifiedLead", "idempotency_key": key,
+            "user": {"wa_id": "447700900123"}, "waba_id": "102290129340398",
+            "user_data": {"external_id": "crm-4471"}});
+        if let Some(lead) = lead {
+            e["tiktok_lead_id"] = json!(lead);
+        }
+        e
+    };
+    let (status, _) = stack
+        .post_events(
+            &json!({"events": [event("q-1", Some("7301234567890123456")), event("q-2", None)]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let invocations = stack.pump(5).await;
+    let t = total(&invocations);
+    assert_eq!((t.sent, t.failed, t.dead_lettered), (1, 0, 0), "{t:?}");
+
+    let events = stack.tiktok.accepted_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "QualifiedLead");
+    assert_eq!(events[0]["lead"], json!({"lead_id": "7301234567890123456"}));
+    assert_eq!(
+        events[0]["user"]["external_id"],
+        json!(sha256_hex(b"crm-4471"))
+    );
+    assert_eq!(stack.tiktok.received()[0].body["event_source"], "crm");
+    let m = metrics(invocations);
+    assert_eq!(
+        m.total_by(metric_names::EVENTS_SKIPPED, "Reason", "tiktok_no_lead_id"),
+        2.0,
+        "the chat's order and the CRM event without a lead id"
+    );
+    assert!(stack.graph.accepted_events().is_empty());
+    assert_clean(&stack);
+}
+
+#[tokio::test]
+async fn an_offline_event_set_is_sent_no_custom_event_and_no_unlisted_currency() {
+    let rules = format!(
+        "{}\n[[rules]]\nname = \"asked-shipping\"\nevent = \"OrderShipped\"\ntrigger = {{ kind = \"text\", pattern = \"shipping\" }}\n",
+        wacapi_tests::stack::example_rules()
+    );
+    let stack = Stack::new(StackOptions {
+        rules: Some(rules),
+        ..StackOptions::default()
+    })
+    .await;
+    let now = unix_now();
+    post_tiktok_chat(&stack, now).await;
+    // A question about shipping (OrderShipped has no standard counterpart) and an order in a
+    // currency TikTok does not list.
+    let text = String::from_utf8(freshen(&tiktok_sample("order"), now)).unwrap();
+    let order = text.replace("\"GBP\"", "\"XOF\"").replace(
+        "wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0FCMTIzNDU2Nzg5MEFCQ0RFRjEA",
+        "wamid.order-in-xof",
+    );
+    assert_eq!(stack.post(order.as_bytes()).await, (200, 1));
+    let question =
+        String::from_utf8(freshen(&tiktok_sample("first-message-from-tiktok-ad"), now)).unwrap();
+    let body: Value = serde_json::from_str(&question).unwrap();
+    let said = body["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let question = question
+        .replace(&said, "what does shipping cost?")
+        .replace("wamid.", "wamid.q");
+    assert_eq!(stack.post(question.as_bytes()).await, (200, 1));
+
+    let invocations = stack.pump(5).await;
+    let m = metrics(invocations);
+    let names: Vec<Value> = stack
+        .tiktok
+        .accepted_events()
+        .iter()
+        .map(|e| e["event"].clone())
+        .collect();
+    assert_eq!(names, [json!("Purchase")], "the GBP order only");
+    for reason in ["tiktok_not_standard_event", "tiktok_currency_not_supported"] {
+        assert_eq!(
+            m.total_by(metric_names::EVENTS_SKIPPED, "Reason", reason),
+            1.0,
+            "{reason}"
+        );
+    }
     assert_clean(&stack);
 }

@@ -46,9 +46,18 @@ pub enum SkipReason {
     Duplicate,
     /// The user's latest ad touch is TikTok's, and the account has no TikTok event set.
     NoDestination,
-    /// The destination has no identity of the user to match (TikTok: no phone number, email or
-    /// external id).
+    /// The destination has no identity of the user to match (TikTok: no phone number or email,
+    /// nor an external id where the event set takes one).
     NoIdentity,
+    /// The account's TikTok event set is a CRM event set, which takes only events that carry a
+    /// TikTok lead id, and this one carries none (a chat, or a CRM event without
+    /// `tiktok_lead_id`).
+    TikTokNoLeadId,
+    /// The account's TikTok event set is an offline event set, which takes only standard
+    /// events, and this event has no standard counterpart (OrderShipped, QualifiedLead, ...).
+    TikTokNotStandardEvent,
+    /// The event's currency is not one TikTok lists.
+    TikTokCurrencyNotSupported,
 }
 
 impl SkipReason {
@@ -63,6 +72,9 @@ impl SkipReason {
             Self::Duplicate => "duplicate",
             Self::NoDestination => "no_destination",
             Self::NoIdentity => "no_identity",
+            Self::TikTokNoLeadId => "tiktok_no_lead_id",
+            Self::TikTokNotStandardEvent => "tiktok_not_standard_event",
+            Self::TikTokCurrencyNotSupported => "tiktok_currency_not_supported",
         }
     }
 }
@@ -301,6 +313,31 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
                 && signal.timestamp - c.clicked_at <= config.attribution_window_seconds
         })
         .cloned()
+        .or_else(|| tiktok_lead_touch(config, signal))
+}
+
+/// A CRM event naming a TikTok lead (`tiktok_lead_id`) of a user wacapi saw no ad touch for:
+/// the lead itself says a TikTok ad brought the user (TikTok Lead Generation), so it goes to
+/// the account's TikTok event set. A touch wacapi did see comes first.
+fn tiktok_lead_touch(config: &Config, signal: &Signal) -> Option<Click> {
+    let SignalEvent::Business {
+        tiktok_lead_id: Some(_),
+        ..
+    } = &signal.event
+    else {
+        return None;
+    };
+    config
+        .account(signal.channel, &signal.account_id)?
+        .tiktok
+        .as_ref()?;
+    Some(Click {
+        ctwa_clid: None,
+        ad_id: None,
+        clicked_at: signal.timestamp,
+        channel: signal.channel,
+        destination: Destination::TikTok,
+    })
 }
 
 /// The ad touch a message is itself: a Meta ad's click ([`own_click`]), or a TikTok ad's
@@ -481,6 +518,7 @@ fn map_rule(
                 scope_key: &scope_key,
                 hashed: &hashed,
                 custom_data: custom_data.as_ref(),
+                lead_id: None,
             },
         ) {
             Ok(event) => Outbound::TikTok(event),
@@ -505,32 +543,54 @@ struct TikTokParts<'a> {
     scope_key: &'a str,
     hashed: &'a BTreeMap<String, Vec<String>>,
     custom_data: Option<&'a CustomData>,
+    /// The TikTok lead a CRM event names.
+    lead_id: Option<&'a str>,
 }
 
-/// The TikTok event of a conversion whose user came from a TikTok ad: the account's event set,
-/// the rule's (or the default) TikTok name, an id of the event set and scope, and the user as
-/// TikTok hashes it: the phone number in E.164 form, the email and external id (hashed alike
-/// for both platforms).
+/// The TikTok event of a conversion whose user came from a TikTok ad, as the account's event
+/// set takes it (docs/tiktok-reference.md): a CRM event set only events naming a TikTok lead,
+/// an offline event set only standard events; the rule's (or the default) TikTok name, an id
+/// of the event set and scope, properties only in a currency TikTok lists, and the user as
+/// TikTok hashes it: the phone number in E.164 form and the email, plus the external id where
+/// the event set takes one (CRM).
 fn tiktok_event(
     account: &Account,
     signal: &Signal,
     parts: TikTokParts<'_>,
 ) -> Result<tiktok::Event, SkipReason> {
     let tiktok = account.tiktok.as_ref().ok_or(SkipReason::NoDestination)?;
+    let source = tiktok.event_source;
+    let lead = match source {
+        tiktok::EventSource::Crm => Some(tiktok::Lead {
+            lead_id: parts.lead_id.ok_or(SkipReason::TikTokNoLeadId)?.to_owned(),
+        }),
+        tiktok::EventSource::Offline => None,
+    };
+    let event = parts
+        .override_name
+        .or(tiktok::default_event_name(parts.name, source))
+        .ok_or(SkipReason::TikTokNotStandardEvent)?;
+    if parts
+        .custom_data
+        .and_then(|c| c.currency.as_deref())
+        .is_some_and(|c| !tiktok::is_supported_currency(c))
+    {
+        return Err(SkipReason::TikTokCurrencyNotSupported);
+    }
     let first = |key: &str| parts.hashed.get(key).and_then(|v| v.first()).cloned();
     let user = tiktok::User {
         phone: signal.user.ph_e164.clone(),
         email: first(UserDataKey::Em.as_str()),
-        external_id: first(UserDataKey::ExternalId.as_str()),
+        external_id: source
+            .takes_external_id()
+            .then(|| first(UserDataKey::ExternalId.as_str()))
+            .flatten(),
     };
     if user.is_empty() {
         return Err(SkipReason::NoIdentity);
     }
     Ok(tiktok::Event {
-        event: parts
-            .override_name
-            .unwrap_or(tiktok::default_event_name(parts.name))
-            .to_owned(),
+        event: event.to_owned(),
         event_time: parts.time,
         event_id: event_id(
             &format!("tiktok:{}", tiktok.event_source_id),
@@ -541,6 +601,7 @@ fn tiktok_event(
         properties: parts
             .custom_data
             .and_then(tiktok::Properties::from_custom_data),
+        lead,
         channel: signal.channel,
         source_name: parts.name,
     })
@@ -581,6 +642,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         idempotency_key,
         custom_data,
         user_data,
+        tiktok_lead_id,
     } = &signal.event
     else {
         return Outcome::Skipped {
@@ -640,6 +702,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
                 scope_key: &scope_key,
                 hashed: &hashed,
                 custom_data: custom_data.as_ref(),
+                lead_id: tiktok_lead_id.as_deref(),
             },
         ) {
             Ok(event) => Outbound::TikTok(event),

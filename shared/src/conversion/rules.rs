@@ -613,7 +613,10 @@ impl RawConfig {
         }
 
         errors.extend(personal_custom_data(&rules));
-        let warnings = purchase_on_instagram(&rules, &accounts);
+        let mut warnings = purchase_on_instagram(&rules, &accounts);
+        let tiktok = tiktok_rule_checks(&rules, &accounts);
+        errors.extend(tiktok.errors);
+        warnings.extend(tiktok.warnings);
 
         if errors.is_empty() {
             Ok(Config {
@@ -652,6 +655,110 @@ fn purchase_on_instagram(
             )
         })
         .collect()
+}
+
+/// What the configured TikTok event sets make of the rules.
+#[derive(Default)]
+struct TikTokChecks {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Holds the rules against the TikTok event sets they can send to (docs/tiktok-reference.md):
+/// a rule's `tiktok_event` must be a name every such event set takes (an offline event set a
+/// standard event, a CRM event set a custom name that is not reserved); a rule whose event has
+/// no standard counterpart, or whose currency TikTok does not list, is skipped for users a
+/// TikTok ad brought (warned); a CRM event set never receives a chat's conversions, which carry
+/// no TikTok lead id (warned).
+fn tiktok_rule_checks(
+    rules: &[Rule],
+    accounts: &BTreeMap<(Channel, String), Arc<Account>>,
+) -> TikTokChecks {
+    use crate::tiktok::events::{
+        EventSource, OFFLINE_EVENTS, default_event_name, is_supported_currency, is_valid_event_name,
+    };
+    let mut out = TikTokChecks::default();
+    let tiktok_accounts: Vec<&Account> = accounts
+        .values()
+        .filter(|a| a.tiktok.is_some())
+        .map(Arc::as_ref)
+        .collect();
+    for rule in rules {
+        if let Some(name) = &rule.tiktok_event
+            && tiktok_accounts.is_empty()
+            && !is_valid_event_name(name, EventSource::Offline)
+            && !is_valid_event_name(name, EventSource::Crm)
+        {
+            out.errors.push(format!(
+                "rule {:?}: tiktok_event {name:?} is no TikTok event name: use one of {} (offline event sets), or a custom name of letters, digits and _ (CRM event sets)",
+                rule.name,
+                OFFLINE_EVENTS.join(", ")
+            ));
+        }
+    }
+    for account in tiktok_accounts {
+        let Some(tiktok) = &account.tiktok else {
+            continue;
+        };
+        let source = tiktok.event_source;
+        let label = format!(
+            "account {} {:?} (TikTok {} event set)",
+            account.channel.account_noun(),
+            account.account_id,
+            source.as_str()
+        );
+        let rules_here = || {
+            rules
+                .iter()
+                .filter(|r| r.applies_to(account.channel) && r.trigger.can_fire_on(account.channel))
+        };
+        if source == EventSource::Crm && rules_here().next().is_some() {
+            out.warnings.push(format!(
+                "{label}: a CRM event set takes only events that carry a TikTok lead id; conversions in chats carry none and are skipped (tiktok_no_lead_id), so only POST /events items with tiktok_lead_id reach it. Use event_source = \"offline\" for chats a TikTok ad opened"
+            ));
+        }
+        for rule in rules_here() {
+            match &rule.tiktok_event {
+                Some(name) if !is_valid_event_name(name, source) => {
+                    out.errors.push(match source {
+                        EventSource::Offline => format!(
+                            "rule {:?}: tiktok_event {name:?} is not a standard event an offline event set takes ({label}); use one of {}",
+                            rule.name,
+                            OFFLINE_EVENTS.join(", ")
+                        ),
+                        EventSource::Crm => format!(
+                            "rule {:?}: tiktok_event {name:?} is not a custom event name a CRM event set takes ({label}): letters, digits and _, at most 50, not a reserved name",
+                            rule.name
+                        ),
+                    });
+                }
+                Some(_) => {}
+                // Automatic events name Meta's click: they never go to TikTok.
+                None => {
+                    if let Some(name) = rule.event
+                        && default_event_name(name, source).is_none()
+                    {
+                        out.warnings.push(format!(
+                            "rule {:?}: {} has no TikTok standard event; for users a TikTok ad brought to {label} it is skipped (tiktok_not_standard_event). Set tiktok_event to one of {} if one fits",
+                            rule.name,
+                            name.as_str(),
+                            OFFLINE_EVENTS.join(", ")
+                        ));
+                    }
+                }
+            }
+            if let Some(currency) = &rule.custom_data.currency
+                && !is_supported_currency(currency)
+            {
+                out.warnings.push(format!(
+                    "rule {:?}: TikTok does not list the currency {currency}; for users a TikTok ad brought to {label} the event is skipped (tiktok_currency_not_supported)",
+                    rule.name
+                ));
+            }
+        }
+    }
+    out.warnings.dedup();
+    out
 }
 
 /// `custom_data` is sent to Meta in clear: a Flow field that any rule hashes into `user_data`,
@@ -815,15 +922,9 @@ impl RawRule {
                 Some(parsed)
             }
         };
+        // Whether the name suits the accounts' event sets is checked with the accounts
+        // (tiktok_rule_checks).
         let tiktok_event = self.tiktok_event.map(|name| name.trim().to_owned());
-        if let Some(name) = &tiktok_event
-            && !crate::tiktok::events::is_valid_event_name(name)
-        {
-            errors.push(format!(
-                "{label}: tiktok_event {name:?} must be a TikTok event code (letters, digits and _, at most 50 characters), e.g. one of {}",
-                crate::tiktok::events::STANDARD_EVENTS.join(", ")
-            ));
-        }
         let dedup = self.dedup.unwrap_or_default();
         if dedup == DedupScope::Order && !is_order {
             errors.push(format!(

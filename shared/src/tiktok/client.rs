@@ -4,10 +4,14 @@
 //! The access token travels only in the `Access-Token` header. TikTok answers HTTP 200 with a
 //! `code` (0 is success) and a `message` and `request_id`; errors are mapped onto
 //! [`GraphError`] (with `destination = tiktok`) so retries, isolation and dead-letter moves
-//! are the dispatcher's one code path. Codes (TikTok API for Business › Return codes; the
-//! integrators' tables agree): 40100 too many requests; 40001 no permission; 40102–40105
-//! access token expired, empty or invalid; 40002 and the other 4xxxx invalid parameters;
-//! 5xxxx TikTok-side errors.
+//! are the dispatcher's one code path. Codes: TikTok's Business API SDK,
+//! `tiktok_code.py` (`NumericErrorCodes`), the public copy of TikTok's return-code table:
+//! 20001 partial success; 40001 no permission; 40002 and the other 4xxxx invalid parameters
+//! (40061 batch size, 40062 personal data not hashed); 40100 too many requests; 40102–40105
+//! access token expired, empty or invalid; 40700 validation service error; 41000 blocked;
+//! 5xxxx TikTok-side errors; 60001 maintenance. TikTok deduplicates on the event set,
+//! `event_id` and `event` ("Report App, Web, Offline, or CRM Events", `event_id`), so sending
+//! a request again after a partial or unknown outcome cannot count an event twice.
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,10 +45,15 @@ pub struct TikTokSuccess {
 pub fn classify(code: Option<i64>, status: Option<u16>) -> ErrorClass {
     match code {
         Some(40100) => ErrorClass::Throttled,
+        Some(41000) => ErrorClass::Blocked,
         Some(40102..=40105) => ErrorClass::Auth,
         Some(40001) => ErrorClass::Permission,
+        // A validation service error, not a verdict on the events (retried by integrators).
+        Some(40700) => ErrorClass::Transient,
         Some(40000..=49999) => ErrorClass::InvalidEvent,
-        Some(50000..=59999) => ErrorClass::Transient,
+        // Partial success names no events: the whole request again is safe (TikTok dedups).
+        Some(20001) => ErrorClass::Transient,
+        Some(50000..=59999 | 60001) => ErrorClass::Transient,
         _ => match status {
             Some(429) => ErrorClass::Throttled,
             Some(401 | 403) => ErrorClass::Auth,
@@ -291,6 +300,20 @@ mod tests {
             read_answer(503, b"<html>").unwrap_err().class(),
             ErrorClass::Transient
         );
+        for (code, want) in [
+            (20001, ErrorClass::Transient),
+            (40061, ErrorClass::InvalidEvent),
+            (40062, ErrorClass::InvalidEvent),
+            (40700, ErrorClass::Transient),
+            (41000, ErrorClass::Blocked),
+            (60001, ErrorClass::Transient),
+        ] {
+            assert_eq!(
+                class(&format!(r#"{{"code":{code},"message":"m"}}"#)),
+                want,
+                "{code}"
+            );
+        }
         let err = read_answer(
             200,
             br#"{"code":40002,"message":"event_time invalid","request_id":"r2"}"#,

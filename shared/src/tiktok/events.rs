@@ -1,11 +1,19 @@
 //! TikTok Events API 2.0 requests: `POST /open_api/v1.3/event/track/` with `event_source`,
 //! `event_source_id`, optional `test_event_code`, and `data[]` events of `event`,
 //! `event_time` (unix seconds), `event_id`, `user` (SHA-256 of the email, of the phone number
-//! in E.164 form with its `+`, of the external id) and `properties` (`value`, `currency`,
-//! `content_type`, `contents`). Sources: TikTok API for Business › Events API 2.0 (event/track
-//! parameters); TikTok Ads Manager help, "About supported standard events", Sep 2025; "How to
-//! postback signals through Events API" (CRM event sets: `event_source = crm`), Mar 2025.
-//! docs/tiktok-reference.md holds the table and what is uncertain.
+//! in E.164 form with its `+`, of the external id), `properties` (`value`, `currency`,
+//! `content_type`, `contents`, `order_id`) and, for CRM event sets, `lead`.
+//!
+//! What each event source takes (TikTok API for Business, Events API 2.0, "Report App, Web,
+//! Offline, or CRM Events", doc 1771101303285761; "How to Adopt TikTok's Updated Standard
+//! Events", May 2025; "Supported events for offline event sets", May 2025):
+//! - `offline`: conversions that happened off TikTok, matched by hashed email and phone;
+//!   **standard events only**; `user.external_id` is "for web and CRM events only".
+//! - `crm`: lead events of a CRM event set; **`lead.lead_id` (a TikTok lead id) is required**;
+//!   custom event names (mapped to standard events in Events Manager).
+//! - `properties.currency`: only the currencies TikTok lists.
+//!
+//! docs/tiktok-reference.md holds the tables, the sources and what is uncertain.
 
 use serde::Serialize;
 
@@ -15,7 +23,10 @@ use crate::meta::capi::{CustomData, EventName};
 /// At most this many events per request (a larger request is refused whole).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
-/// TikTok's standard event codes (Sep 2025), and the earlier names TikTok still accepts.
+/// TikTok's current standard event codes ("About supported standard events", May 2025 list;
+/// `Lead` replaced `SubmitForm` and `Purchase` replaced `CompletePayment` on May 1 2025;
+/// `ClickButton` and `PlaceAnOrder` are soft-deprecated and sunset in 2027, so wacapi never
+/// sends any of those four).
 pub const STANDARD_EVENTS: &[&str] = &[
     "AddPaymentInfo",
     "AddToCart",
@@ -28,7 +39,6 @@ pub const STANDARD_EVENTS: &[&str] = &[
     "FindLocation",
     "InitiateCheckout",
     "Lead",
-    "PlaceAnOrder",
     "Purchase",
     "Schedule",
     "Search",
@@ -36,45 +46,110 @@ pub const STANDARD_EVENTS: &[&str] = &[
     "SubmitApplication",
     "Subscribe",
     "ViewContent",
-    // Earlier standard names, still accepted.
-    "ClickButton",
-    "CompletePayment",
-    "SubmitForm",
 ];
 
-/// The TikTok event a business-messaging event is sent as, unless a rule says otherwise
-/// (`tiktok_event`). Events without a standard counterpart keep their name: TikTok takes them
-/// as custom events (reported, not optimised for).
-pub fn default_event_name(name: EventName) -> &'static str {
-    match name {
-        EventName::Purchase => "Purchase",
-        EventName::LeadSubmitted => "SubmitApplication",
-        EventName::QualifiedLead => "ApplicationApproval",
-        EventName::InitiateCheckout => "InitiateCheckout",
-        EventName::AddToCart => "AddToCart",
-        EventName::ViewContent => "ViewContent",
-        EventName::OrderCreated => "PlaceAnOrder",
-        other => other.as_str(),
+/// The standard events TikTok documents for offline event sets ("Supported events for offline
+/// event sets", May 2025, with the May 2025 names): an offline event set takes no other name.
+pub const OFFLINE_EVENTS: &[&str] = &[
+    "AddPaymentInfo",
+    "AddToCart",
+    "AddToWishlist",
+    "CompleteRegistration",
+    "Contact",
+    "Download",
+    "InitiateCheckout",
+    "Lead",
+    "Purchase",
+    "Search",
+    "Subscribe",
+    "ViewContent",
+];
+
+/// Names a custom event may not take: TikTok's reserved events ("About reserved events", Sep
+/// 2025), mapped by TikTok to standard events, and the renamed or sunsetting standard names.
+pub const RESERVED_EVENTS: &[&str] = &[
+    "AddBilling",
+    "Browse",
+    "Checkout",
+    "ClickButton",
+    "ClickForm",
+    "ClickInDownloadPage",
+    "ClickToDownload",
+    "CompletePayment",
+    "Consult",
+    "ConsultByPhone",
+    "PlaceAnOrder",
+    "Registration",
+    "StartCheckout",
+    "SubmitForm",
+    "ViewConsultationPage",
+    "ViewDownloadPage",
+    "ViewForm",
+];
+
+/// The currencies TikTok lists for `properties.currency` ("Report App, Web, Offline, or CRM
+/// Events", `currency`: "List of currencies currently supported"), sorted.
+pub const SUPPORTED_CURRENCIES: &[&str] = &[
+    "AED", "ARS", "AUD", "BDT", "BHD", "BIF", "BOB", "BRL", "CAD", "CHF", "CLP", "CNY", "COP",
+    "CRC", "CZK", "DKK", "DZD", "EGP", "EUR", "GBP", "GTQ", "HKD", "HNL", "HUF", "IDR", "ILS",
+    "INR", "ISK", "JPY", "KES", "KHR", "KRW", "KWD", "KZT", "MAD", "MOP", "MXN", "MYR", "NGN",
+    "NIO", "NOK", "NZD", "OMR", "PEN", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RUB", "SAR",
+    "SEK", "SGD", "THB", "TRY", "TWD", "UAH", "USD", "VES", "VND", "ZAR",
+];
+
+/// Whether TikTok takes `currency` (an ISO 4217 code, upper case).
+pub fn is_supported_currency(currency: &str) -> bool {
+    SUPPORTED_CURRENCIES.binary_search(&currency).is_ok()
+}
+
+/// The TikTok event a business-messaging event is sent as to an event set of `source`, unless
+/// a rule says otherwise (`tiktok_event`); `None` when it has none there.
+///
+/// An offline event set takes standard events only: Purchase, LeadSubmitted (a submitted lead:
+/// `Lead`), InitiateCheckout, AddToCart and ViewContent have a standard counterpart; the others
+/// (QualifiedLead, OrderCreated, OrderShipped, OrderDelivered, OrderCanceled, OrderReturned,
+/// CartAbandoned, RatingProvided, ReviewProvided) do not, and are not sent there. A CRM event
+/// set takes custom events: wacapi's own name, which the advertiser maps to a standard event in
+/// TikTok's Events Manager.
+pub fn default_event_name(name: EventName, source: EventSource) -> Option<&'static str> {
+    match source {
+        EventSource::Crm => Some(name.as_str()),
+        EventSource::Offline => match name {
+            EventName::Purchase => Some("Purchase"),
+            EventName::LeadSubmitted => Some("Lead"),
+            EventName::InitiateCheckout => Some("InitiateCheckout"),
+            EventName::AddToCart => Some("AddToCart"),
+            EventName::ViewContent => Some("ViewContent"),
+            _ => None,
+        },
     }
 }
 
-/// Whether `name` can be sent as a TikTok event: a standard code, or a custom name of letters,
-/// digits and underscores (at most 50 characters, no spaces: TikTok refuses others).
-pub fn is_valid_event_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 50
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+/// Whether an event set of `source` takes `name`: an offline event set one of
+/// [`OFFLINE_EVENTS`]; a CRM event set a custom name of letters, digits and underscores (at most
+/// 50 characters) that is not reserved.
+pub fn is_valid_event_name(name: &str, source: EventSource) -> bool {
+    match source {
+        EventSource::Offline => OFFLINE_EVENTS.contains(&name),
+        EventSource::Crm => {
+            !name.is_empty()
+                && name.len() <= 50
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !RESERVED_EVENTS.contains(&name)
+        }
+    }
 }
 
 /// Where a TikTok event set's events come from (`event_source`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventSource {
-    /// A CRM event set (the default: conversions reported by the business's systems).
+    /// An offline event set (the default): conversions that happened off TikTok, matched by
+    /// hashed phone number and email.
     #[default]
-    Crm,
-    /// An offline event set.
     Offline,
+    /// A CRM event set: lead events of TikTok Lead Generation, each with its TikTok lead id.
+    Crm,
 }
 
 impl EventSource {
@@ -85,6 +160,12 @@ impl EventSource {
             Self::Offline => "offline",
         }
     }
+
+    /// Whether events of this source may carry `user.external_id` ("For web and CRM events
+    /// only").
+    pub fn takes_external_id(self) -> bool {
+        self == Self::Crm
+    }
 }
 
 impl std::str::FromStr for EventSource {
@@ -93,7 +174,7 @@ impl std::str::FromStr for EventSource {
         match s {
             "crm" => Ok(Self::Crm),
             "offline" => Ok(Self::Offline),
-            other => Err(format!("{other:?} is not crm or offline")),
+            other => Err(format!("{other:?} is not offline or crm")),
         }
     }
 }
@@ -113,12 +194,22 @@ pub struct Event {
     /// Value and contents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub properties: Option<Properties>,
+    /// The TikTok lead (CRM event sets only, where it is required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Lead>,
     /// The channel of the chat (not sent: metrics and reports).
     #[serde(skip)]
     pub channel: Channel,
     /// wacapi's event name (not sent: metrics and reports).
     #[serde(skip)]
     pub source_name: EventName,
+}
+
+/// `lead`: the TikTok lead a CRM event concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lead {
+    /// TikTok's id of the lead (from TikTok Leads Center or the lead download endpoints).
+    pub lead_id: String,
 }
 
 /// `user`: SHA-256 hex values only.
@@ -130,7 +221,7 @@ pub struct User {
     /// SHA-256 of the trimmed, lower-cased email.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// SHA-256 of the business's own id for the user.
+    /// SHA-256 of the business's own id for the user (CRM event sets only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
 }
@@ -216,14 +307,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_event_name_has_a_tiktok_name_tiktok_takes() {
+    fn every_event_name_has_a_name_its_event_set_takes_or_none() {
         for name in EventName::ALL {
-            assert!(is_valid_event_name(default_event_name(name)), "{name:?}");
+            for source in [EventSource::Offline, EventSource::Crm] {
+                if let Some(tiktok) = default_event_name(name, source) {
+                    assert!(is_valid_event_name(tiktok, source), "{name:?} {source:?}");
+                }
+            }
+            assert!(default_event_name(name, EventSource::Crm).is_some());
         }
-        assert_eq!(default_event_name(EventName::Purchase), "Purchase");
-        assert!(!is_valid_event_name("Complete Payment"));
-        assert!(!is_valid_event_name(""));
-        assert!(!is_valid_event_name(&"x".repeat(51)));
+        let offline = |n| default_event_name(n, EventSource::Offline);
+        assert_eq!(offline(EventName::Purchase), Some("Purchase"));
+        assert_eq!(offline(EventName::LeadSubmitted), Some("Lead"));
+        assert_eq!(offline(EventName::OrderShipped), None);
+        assert_eq!(offline(EventName::OrderCreated), None);
+        assert!(OFFLINE_EVENTS.iter().all(|e| STANDARD_EVENTS.contains(e)));
+        for gone in [
+            "PlaceAnOrder",
+            "ClickButton",
+            "CompletePayment",
+            "SubmitForm",
+        ] {
+            assert!(!STANDARD_EVENTS.contains(&gone));
+            assert!(!is_valid_event_name(gone, EventSource::Offline));
+            assert!(!is_valid_event_name(gone, EventSource::Crm));
+        }
+        assert!(!is_valid_event_name("OrderShipped", EventSource::Offline));
+        assert!(is_valid_event_name("OrderShipped", EventSource::Crm));
+        assert!(!is_valid_event_name("Complete Payment", EventSource::Crm));
+        assert!(!is_valid_event_name("", EventSource::Crm));
+        assert!(!is_valid_event_name(&"x".repeat(51), EventSource::Crm));
+        assert!(SUPPORTED_CURRENCIES.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(SUPPORTED_CURRENCIES.len(), 62);
+        assert!(is_supported_currency("EUR") && !is_supported_currency("XOF"));
     }
 
     #[test]
