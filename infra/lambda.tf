@@ -11,6 +11,11 @@ locals {
   artifacts_dir = coalesce(var.artifacts_dir, abspath("${path.module}/../dist"))
   wacapi_cli    = coalesce(var.wacapi_cli, abspath("${path.module}/../dist/wacapi"))
   tags          = merge({ Application = var.name }, var.tags)
+  # Lambda's log-level filtering gives every JSON line without a valid `level` the level INFO
+  # and drops it below the application level (Lambda Developer Guide, "Log-level filtering"):
+  # the EMF documents the alarms and the dashboard read have none. So Lambda's application
+  # level never rises above INFO, and wacapi's own verbosity is WACAPI_LOG_LEVEL.
+  application_log_level = contains(["TRACE", "DEBUG"], var.log_level) ? var.log_level : "INFO"
 }
 
 resource "aws_cloudwatch_log_group" "ingest" {
@@ -55,14 +60,15 @@ resource "aws_lambda_function" "ingest" {
       WACAPI_EVENTS_SECRET_ARN     = aws_secretsmanager_secret.events_keys.arn
       WACAPI_SECRET_TTL_SECONDS    = tostring(var.secret_ttl_seconds)
       WACAPI_METRICS_NAMESPACE     = var.metrics_namespace
+      WACAPI_LOG_LEVEL             = var.log_level
     }
   }
 
   logging_config {
     log_format            = "JSON"
     log_group             = aws_cloudwatch_log_group.ingest.name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
+    application_log_level = local.application_log_level
+    system_log_level      = var.system_log_level
   }
 
   tags = local.tags
@@ -100,14 +106,15 @@ resource "aws_lambda_function" "dispatch" {
       WACAPI_GRAPH_TIMEOUT_SECONDS  = tostring(var.graph_timeout_seconds)
       WACAPI_SECRET_TTL_SECONDS     = tostring(var.secret_ttl_seconds)
       WACAPI_METRICS_NAMESPACE      = var.metrics_namespace
+      WACAPI_LOG_LEVEL              = var.log_level
     }
   }
 
   logging_config {
     log_format            = "JSON"
     log_group             = aws_cloudwatch_log_group.dispatch.name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
+    application_log_level = local.application_log_level
+    system_log_level      = var.system_log_level
   }
 
   tags = local.tags

@@ -143,13 +143,24 @@ variable "log_retention_days" {
 }
 
 variable "log_level" {
-  description = "Application log level of both functions."
+  description = "Level of wacapi's own logs in both functions (WACAPI_LOG_LEVEL). Metrics are not logs: Lambda's application level stays at INFO (or more verbose), so no value drops the EMF metrics the alarms read."
   type        = string
   default     = "INFO"
 
   validation {
     condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
     error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
+variable "system_log_level" {
+  description = "Level of Lambda's own log lines. WARN (the default) keeps Lambda's warnings and errors about the functions and drops the INFO lines START, END and REPORT (duration, billed duration, memory, init duration per invocation): the same figures are Lambda's CloudWatch metrics (Duration, Errors, Throttles) on the dashboard, and dropping the lines saves log ingestion. INFO keeps them, for Logs Insights queries per invocation; DEBUG adds Lambda's extension and telemetry lines."
+  type        = string
+  default     = "WARN"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN"], var.system_log_level)
+    error_message = "system_log_level must be one of DEBUG, INFO, WARN."
   }
 }
 

@@ -17,6 +17,9 @@ pub mod env {
     pub const SECRET_TTL_SECONDS: &str = "WACAPI_SECRET_TTL_SECONDS";
     /// CloudWatch namespace of the EMF metrics (default `wacapi`).
     pub const METRICS_NAMESPACE: &str = "WACAPI_METRICS_NAMESPACE";
+    /// wacapi's own log level (the module's `log_level`; `crate::logging`): Lambda's
+    /// application log level stays where the EMF metrics pass.
+    pub const LOG_LEVEL: &str = "WACAPI_LOG_LEVEL";
 
     /// Name of the DynamoDB table (clicks and sent-ledger).
     pub const TABLE_NAME: &str = "WACAPI_TABLE_NAME";
@@ -40,6 +43,7 @@ pub mod env {
         EVENTS_SECRET_ARN,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
+        LOG_LEVEL,
     ];
 
     /// What the dispatch function reads.
@@ -53,6 +57,7 @@ pub mod env {
         TIKTOK_BASE_URL,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
+        LOG_LEVEL,
     ];
 }
 

@@ -7,6 +7,14 @@
 //! SDK and HTTP stacks log request and response bodies at `DEBUG`/`TRACE`. So the requested
 //! level applies to wacapi's own targets, and every other target is capped at
 //! [`LIBRARY_LEVEL_CAP`] whatever is asked, which no setting can lift.
+//!
+//! The level comes from `WACAPI_LOG_LEVEL`, not from Lambda's own `AWS_LAMBDA_LOG_LEVEL`: with
+//! JSON logs, Lambda's log-level filtering gives every line without a valid `level` the level
+//! INFO and drops it below the function's application level (AWS Lambda Developer Guide,
+//! "Log-level filtering"). The EMF documents the alarms and the dashboard read have no `level`,
+//! so the module keeps Lambda's application level at INFO or more verbose, and wacapi's own
+//! verbosity is this variable. JSON lines carry an RFC 3339 `timestamp`, which Lambda needs to
+//! keep a line's own time.
 
 use std::str::FromStr;
 
@@ -41,17 +49,23 @@ pub fn level(name: Option<&str>, default: LevelFilter) -> LevelFilter {
     }
 }
 
-/// Installs the subscriber of a Lambda function: level from `AWS_LAMBDA_LOG_LEVEL` (INFO when
-/// unset), JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, to stdout (CloudWatch Logs).
+/// The variable that sets wacapi's own log level in Lambda (the module's `log_level`).
+pub const LOG_LEVEL_VAR: &str = crate::config::env::LOG_LEVEL;
+
+/// The level of a Lambda function's own logs: `WACAPI_LOG_LEVEL`, else Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL` (a function deployed without the variable), else INFO.
+pub fn lambda_level(lookup: impl Fn(&str) -> Option<String>) -> LevelFilter {
+    let asked = lookup(LOG_LEVEL_VAR).or_else(|| lookup("AWS_LAMBDA_LOG_LEVEL"));
+    level(asked.as_deref(), LevelFilter::INFO)
+}
+
+/// Installs the subscriber of a Lambda function: level by [`lambda_level`], JSON lines with a
+/// timestamp when `AWS_LAMBDA_LOG_FORMAT=JSON`, to stdout (CloudWatch Logs).
 pub fn init_lambda() {
-    let level = level(
-        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
-        LevelFilter::INFO,
-    );
+    let level = lambda_level(|name| std::env::var(name).ok());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .without_time()
         .with_writer(std::io::stdout);
     let registry = tracing_subscriber::registry().with(filter(level));
     // A second initialisation (tests) keeps the first subscriber.
@@ -110,5 +124,29 @@ mod tests {
         assert_eq!(level(Some("loud"), LevelFilter::INFO), LevelFilter::INFO);
         assert_eq!(level(Some("FATAL"), LevelFilter::INFO), LevelFilter::ERROR);
         assert_eq!(level(None, LevelFilter::WARN), LevelFilter::WARN);
+    }
+
+    #[test]
+    fn wacapi_s_own_variable_wins_over_lambda_s() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            lambda_level(env(&[
+                ("WACAPI_LOG_LEVEL", "ERROR"),
+                ("AWS_LAMBDA_LOG_LEVEL", "INFO")
+            ])),
+            LevelFilter::ERROR
+        );
+        assert_eq!(
+            lambda_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")])),
+            LevelFilter::DEBUG
+        );
+        assert_eq!(lambda_level(env(&[])), LevelFilter::INFO);
     }
 }

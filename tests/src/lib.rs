@@ -331,13 +331,119 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Creates a FIFO queue (content-based dedup off: ids are always explicit) and returns its URL.
-pub async fn create_fifo_queue(client: &aws_sdk_sqs::Client, prefix: &str) -> String {
-    client
+/// The module's queues, as `infra/queues.tf` declares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleQueue {
+    /// `aws_sqs_queue.signals`.
+    Signals,
+    /// `aws_sqs_queue.dead_letters`.
+    DeadLetters,
+}
+
+impl ModuleQueue {
+    fn resource(self) -> &'static str {
+        match self {
+            Self::Signals => "signals",
+            Self::DeadLetters => "dead_letters",
+        }
+    }
+}
+
+/// The `CreateQueue` attributes of a module queue, read from `infra/queues.tf` with the module's
+/// variables at their defaults (`infra/variables.tf`): one source of truth, so the local SQS
+/// refuses what the deployed queue refuses (its maximum message size above all). The redrive
+/// policy and tags are left out: tests drive redelivery themselves.
+pub fn module_queue_attributes(queue: ModuleQueue) -> Vec<(QueueAttributeName, String)> {
+    use hcl::eval::{Context, Evaluate};
+    let infra = repo_root().join("infra");
+    let read = |file: &str| -> hcl::Body {
+        hcl::from_str(&std::fs::read_to_string(infra.join(file)).expect("infra file"))
+            .expect("valid HCL")
+    };
+    let mut vars = hcl::Map::new();
+    for block in read("variables.tf").blocks() {
+        if let (Some(name), Some(default)) = (
+            block.labels().first(),
+            block.body().attributes().find(|a| a.key() == "default"),
+        ) && let Ok(value) = default.expr().evaluate(&Context::new())
+        {
+            vars.insert(name.as_str().to_owned(), value);
+        }
+    }
+    let mut ctx = Context::new();
+    ctx.declare_var("var", hcl::Value::Object(vars));
+    ctx.declare_var(
+        "local",
+        hcl::Value::Object(hcl::Map::from_iter([(
+            "tags".to_owned(),
+            hcl::Value::Object(hcl::Map::new()),
+        )])),
+    );
+    let queues = read("queues.tf");
+    let block = queues
+        .blocks()
+        .find(|b| {
+            b.identifier() == "resource"
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(["aws_sqs_queue", queue.resource()])
+        })
+        .unwrap_or_else(|| panic!("aws_sqs_queue.{} in infra/queues.tf", queue.resource()));
+    // What the AWS provider sends when the HCL leaves an attribute out (its `aws_sqs_queue`
+    // docs: "max_message_size ... The default for this attribute is 262144 (256 KiB)",
+    // "visibility_timeout_seconds ... default 30", "message_retention_seconds ... default
+    // 345600"): a queue without `max_message_size` refuses what the code sends above 256 KiB.
+    let mut out = vec![
+        (QueueAttributeName::MaximumMessageSize, "262144".to_owned()),
+        (QueueAttributeName::VisibilityTimeout, "30".to_owned()),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            "345600".to_owned(),
+        ),
+    ];
+    for attribute in block.body().attributes() {
+        let name = match attribute.key() {
+            "fifo_queue" => QueueAttributeName::FifoQueue,
+            "content_based_deduplication" => QueueAttributeName::ContentBasedDeduplication,
+            "deduplication_scope" => QueueAttributeName::DeduplicationScope,
+            "fifo_throughput_limit" => QueueAttributeName::FifoThroughputLimit,
+            "visibility_timeout_seconds" => QueueAttributeName::VisibilityTimeout,
+            "message_retention_seconds" => QueueAttributeName::MessageRetentionPeriod,
+            "max_message_size" => QueueAttributeName::MaximumMessageSize,
+            "sqs_managed_sse_enabled" => QueueAttributeName::SqsManagedSseEnabled,
+            "delay_seconds" => QueueAttributeName::DelaySeconds,
+            "receive_wait_time_seconds" => QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+            // Named, created or handled elsewhere.
+            "name" | "tags" | "redrive_policy" => continue,
+            other => panic!("infra/queues.tf sets {other}: map it to its SQS attribute here"),
+        };
+        let value = match attribute.expr().evaluate(&ctx) {
+            Ok(hcl::Value::Bool(b)) => b.to_string(),
+            Ok(hcl::Value::Number(n)) => n.to_string(),
+            Ok(hcl::Value::String(s)) => s,
+            other => panic!("{}: {other:?}", attribute.key()),
+        };
+        out.retain(|(n, _)| *n != name);
+        out.push((name, value));
+    }
+    out
+}
+
+/// Creates a module queue under a fresh name, with the attributes `infra/queues.tf` gives it
+/// ([`module_queue_attributes`]), and returns its URL.
+pub async fn create_module_queue(client: &aws_sdk_sqs::Client, queue: ModuleQueue) -> String {
+    let prefix = match queue {
+        ModuleQueue::Signals => "signals",
+        ModuleQueue::DeadLetters => "dead-letters",
+    };
+    let mut request = client
         .create_queue()
-        .queue_name(format!("{}.fifo", unique(prefix)))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .queue_name(format!("{}.fifo", unique(prefix)));
+    for (name, value) in module_queue_attributes(queue) {
+        request = request.attributes(name, value);
+    }
+    request
         .send()
         .await
         .expect("create queue")

@@ -203,7 +203,32 @@ pub fn boot(
     boot_logged(binary, function, runtime_api, values, "INFO", None)
 }
 
-/// [`boot`] at a log level (`AWS_LAMBDA_LOG_LEVEL`), stdout and stderr appended to `log`.
+/// Lambda's application log level for the module's `log_level` (`infra/lambda.tf`,
+/// `local.application_log_level`): never above INFO, so the EMF metrics pass.
+pub fn application_log_level(level: &str) -> &str {
+    if level == "TRACE" || level == "DEBUG" {
+        level
+    } else {
+        "INFO"
+    }
+}
+
+/// Whether Lambda's log-level filtering keeps a line at application level `app` (Lambda
+/// Developer Guide › Log-level filtering): a JSON line's level is its `level` when valid, else
+/// INFO ("If the "level" value field is invalid or missing, Lambda assigns the log output the
+/// level INFO"); a line is kept at its level or above.
+pub fn lambda_keeps(line: &str, app: &str) -> bool {
+    const ORDER: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |l: &str| ORDER.iter().position(|o| o.eq_ignore_ascii_case(l));
+    let level = serde_json::from_str::<Value>(line)
+        .ok()
+        .and_then(|v| v["level"].as_str().and_then(rank))
+        .unwrap_or(2);
+    rank(app).is_some_and(|app| level >= app)
+}
+
+/// [`boot`] at the module's `log_level` (`WACAPI_LOG_LEVEL`, and Lambda's application level as
+/// the module derives it), stdout and stderr appended to `log`.
 pub fn boot_logged(
     binary: &str,
     function: &str,
@@ -228,7 +253,7 @@ pub fn boot_logged(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", level)
+        .env("AWS_LAMBDA_LOG_LEVEL", application_log_level(level))
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -237,6 +262,10 @@ pub fn boot_logged(
         .stdout(output())
         .stderr(output());
     for name in terraform_env(function) {
+        if name == wacapi_shared::config::env::LOG_LEVEL {
+            cmd.env(&name, level);
+            continue;
+        }
         let value = values.get(name.as_str()).unwrap_or_else(|| {
             panic!("Terraform sets {name} on {function}: give the test a value")
         });

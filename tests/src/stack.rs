@@ -19,7 +19,7 @@ use wacapi_shared::dispatch::RecordTally;
 
 use crate::graph_mock::{MOCK_TOKEN, MockGraph};
 use crate::tiktok_mock::{MOCK_TIKTOK_TOKEN, MockTikTok};
-use crate::{aws_config, create_fifo_queue, secret_document, signed_post, unique};
+use crate::{ModuleQueue, aws_config, create_module_queue, secret_document, signed_post, unique};
 
 /// The deployed ingest state type.
 pub type IngestState = webhook_ingest::State<
@@ -207,8 +207,8 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let ddb = aws_sdk_dynamodb::Client::new(&aws);
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-        let signal_url = create_fifo_queue(&sqs, "signals").await;
-        let dlq_url = create_fifo_queue(&sqs, "dead-letters").await;
+        let signal_url = create_module_queue(&sqs, ModuleQueue::Signals).await;
+        let dlq_url = create_module_queue(&sqs, ModuleQueue::DeadLetters).await;
         let table = create_table(&ddb).await;
         let webhook_secret_arn = create_secret(&secrets, "webhook", &secret_document()).await;
         let events_secret_arn = create_secret(

@@ -644,3 +644,59 @@ async fn undecodable_records_are_dead_lettered_and_quarantined_bodies_can_be_red
     assert_eq!(stack.graph.accepted_events().len(), 1);
     assert_clean(&stack);
 }
+
+/// An order webhook whose one signal serialises to just under 1 MiB (SQS's largest message):
+/// `lines` order lines whose retailer ids are long enough to fill it.
+fn order_of_size(now: i64, target: usize) -> (Vec<u8>, usize) {
+    let build = |id_len: usize| {
+        let mut body: Value = serde_json::from_slice(&freshen(&sample("order"), now)).unwrap();
+        let items: Vec<Value> = (0..1000)
+            .map(|i| {
+                json!({"product_retailer_id": format!("{i:04}{}", "x".repeat(id_len)),
+                       "quantity": 1, "item_price": 1.5, "currency": "USD"})
+            })
+            .collect();
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["order"]["product_items"] =
+            Value::Array(items);
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let signal = split(&bytes).unwrap().signals.remove(0);
+        let size = serde_json::to_vec(&signal).unwrap().len();
+        (bytes, size)
+    };
+    let (_, base) = build(0);
+    // Each line grows by one byte per id character.
+    build((target - base) / 1000)
+}
+
+#[tokio::test]
+async fn a_signal_just_under_1_mib_is_queued_and_dispatched() {
+    let stack = Stack::new(StackOptions::default()).await;
+    let now = unix_now();
+    let limit = wacapi_shared::queue::MAX_MESSAGE_BYTES;
+    let (body, size) = order_of_size(now, limit - 2048);
+    assert!(
+        size > limit - 4096 && size <= limit - 1024,
+        "the signal is {size} bytes"
+    );
+    stack
+        .post(&freshen(&sample("text-from-ctwa-ad"), now))
+        .await;
+    assert_eq!(stack.post(&body).await, (200, 1), "queued, not refused");
+    let t = total(&stack.pump(5).await);
+    assert_eq!((t.failed, t.dead_lettered), (0, 0), "{t:?}");
+    let purchase = stack
+        .graph
+        .accepted_events()
+        .into_iter()
+        .find(|e| e["event_name"] == "Purchase")
+        .expect("the order's Purchase");
+    assert_eq!(
+        purchase["custom_data"]["contents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1000
+    );
+    assert_eq!(purchase["custom_data"]["value"], 1500.0);
+    assert_clean(&stack);
+}

@@ -381,6 +381,27 @@ fn queue_violations(body: &Body) -> Vec<String> {
         if attr(queue, "fifo_queue").map(|e| e.to_string()) != Some("true".into()) {
             v.push(format!("{name} is not FIFO"));
         }
+        // The code queues messages up to MAX_MESSAGE_BYTES; the provider's default is 256 KiB.
+        let size = attr(queue, "max_message_size").map(|e| e.to_string());
+        if size != Some(wacapi_shared::queue::MAX_MESSAGE_BYTES.to_string()) {
+            v.push(format!(
+                "{name} holds {size:?} bytes, not the {} the code sends",
+                wacapi_shared::queue::MAX_MESSAGE_BYTES
+            ));
+        }
+    }
+    // 1 MiB queues need a provider that accepts them (6.8), in the module and its example.
+    let version = regex::Regex::new(r#"version\s*=\s*">= 6\.(\d+)"#).unwrap();
+    for text in [
+        include_str!("../../infra/versions.tf"),
+        include_str!("../../infra/examples/complete/versions.tf"),
+    ] {
+        let floor = version
+            .captures(text)
+            .and_then(|c| c[1].parse::<u32>().ok());
+        if floor.is_none_or(|minor| minor < 8) {
+            v.push("the AWS provider may be older than 6.8, which refuses 1 MiB queues".into());
+        }
     }
     let mapping = block(
         body,
@@ -418,6 +439,15 @@ fn the_queue_outlives_the_dispatcher_and_reports_partial_failures() {
     assert_eq!(
         v,
         ["the event source mapping does not report batch item failures"]
+    );
+    let v = queue_violations(&mutated(
+        "queues.tf",
+        "max_message_size            = 1048576\n  message_retention_seconds",
+        "message_retention_seconds",
+    ));
+    assert_eq!(
+        v,
+        ["dead_letters holds None bytes, not the 1048576 the code sends"]
     );
     let v = queue_violations(&mutated(
         "queues.tf",
@@ -729,6 +759,107 @@ fn functions_run_the_custom_runtime_with_json_logs() {
             "\"POST /events\"".to_owned(),
             "\"POST /webhook\"".to_owned()
         ])
+    );
+}
+
+/// For every `log_level` the module accepts: Lambda's application level must let INFO lines
+/// through (Lambda gives the EMF documents, which carry no `level`, the level INFO: "If the
+/// "level" value field is invalid or missing, Lambda assigns the log output the level INFO",
+/// Lambda Developer Guide › Log-level filtering), and wacapi's own level must be the one asked
+/// (`WACAPI_LOG_LEVEL`, read by `logging::lambda_level`).
+fn log_level_violations(body: &Body) -> Vec<String> {
+    use hcl::eval::{Context, Evaluate};
+    const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let locals: Vec<&hcl::Attribute> = body
+        .blocks()
+        .filter(|b| b.identifier() == "locals")
+        .flat_map(|b| b.body().attributes())
+        .collect();
+    let mut v = Vec::new();
+    fn contains(args: hcl::eval::FuncArgs) -> Result<hcl::Value, String> {
+        let list = args[0].as_array().ok_or("contains: not a list")?;
+        Ok(hcl::Value::Bool(list.contains(&args[1])))
+    }
+    for asked in LAMBDA_LEVELS {
+        let mut ctx = Context::new();
+        ctx.declare_func(
+            "contains",
+            hcl::eval::FuncDef::new(
+                contains,
+                [
+                    hcl::eval::ParamType::array_of(hcl::eval::ParamType::Any),
+                    hcl::eval::ParamType::Any,
+                ],
+            ),
+        );
+        let mut vars = hcl::Map::new();
+        vars.insert("log_level".to_owned(), hcl::Value::from(asked));
+        ctx.declare_var("var", hcl::Value::Object(vars));
+        let mut local = hcl::Map::new();
+        for a in &locals {
+            if let Ok(value) = a.expr().evaluate(&ctx) {
+                local.insert(a.key().to_owned(), value);
+            }
+        }
+        ctx.declare_var("local", hcl::Value::Object(local));
+        for name in ["ingest", "dispatch"] {
+            let f = block(body, "resource", "aws_lambda_function", name).body();
+            let logging = f
+                .blocks()
+                .find(|b| b.identifier() == "logging_config")
+                .map(|b| b.body());
+            let app = logging
+                .and_then(|l| attr(l, "application_log_level"))
+                .and_then(|e| e.evaluate(&ctx).ok())
+                .and_then(|v| v.as_str().map(str::to_owned));
+            let passes_info = app
+                .as_deref()
+                .and_then(|a| LAMBDA_LEVELS.iter().position(|l| *l == a))
+                .is_some_and(|i| i <= 2);
+            if !passes_info {
+                v.push(format!(
+                    "{name}: at log_level {asked} Lambda's application level is {app:?}, which drops the EMF metrics"
+                ));
+            }
+            // Only this entry: the others name resources the context does not hold.
+            let own = f
+                .blocks()
+                .find(|b| b.identifier() == "environment")
+                .and_then(|e| attr(e.body(), "variables"))
+                .and_then(|e| match e {
+                    Expression::Object(o) => o
+                        .iter()
+                        .find(|(k, _)| {
+                            matches!(k, ObjectKey::Identifier(i) if i.as_str() == wacapi_shared::config::env::LOG_LEVEL)
+                        })
+                        .and_then(|(_, v)| v.evaluate(&ctx).ok()),
+                    _ => None,
+                })
+                .and_then(|l| l.as_str().map(str::to_owned));
+            if own.as_deref() != Some(asked) {
+                v.push(format!(
+                    "{name}: at log_level {asked} WACAPI_LOG_LEVEL is {own:?}"
+                ));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn no_log_level_drops_the_metrics() {
+    assert_eq!(log_level_violations(&infra()), Vec::<String>::new());
+    let v = log_level_violations(&mutated(
+        "lambda.tf",
+        "application_log_level = contains([\"TRACE\", \"DEBUG\"], var.log_level) ? var.log_level : \"INFO\"",
+        "application_log_level = var.log_level",
+    ));
+    assert_eq!(v.len(), 6, "WARN, ERROR and FATAL, both functions: {v:#?}");
+    // The level the code reads is the level the module sets.
+    assert_eq!(
+        wacapi_shared::logging::lambda_level(|n| (n == "WACAPI_LOG_LEVEL").then(|| "ERROR".into()))
+            .to_string(),
+        "error"
     );
 }
 

@@ -33,8 +33,8 @@ async fn aws() -> Aws {
     let config = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let signal_url = create_fifo_queue(&sqs, "signals").await;
-    let dlq_url = create_fifo_queue(&sqs, "dead-letters").await;
+    let signal_url = create_module_queue(&sqs, ModuleQueue::Signals).await;
+    let dlq_url = create_module_queue(&sqs, ModuleQueue::DeadLetters).await;
     let secret_arn = secrets
         .create_secret()
         .name(unique("webhook-secret"))

@@ -81,7 +81,10 @@ async fn logs_hold_no_personal_data_at_any_level() {
         "650 555 1234",
         "want to buy the 3-pack",
     ];
-    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
+    let rfc3339 =
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+            .unwrap();
+    for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
         let stack = Stack::new(StackOptions::default()).await;
         let values = function_values(&stack);
         let log = dir.join(format!("{level}.log"));
@@ -151,6 +154,34 @@ async fn logs_hold_no_personal_data_at_any_level() {
             assert!(
                 text.contains("signal enqueued"),
                 "{level}: own debug logs are kept"
+            );
+        }
+        // What Lambda's log-level filtering keeps at this level: the metrics of both functions
+        // (EMF documents), whatever the level.
+        let app = wacapi_tests::runtime_api::application_log_level(level);
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| wacapi_tests::runtime_api::lambda_keeps(l, app))
+            .collect();
+        for service in ["webhook-ingest", "capi-dispatch"] {
+            assert!(
+                kept.iter()
+                    .any(|l| l.contains("\"_aws\"")
+                        && l.contains(&format!("\"Service\":\"{service}\""))),
+                "{level}: Lambda would drop {service}'s metrics"
+            );
+        }
+        // Every log line (not an EMF document) has a level and an RFC 3339 timestamp.
+        for line in text.lines().filter(|l| !l.contains("\"_aws\"")) {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+                panic!("{level}: a log line that is not JSON: {line}");
+            };
+            assert!(json["level"].is_string(), "{level}: no level: {line}");
+            assert!(
+                json["timestamp"]
+                    .as_str()
+                    .is_some_and(|t| rfc3339.is_match(t)),
+                "{level}: no RFC 3339 timestamp: {line}"
             );
         }
     }

@@ -125,7 +125,10 @@ fn entry(index: usize, m: &OutboundMessage) -> Result<SendMessageBatchRequestEnt
     entry.build().map_err(build_err)
 }
 
-/// Splits a lane into `SendMessageBatch` calls of at most 10 entries and 1 MiB.
+/// Splits a lane into `SendMessageBatch` calls of at most 10 entries and 1 MiB in all (SQS API
+/// reference, SendMessageBatch: "The maximum allowed individual message size and the maximum
+/// total payload size (the sum of the individual lengths of all of the batched messages) are
+/// both 1 MiB"), each message counted with its attributes.
 fn batches(lane: Vec<OutboundMessage>) -> Vec<Vec<OutboundMessage>> {
     let mut out: Vec<Vec<OutboundMessage>> = Vec::new();
     let mut bytes = 0;
