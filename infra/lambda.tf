@@ -10,7 +10,10 @@ locals {
   # any root and any working directory.
   artifacts_dir = coalesce(var.artifacts_dir, abspath("${path.module}/../dist"))
   wacapi_cli    = coalesce(var.wacapi_cli, abspath("${path.module}/../dist/wacapi"))
-  tags          = merge({ Application = var.name }, var.tags)
+  # What scripts/package built (dist/build.json, from the binaries' ELF headers): a zip of the
+  # other architecture would deploy and then fail every invocation (Runtime.InvalidEntrypoint).
+  build = try(jsondecode(file("${local.artifacts_dir}/build.json")), null)
+  tags  = merge({ Application = var.name }, var.tags)
   # Lambda's log-level filtering gives every JSON line without a valid `level` the level INFO
   # and drops it below the application level (Lambda Developer Guide, "Log-level filtering"):
   # the EMF documents the alarms and the dashboard read have none. So Lambda's application
@@ -73,6 +76,13 @@ resource "aws_lambda_function" "ingest" {
 
   tags = local.tags
 
+  lifecycle {
+    precondition {
+      condition     = try(local.build.architecture, null) == var.architecture
+      error_message = "The zips in ${local.artifacts_dir} were built for ${try(local.build.architecture, "an unknown architecture (no build.json: run scripts/package)")}, not for architecture = \"${var.architecture}\": rebuild with scripts/package (WACAPI_TARGET=aarch64-unknown-linux-gnu.2.34 for arm64) or set architecture to match."
+    }
+  }
+
   depends_on = [aws_iam_role_policy.ingest]
 }
 
@@ -93,14 +103,14 @@ resource "aws_lambda_function" "dispatch" {
   source_code_hash = filebase64sha256("${local.artifacts_dir}/capi-dispatch.zip")
   memory_size      = var.dispatch_memory_mb
   timeout          = var.dispatch_timeout_seconds
-  layers           = var.rules_file == null ? [] : [aws_lambda_layer_version.rules[0].arn]
+  layers           = [aws_lambda_layer_version.rules.arn]
 
   environment {
     variables = {
       WACAPI_DEAD_LETTER_QUEUE_URL  = aws_sqs_queue.dead_letters.url
       WACAPI_TABLE_NAME             = aws_dynamodb_table.main.name
       WACAPI_GRAPH_TOKEN_SECRET_ARN = aws_secretsmanager_secret.graph_tokens.arn
-      WACAPI_CONFIG_FILE            = var.rules_file == null ? "" : local.rules_path
+      WACAPI_CONFIG_FILE            = local.rules_path
       WACAPI_GRAPH_BASE_URL         = var.graph_api_base_url
       WACAPI_TIKTOK_BASE_URL        = var.tiktok_api_base_url
       WACAPI_GRAPH_TIMEOUT_SECONDS  = tostring(var.graph_timeout_seconds)
@@ -120,6 +130,10 @@ resource "aws_lambda_function" "dispatch" {
   tags = local.tags
 
   lifecycle {
+    precondition {
+      condition     = try(local.build.architecture, null) == var.architecture
+      error_message = "The zips in ${local.artifacts_dir} were built for ${try(local.build.architecture, "an unknown architecture (no build.json: run scripts/package)")}, not for architecture = \"${var.architecture}\": rebuild with scripts/package (WACAPI_TARGET=aarch64-unknown-linux-gnu.2.34 for arm64) or set architecture to match."
+    }
     precondition {
       # A Graph request, the dispatcher's safety margin (2 s) and the sent marks must fit in one
       # invocation, or a slow Graph API would time the function out mid-batch.

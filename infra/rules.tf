@@ -7,7 +7,6 @@
 # apply from the same working directory (a saved plan applied elsewhere finds no zip).
 
 resource "terraform_data" "rules_check" {
-  count            = var.rules_file == null ? 0 : 1
   triggers_replace = [filesha256(var.rules_file)]
 
   provisioner "local-exec" {
@@ -22,7 +21,6 @@ resource "terraform_data" "rules_check" {
 }
 
 data "archive_file" "rules" {
-  count       = var.rules_file == null ? 0 : 1
   type        = "zip"
   output_path = "${path.module}/.build/rules-layer.zip"
 
@@ -33,11 +31,10 @@ data "archive_file" "rules" {
 }
 
 resource "aws_lambda_layer_version" "rules" {
-  count                    = var.rules_file == null ? 0 : 1
   layer_name               = "${var.name}-rules"
   description              = "wacapi rules and accounts (${basename(var.rules_file)})"
-  filename                 = data.archive_file.rules[0].output_path
-  source_code_hash         = data.archive_file.rules[0].output_base64sha256
+  filename                 = data.archive_file.rules.output_path
+  source_code_hash         = data.archive_file.rules.output_base64sha256
   compatible_runtimes      = ["provided.al2023"]
   compatible_architectures = [var.architecture]
 

@@ -27,13 +27,19 @@ variable "artifacts_dir" {
 }
 
 variable "rules_file" {
-  description = "Path of the rules and accounts TOML file deployed with the dispatcher; null deploys the built-in defaults."
+  description = "Path of your rules and accounts TOML file, deployed with the dispatcher (required: start from examples/wacapi.toml and put your own WABA, Page or Instagram account ids and dataset ids in it)."
   type        = string
-  default     = null
 
   validation {
-    condition     = var.rules_file == null || can(file(var.rules_file))
-    error_message = "rules_file must be a readable file."
+    condition     = can(file(var.rules_file))
+    error_message = "rules_file must be a readable file: your copy of examples/wacapi.toml with your own account and dataset ids."
+  }
+
+  # The repository's example and built-in datasets are made up: a deployment on them would send
+  # every conversion to datasets that do not exist (Meta refuses them, or worse, someone else's).
+  validation {
+    condition     = !can(file(var.rules_file)) || length(regexall("dataset_id\\s*=\\s*[\"'](0+|1234567890123456|9876543210987654|2345678901234567|3456789012345678)[\"']", file(var.rules_file))) == 0
+    error_message = "rules_file names a placeholder dataset_id (one of examples/wacapi.toml's, or 0): put the id of your own dataset (Events Manager, or GET /{WABA_ID}/dataset) in each account."
   }
 }
 
@@ -194,6 +200,13 @@ variable "alarm_email" {
   validation {
     condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
     error_message = "alarm_email must be an email address."
+  }
+
+  # The example's placeholder (RFC 2606 reserves .example and example.com for documentation):
+  # a subscription there would leave every alarm unread.
+  validation {
+    condition     = var.alarm_email == null || !can(regex("(?i)(\\.example|@example\\.(com|org|net))$", var.alarm_email))
+    error_message = "alarm_email is a placeholder (an example domain): put the address that should receive the alarms, or null."
   }
 }
 

@@ -1079,7 +1079,7 @@ fn the_module_deploys_alerts_and_tears_down() {
         ),
         (
             "rules.tf",
-            "data.archive_file.rules[0].output_base64sha256",
+            "data.archive_file.rules.output_base64sha256",
             "base64sha256(file(var.rules_file))",
             "not hashed from its zip",
         ),
@@ -1201,4 +1201,471 @@ fn the_example_root_calls_the_module_as_declared() {
         let name = value.strip_prefix("module.wacapi.").unwrap_or_default();
         assert!(outputs.contains(name), "{value} is not a module output");
     }
+}
+
+/// A validation's regular expression, as Terraform reads it from a `regex("...")` or
+/// `regexall("...")` call in the condition of `variable`.
+fn validation_regex(body: &Body, variable: &str, needle: &str) -> regex::Regex {
+    let var = body
+        .blocks()
+        .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == variable)
+        .unwrap();
+    let condition = var
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "validation")
+        .filter_map(|b| attr(b.body(), "condition"))
+        .map(text_of)
+        .find(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no validation of {variable} mentions {needle}"));
+    let quoted = regex::Regex::new(r#"regex(?:all)?\((".*?[^\\]")"#)
+        .unwrap()
+        .captures(&condition)
+        .unwrap()[1]
+        .to_owned();
+    // The HCL string literal, unescaped as JSON unescapes it (the same escapes), then read as
+    // RE2 (whose syntax the regex crate shares for these patterns).
+    let pattern: String = serde_json::from_str(&quoted).unwrap();
+    regex::Regex::new(&pattern).unwrap()
+}
+
+#[test]
+fn the_example_root_cannot_deploy_placeholder_rules_or_addresses() {
+    let body = infra();
+    // The module: a rules file is required, and the repository's made-up datasets are refused.
+    let rules = body
+        .blocks()
+        .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == "rules_file")
+        .unwrap();
+    assert!(
+        attr(rules.body(), "default").is_none(),
+        "rules_file is required"
+    );
+    let placeholder = validation_regex(&body, "rules_file", "dataset_id");
+    let ids = regex::Regex::new(r#"(?m)^\s*dataset_id\s*=\s*"([^"]*)""#).unwrap();
+    for shipped in [
+        "examples/wacapi.toml",
+        "shared/src/conversion/default_config.toml",
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(shipped)).unwrap();
+        let found: Vec<String> = ids.captures_iter(&text).map(|c| c[1].to_owned()).collect();
+        assert!(!found.is_empty(), "{shipped}");
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("dataset_id"))
+        {
+            assert!(placeholder.is_match(line), "{shipped}: {line} would deploy");
+        }
+    }
+    for real in [
+        r#"dataset_id = "1484022872461920""#,
+        r#"dataset_id = '702938451128374'"#,
+    ] {
+        assert!(!placeholder.is_match(real), "{real} is refused");
+    }
+    assert!(placeholder.is_match("dataset_id='0'"));
+    // The example root passes it on and has no fallback.
+    let root = repo_root().join("infra/examples/complete");
+    let vars: Body =
+        hcl::from_str(&std::fs::read_to_string(root.join("variables.tf")).unwrap()).unwrap();
+    let root_rules = block_by_label(&vars, "variable", "rules_file").body();
+    assert!(
+        attr(root_rules, "default").is_none(),
+        "the example root requires rules_file"
+    );
+    let main = std::fs::read_to_string(root.join("main.tf")).unwrap();
+    assert!(
+        !main.contains("examples/wacapi.toml"),
+        "no fallback to the example rules"
+    );
+    // production.tfvars: its rules_file is a file to create, its alarm address a placeholder
+    // the module refuses; both marked REQUIRED.
+    let tfvars = std::fs::read_to_string(root.join("production.tfvars")).unwrap();
+    let path = regex::Regex::new(r#"(?m)^rules_file\s*=\s*"([^"]+)""#)
+        .unwrap()
+        .captures(&tfvars)
+        .unwrap()[1]
+        .to_owned();
+    assert!(
+        !root.join(&path).exists(),
+        "{path} must be the user's own file"
+    );
+    assert_eq!(tfvars.matches("\n# REQUIRED").count(), 2, "{tfvars}");
+    let email = regex::Regex::new(r#"(?m)^alarm_email\s*=\s*"([^"]+)""#)
+        .unwrap()
+        .captures(&tfvars)
+        .unwrap()[1]
+        .to_owned();
+    assert!(validation_regex(&body, "alarm_email", "example").is_match(&email));
+    assert!(!validation_regex(&body, "alarm_email", "example").is_match("oncall@acme.io"));
+}
+
+// --- the deploying identity -------------------------------------------------------------------
+
+/// What the AWS provider calls to create, read, update, tag and delete each resource type the
+/// module uses (and the data sources it reads), per the AWS Service Authorization Reference of
+/// each service. A resource type missing here fails the test: the policy is reviewed with it.
+const DEPLOYER_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "aws_sqs_queue",
+        &[
+            "sqs:CreateQueue",
+            "sqs:DeleteQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:ListQueueTags",
+            "sqs:TagQueue",
+            "sqs:UntagQueue",
+        ],
+    ),
+    (
+        "aws_sqs_queue_redrive_allow_policy",
+        &["sqs:GetQueueAttributes", "sqs:SetQueueAttributes"],
+    ),
+    (
+        "aws_dynamodb_table",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:DeleteTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTable",
+            "dynamodb:DescribeTimeToLive",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:TagResource",
+            "dynamodb:UntagResource",
+        ],
+    ),
+    (
+        "aws_lambda_function",
+        &[
+            "lambda:CreateFunction",
+            "lambda:DeleteFunction",
+            "lambda:GetFunction",
+            "lambda:GetFunctionConfiguration",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:ListVersionsByFunction",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:ListTags",
+            "lambda:TagResource",
+            "lambda:UntagResource",
+            "iam:PassRole",
+        ],
+    ),
+    (
+        "aws_lambda_layer_version",
+        &[
+            "lambda:PublishLayerVersion",
+            "lambda:GetLayerVersion",
+            "lambda:DeleteLayerVersion",
+        ],
+    ),
+    (
+        "aws_lambda_event_source_mapping",
+        &[
+            "lambda:CreateEventSourceMapping",
+            "lambda:GetEventSourceMapping",
+            "lambda:UpdateEventSourceMapping",
+            "lambda:DeleteEventSourceMapping",
+        ],
+    ),
+    (
+        "aws_lambda_permission",
+        &[
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:GetPolicy",
+        ],
+    ),
+    (
+        "aws_iam_role",
+        &[
+            "iam:CreateRole",
+            "iam:DeleteRole",
+            "iam:GetRole",
+            "iam:UpdateRole",
+            "iam:TagRole",
+            "iam:UntagRole",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListInstanceProfilesForRole",
+            "iam:PutRolePermissionsBoundary",
+        ],
+    ),
+    (
+        "aws_iam_role_policy",
+        &[
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:DeleteRolePolicy",
+        ],
+    ),
+    (
+        "aws_cloudwatch_log_group",
+        &[
+            "logs:CreateLogGroup",
+            "logs:DeleteLogGroup",
+            "logs:DescribeLogGroups",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteRetentionPolicy",
+            "logs:ListTagsForResource",
+            "logs:TagResource",
+            "logs:UntagResource",
+        ],
+    ),
+    (
+        "aws_cloudwatch_metric_alarm",
+        &[
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:TagResource",
+            "cloudwatch:UntagResource",
+        ],
+    ),
+    (
+        "aws_cloudwatch_dashboard",
+        &[
+            "cloudwatch:PutDashboard",
+            "cloudwatch:GetDashboard",
+            "cloudwatch:DeleteDashboards",
+        ],
+    ),
+    (
+        "aws_cloudwatch_query_definition",
+        &[
+            "logs:PutQueryDefinition",
+            "logs:DescribeQueryDefinitions",
+            "logs:DeleteQueryDefinition",
+        ],
+    ),
+    (
+        "aws_apigatewayv2_api",
+        &[
+            "apigateway:POST",
+            "apigateway:GET",
+            "apigateway:PATCH",
+            "apigateway:DELETE",
+            "apigateway:TagResource",
+        ],
+    ),
+    (
+        "aws_apigatewayv2_integration",
+        &[
+            "apigateway:POST",
+            "apigateway:GET",
+            "apigateway:PATCH",
+            "apigateway:DELETE",
+        ],
+    ),
+    (
+        "aws_apigatewayv2_route",
+        &[
+            "apigateway:POST",
+            "apigateway:GET",
+            "apigateway:PATCH",
+            "apigateway:DELETE",
+        ],
+    ),
+    // Access logs of an HTTP API stage are a log delivery ("Configuring logging for an HTTP API").
+    (
+        "aws_apigatewayv2_stage",
+        &[
+            "apigateway:POST",
+            "apigateway:GET",
+            "apigateway:PATCH",
+            "apigateway:DELETE",
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+    ),
+    (
+        "aws_secretsmanager_secret",
+        &[
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:UntagResource",
+        ],
+    ),
+    (
+        "aws_sns_topic",
+        &[
+            "sns:CreateTopic",
+            "sns:DeleteTopic",
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:ListTagsForResource",
+            "sns:TagResource",
+            "sns:UntagResource",
+        ],
+    ),
+    (
+        "aws_sns_topic_subscription",
+        &[
+            "sns:Subscribe",
+            "sns:Unsubscribe",
+            "sns:GetSubscriptionAttributes",
+            "sns:SetSubscriptionAttributes",
+            "sns:ListSubscriptionsByTopic",
+        ],
+    ),
+    (
+        "aws_kms_key",
+        &[
+            "kms:CreateKey",
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:PutKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:EnableKeyRotation",
+            "kms:ListResourceTags",
+            "kms:TagResource",
+            "kms:UntagResource",
+            "kms:ScheduleKeyDeletion",
+        ],
+    ),
+    (
+        "aws_kms_alias",
+        &[
+            "kms:CreateAlias",
+            "kms:DeleteAlias",
+            "kms:UpdateAlias",
+            "kms:ListAliases",
+        ],
+    ),
+    ("data.aws_caller_identity", &["sts:GetCallerIdentity"]),
+    ("data.aws_region", &[]),
+    ("data.aws_partition", &[]),
+    ("data.aws_iam_policy_document", &[]),
+    ("data.archive_file", &[]),
+    ("terraform_data", &[]),
+];
+
+/// Actions AWS authorises on `*` only (no resource-level permissions), which alone may carry
+/// `"Resource": "*"`, and then only as narrowly as a condition allows.
+const WITHOUT_RESOURCE_LEVEL: &[&str] = &[
+    "kms:CreateKey",
+    "kms:ListAliases",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DeleteQueryDefinition",
+    "logs:DescribeLogGroups",
+    "logs:DescribeQueryDefinitions",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutQueryDefinition",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "lambda:CreateEventSourceMapping",
+    "lambda:DeleteEventSourceMapping",
+    "lambda:UpdateEventSourceMapping",
+    "lambda:ListEventSourceMappings",
+    "sts:GetCallerIdentity",
+];
+
+fn deployer_policy_violations(policy: &serde_json::Value, types: &BTreeSet<String>) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut granted: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for st in policy["Statement"].as_array().into_iter().flatten() {
+        let list = |x: &serde_json::Value| match x {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if st["Effect"] != "Allow" {
+            continue;
+        }
+        let resources = list(&st["Resource"]);
+        for action in list(&st["Action"]) {
+            if action.contains('*') {
+                v.push(format!("wildcard action {action}"));
+            }
+            if resources.iter().any(|r| r == "*")
+                && !WITHOUT_RESOURCE_LEVEL.contains(&action.as_str())
+            {
+                v.push(format!("{action} on every resource"));
+            }
+            granted
+                .entry(action)
+                .or_default()
+                .extend(resources.iter().cloned());
+        }
+    }
+    for t in types {
+        match DEPLOYER_ACTIONS.iter().find(|(name, _)| name == t) {
+            None => v.push(format!(
+                "{t}: the module uses it and the deployer table does not know it"
+            )),
+            Some((_, actions)) => {
+                for a in *actions {
+                    if !granted.contains_key(*a) {
+                        v.push(format!("{t} needs {a}"));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn module_resource_types() -> BTreeSet<String> {
+    let body = infra();
+    body.blocks()
+        .filter_map(|b| match (b.identifier(), b.labels().first()) {
+            ("resource", Some(t)) => Some(t.as_str().to_owned()),
+            ("data", Some(t)) => Some(format!("data.{}", t.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_deployer_policy_covers_every_resource_type_and_no_more() {
+    let text = std::fs::read_to_string(repo_root().join("infra/deployer-policy.json")).unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let types = module_resource_types();
+    assert!(types.len() > 20, "{types:?}");
+    assert_eq!(
+        deployer_policy_violations(&policy, &types),
+        Vec::<String>::new()
+    );
+    // It bites: a new resource type, a dropped action, a wildcard.
+    let mut more = types.clone();
+    more.insert("aws_s3_bucket".into());
+    assert_eq!(
+        deployer_policy_violations(&policy, &more),
+        ["aws_s3_bucket: the module uses it and the deployer table does not know it"]
+    );
+    let dropped: serde_json::Value =
+        serde_json::from_str(&text.replace("\"sqs:SetQueueAttributes\",", "")).unwrap();
+    assert_eq!(
+        deployer_policy_violations(&dropped, &types),
+        [
+            "aws_sqs_queue needs sqs:SetQueueAttributes",
+            "aws_sqs_queue_redrive_allow_policy needs sqs:SetQueueAttributes"
+        ]
+    );
+    let wild: serde_json::Value =
+        serde_json::from_str(&text.replace("\"sqs:CreateQueue\"", "\"sqs:*\"")).unwrap();
+    assert!(
+        deployer_policy_violations(&wild, &types).contains(&"wildcard action sqs:*".to_owned())
+    );
 }

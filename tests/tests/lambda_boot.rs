@@ -187,3 +187,128 @@ async fn logs_hold_no_personal_data_at_any_level() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `scripts/package` records what the binaries are (`dist/build.json`, from their ELF headers),
+/// and the module refuses to deploy zips of another architecture than `var.architecture`.
+#[test]
+fn the_package_records_its_architecture_and_the_module_holds_it_to_var_architecture() {
+    use hcl::eval::{Context, Evaluate};
+    let script =
+        std::fs::read_to_string(wacapi_tests::repo_root().join("scripts/package")).unwrap();
+    let start = script.find("> dist/build.json <<'PY'\n").unwrap();
+    let body = &script[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let python = &body[..body.find("\nPY\n").unwrap()];
+    let binaries = ["webhook-ingest", "capi-dispatch"].map(|b| {
+        wacapi_tests::runtime_api::release_binary(b)
+            .to_string_lossy()
+            .into_owned()
+    });
+    let out = std::process::Command::new("python3")
+        .args(["-", &binaries[0], &binaries[1], "native"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(python.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let build: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let here = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(build["architecture"], here);
+    // Not an ELF binary (a macOS build, a script): refused with a reason.
+    let out = std::process::Command::new("python3")
+        .args(["-", "/bin/sh", "Cargo.toml", "native"])
+        .current_dir(wacapi_tests::repo_root())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(python.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an ELF binary"));
+
+    // The module: each function's precondition passes only when build.json says
+    // var.architecture.
+    let lambda: hcl::Body = hcl::from_str(
+        &std::fs::read_to_string(wacapi_tests::repo_root().join("infra/lambda.tf")).unwrap(),
+    )
+    .unwrap();
+    for name in ["ingest", "dispatch"] {
+        let function = lambda
+            .blocks()
+            .find(|b| {
+                b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(["aws_lambda_function", name])
+            })
+            .unwrap();
+        let conditions: Vec<hcl::Expression> = function
+            .body()
+            .blocks()
+            .filter(|b| b.identifier() == "lifecycle")
+            .flat_map(|b| b.body().blocks())
+            .filter(|b| b.identifier() == "precondition")
+            .filter_map(|p| p.body().attributes().find(|a| a.key() == "condition"))
+            .map(|a| a.expr().clone())
+            .filter(|e| {
+                hcl::format::to_string(e)
+                    .unwrap_or_default()
+                    .contains("local.build")
+            })
+            .collect();
+        assert_eq!(conditions.len(), 1, "{name}: one architecture precondition");
+        let holds = |built: Option<&str>, wanted: &str| {
+            let mut ctx = Context::new();
+            ctx.declare_var(
+                "local",
+                hcl::Value::Object(hcl::Map::from_iter([(
+                    "build".to_owned(),
+                    built.map_or(hcl::Value::Null, |b| {
+                        hcl::Value::Object(hcl::Map::from_iter([(
+                            "architecture".to_owned(),
+                            hcl::Value::from(b),
+                        )]))
+                    }),
+                )])),
+            );
+            ctx.declare_var(
+                "var",
+                hcl::Value::Object(hcl::Map::from_iter([(
+                    "architecture".to_owned(),
+                    hcl::Value::from(wanted),
+                )])),
+            );
+            // `try` is Terraform's: a missing build.json fails the condition.
+            let text = hcl::format::to_string(&conditions[0]).unwrap();
+            let text = text.replace(
+                "try(local.build.architecture, null)",
+                "local.build.architecture",
+            );
+            let expr: hcl::Expression = hcl::from_str::<hcl::Body>(&format!("c = {text}"))
+                .unwrap()
+                .attributes()
+                .next()
+                .unwrap()
+                .expr()
+                .clone();
+            expr.evaluate(&ctx).ok() == Some(hcl::Value::Bool(true))
+        };
+        assert!(holds(Some("x86_64"), "x86_64"), "{name}");
+        assert!(holds(Some("arm64"), "arm64"), "{name}");
+        assert!(!holds(Some("arm64"), "x86_64"), "{name}");
+        assert!(!holds(Some("x86_64"), "arm64"), "{name}");
+        assert!(!holds(None, "x86_64"), "{name}: no build.json");
+    }
+}

@@ -129,8 +129,8 @@ fn each_kind_of_mistake_is_caught() {
         ),
         (
             "rules.tf",
-            "data.archive_file.rules[0].output_base64sha256",
-            "data.archive_file.rules[0].output_sha256sum",
+            "data.archive_file.rules.output_base64sha256",
+            "data.archive_file.rules.output_sha256sum",
             "data.archive_file.rules.output_sha256sum: archive_file exports no output_sha256sum",
         ),
         (

@@ -19,9 +19,8 @@ module "wacapi" {
 
   name         = var.name
   architecture = var.architecture
-  # The example rules when none is given; paths resolve from this file, whatever the working
-  # directory.
-  rules_file                  = coalesce(var.rules_file, abspath("${path.module}/../../../examples/wacapi.toml"))
+  # Yours, always: the example's datasets are made up, and the module refuses them.
+  rules_file                  = var.rules_file
   alarm_email                 = var.alarm_email
   dispatch_max_concurrency    = var.dispatch_max_concurrency
   dispatch_timeout_seconds    = var.dispatch_timeout_seconds

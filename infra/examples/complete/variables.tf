@@ -17,9 +17,8 @@ variable "architecture" {
 }
 
 variable "rules_file" {
-  description = "Your rules and accounts file; null deploys examples/wacapi.toml."
+  description = "Your rules and accounts file (required): a copy of examples/wacapi.toml with your own account and dataset ids. The module refuses the example's made-up datasets at plan time."
   type        = string
-  default     = null
 }
 
 variable "alarm_email" {
