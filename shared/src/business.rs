@@ -275,7 +275,15 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     let (channel, user, scoped_account) = user_ref(&raw.user)?;
     let tiktok_lead_id = tiktok_lead_id(raw.tiktok_lead_id)?;
     let custom_data = match raw.custom_data {
-        Some(map) => Some(custom_data(map)?),
+        Some(map) => {
+            if let Some(path) = crate::conversion::privacy::find_personal(
+                &map,
+                &personal_values(&raw.user, raw.user_data.as_ref()),
+            ) {
+                return Err(PERSONAL_CUSTOM_DATA.replace("custom_data.{key}", &path));
+            }
+            Some(custom_data(map)?)
+        }
         None => None,
     };
     if event_name == EventName::Purchase
@@ -358,6 +366,34 @@ fn tiktok_lead_id(value: Option<Value>) -> Result<Option<String>, String> {
                 .into(),
         ),
     }
+}
+
+/// The event's personal values in clear, whose copies `custom_data` may not carry: the user's
+/// phone number and the email, names and phone numbers given in `user_data`.
+fn personal_values(
+    user: &RawUser,
+    user_data: Option<&BTreeMap<String, Value>>,
+) -> crate::conversion::privacy::PersonalValues {
+    let mut personal = crate::conversion::privacy::PersonalValues::default();
+    for phone in [&user.wa_id, &user.phone].into_iter().flatten() {
+        personal.add_phone(phone);
+        personal.add_text(phone);
+    }
+    for (key, value) in user_data.into_iter().flatten() {
+        let values: Vec<&str> = match value {
+            Value::String(s) => vec![s],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for v in values {
+            match key.as_str() {
+                "ph" => personal.add_phone(v),
+                "em" | "fn" | "ln" => personal.add_text(v),
+                _ => {}
+            }
+        }
+    }
+    personal
 }
 
 fn trimmed(value: Option<&String>) -> Option<String> {
@@ -496,9 +532,6 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
             Value::Number(n) => n.to_string(),
             _ => return Err("custom_data.order_id must be a string".into()),
         };
-        if crate::conversion::privacy::looks_like_email(&id) {
-            return Err(PERSONAL_CUSTOM_DATA.replace("{key}", "order_id"));
-        }
         data.order_id = Some(id);
     }
     for (key, value) in &map {
@@ -508,9 +541,6 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
                 crate::signal::MAX_FLOW_FIELD_DEPTH
             ));
         }
-        if crate::conversion::privacy::looks_personal(value) {
-            return Err(PERSONAL_CUSTOM_DATA.replace("{key}", key));
-        }
     }
     data.extra = map.into_iter().collect();
     Ok(data)
@@ -519,8 +549,8 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
 /// The largest `num_items` accepted.
 const MAX_NUM_ITEMS: u64 = 1_000_000_000;
 
-/// Why a personal value is refused in `custom_data` (`{key}` is the key).
-const PERSONAL_CUSTOM_DATA: &str = "custom_data.{key} reads as an email address or a phone number; custom_data is sent in clear: send it in user_data, which is hashed";
+/// Why a personal value is refused in `custom_data` (`custom_data.{key}` becomes its path).
+const PERSONAL_CUSTOM_DATA: &str = "custom_data.{key} reads as an email address or a phone number, or repeats the user's personal data; custom_data is sent in clear: send it in user_data, which is hashed";
 
 fn field_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
@@ -707,28 +737,63 @@ mod tests {
 
     #[test]
     fn personal_or_deep_custom_data_is_refused_without_echoing_it() {
-        for (key, value) in [
-            ("contact", serde_json::json!("sheena@example.com")),
+        for (key, value, path) in [
+            (
+                "contact",
+                serde_json::json!("sheena@example.com"),
+                "contact",
+            ),
             (
                 "note",
                 serde_json::json!(["call +1 650 555 1234", "+1 650 555 1234"]),
+                "note[1]",
             ),
-            ("order_id", serde_json::json!("sheena@example.com")),
+            (
+                "order_id",
+                serde_json::json!("sheena@example.com"),
+                "order_id",
+            ),
+            ("order_id", serde_json::json!("+1 650 555 0142"), "order_id"),
+            (
+                "content_ids",
+                serde_json::json!(["sku", "sheena@example.com"]),
+                "content_ids[1]",
+            ),
+            (
+                "contents",
+                serde_json::json!([{"id": "sheena@example.com", "quantity": 1, "item_price": 1.0}]),
+                "contents[0].id",
+            ),
+            ("sheena@example.com", serde_json::json!(true), "<key 2>"),
+            ("whatsapp", serde_json::json!(16505551234u64), "whatsapp"),
+            // The user's own wa_id (purchase() sends 16505551234), in any formatting.
+            (
+                "buyer_ref",
+                serde_json::json!("1 (650) 555-1234"),
+                "buyer_ref",
+            ),
         ] {
             let mut cd = serde_json::json!({"value": 1, "currency": "USD"});
             cd[key] = value;
             let reason = item_error(purchase(cd));
             assert!(
-                reason.contains(&format!(
-                    "custom_data.{key} reads as an email address or a phone number"
+                reason.starts_with(&format!(
+                    "custom_data.{path} reads as an email address or a phone number"
                 )),
-                "{reason}"
+                "{key}: {reason}"
             );
             assert!(
                 !reason.contains("sheena") && !reason.contains("555"),
                 "{reason}"
             );
         }
+        // The other side of the line: catalogue ids, order numbers, prices, words.
+        let mut cd = serde_json::json!({"value": 1299.5, "currency": "BRL", "order_id": "2026-000142",
+            "content_ids": ["1234567890123456"], "content_name": "Gold plan",
+            "contents": [{"id": "12345678901", "quantity": 1, "item_price": 1299.5}]});
+        cd["store"] = serde_json::json!({"city": "Leeds", "code": 42});
+        let body = serde_json::to_vec(&serde_json::json!({ "events": [purchase(cd)] })).unwrap();
+        assert!(parse(&body, NOW).is_ok());
         let deep = serde_json::from_str::<Value>(&format!("{}1{}", "[".repeat(40), "]".repeat(40)))
             .unwrap();
         let reason = item_error(purchase(

@@ -709,3 +709,42 @@ custom_data = { fields = { content_name = "plan", content_category = "notes", or
         Some("8812")
     );
 }
+
+/// Rule-built `custom_data` follows the line `/events` draws: international phone numbers and
+/// copies of the event's own personal values (the sender's phone, by its hash; the Flow fields
+/// the rule hashes) are left out, ids and words stay.
+#[tokio::test]
+async fn rule_built_custom_data_never_repeats_the_event_s_personal_values() {
+    let config = Config::from_toml(
+        r#"
+[[accounts]]
+waba_id = "102290129340398"
+dataset_id = "1"
+[[rules]]
+name = "lead-form"
+event = "LeadSubmitted"
+trigger = { kind = "flow" }
+user_data = { em = "email", full_name = "name" }
+custom_data = { fields = { order_id = "ref", content_category = "nick", content_name = "plan", delivery_category = "contact" } }
+"#,
+    )
+    .expect("valid");
+    let store = MemoryClickStore::new();
+    let flow = signal(json!({
+        "referral": {"ctwa_clid": "Aff-form", "source_id": "ad", "source_type": "ad"},
+        "event": {"type": "flow_reply", "name": "flow", "fields": {
+            "email": "ana@example.org", "name": "Ana Souza",
+            "ref": "1 650 555 1234", "nick": "Ana Souza", "plan": "Gold",
+            "contact": "+55 11 98765 4321"}}
+    }));
+    let out = run(&config, &store, &[flow], NOW).await;
+    let event = events(&out)[0];
+    assert_eq!(event.dropped_custom_data, 3, "ref (the sender's phone), nick, contact");
+    let custom = event.event.meta().unwrap().custom_data.clone().unwrap();
+    assert_eq!(custom.order_id, None);
+    assert_eq!(custom.extra.get("content_name"), Some(&json!("Gold")));
+    let sent = serde_json::to_string(&event.event).unwrap();
+    for clear in ["Ana", "555", "98765"] {
+        assert!(!sent.contains(clear), "{clear} in {sent}");
+    }
+}

@@ -11,6 +11,7 @@ use crate::channels::Channel;
 use crate::conversion::clicks::Click;
 use crate::conversion::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
 use crate::conversion::money::{is_valid_amount, is_valid_quantity};
+use crate::conversion::privacy::{PersonalValues, find_personal};
 use crate::conversion::rules::{
     Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code,
 };
@@ -471,7 +472,9 @@ fn map_rule(
     let Some(mut custom_data) = custom_data(rule, signal) else {
         return Outcome::skipped(rule, SkipReason::InvalidCustomData);
     };
-    let dropped_custom_data = custom_data.as_mut().map_or(0, scrub_custom_data);
+    let dropped_custom_data = custom_data
+        .as_mut()
+        .map_or(0, |c| scrub_custom_data(c, &personal_values(rule, signal)));
     if event_name == EventName::Purchase
         && custom_data
             .as_ref()
@@ -607,22 +610,61 @@ fn tiktok_event(
     })
 }
 
-/// Leaves out of `custom_data` every value that reads as an email address or a phone number:
-/// `custom_data` goes to Meta in clear, and personal data may only travel hashed. Returns how
-/// many values were left out.
-pub fn scrub_custom_data(data: &mut CustomData) -> usize {
-    let before = data.extra.len() + usize::from(data.order_id.is_some());
+/// Leaves out of `custom_data` every part that is personal as
+/// [`crate::conversion::privacy::find_personal`] draws the line (an email address, an
+/// international phone number, or a copy of one of `personal`): `custom_data` goes to Meta in
+/// clear, and personal data may only travel hashed. A whole custom key goes; of `content_ids`
+/// and `contents` only the personal entries. Returns how many parts were left out.
+pub fn scrub_custom_data(data: &mut CustomData, personal: &PersonalValues) -> usize {
+    let is_personal = |key: &str, value: Value| {
+        let mut one = Map::new();
+        one.insert(key.to_owned(), value);
+        find_personal(&one, personal).is_some()
+    };
+    let mut dropped = 0;
+    let mut drop_if = |personal: bool| {
+        dropped += usize::from(personal);
+        !personal
+    };
     data.extra
-        .retain(|_, value| !crate::conversion::privacy::looks_personal(value));
-    // Order ids are often long digit strings: only an email is taken for personal data there.
-    if data
-        .order_id
-        .as_deref()
-        .is_some_and(crate::conversion::privacy::looks_like_email)
+        .retain(|key, value| drop_if(is_personal(key, value.clone())));
+    if let Some(id) = data.order_id.take()
+        && drop_if(is_personal("order_id", Value::from(id.as_str())))
     {
-        data.order_id = None;
+        data.order_id = Some(id);
     }
-    before - data.extra.len() - usize::from(data.order_id.is_some())
+    if let Some(ids) = &mut data.content_ids {
+        ids.retain(|id| drop_if(is_personal("content_ids", Value::from(vec![id.as_str()]))));
+    }
+    if let Some(contents) = &mut data.contents {
+        contents.retain(|c| {
+            drop_if(is_personal(
+                "contents",
+                serde_json::json!([{ "id": c.id.as_str() }]),
+            ))
+        });
+    }
+    dropped
+}
+
+/// The personal values of a rule's event, whose copies its `custom_data` may not carry: the
+/// sender's phone number (by its hash) and the Flow fields the rule hashes into `user_data`.
+fn personal_values(rule: &Rule, signal: &Signal) -> PersonalValues {
+    let mut personal = PersonalValues::default();
+    if let Some(ph) = &signal.user.ph {
+        personal.add_phone_hash(ph);
+    }
+    if let SignalEvent::FlowReply { fields, .. } = &signal.event {
+        for (target, field) in &rule.user_data {
+            if let Some(text) = field_text(fields, field) {
+                match target {
+                    UserDataTarget::Key(UserDataKey::Ph) => personal.add_phone(&text),
+                    _ => personal.add_text(&text),
+                }
+            }
+        }
+    }
+    personal
 }
 
 /// The deterministic event id: the same conversion (dataset, event name and dedup scope key)
@@ -675,7 +717,14 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         }
     }
     let mut custom_data = custom_data.clone();
-    let dropped_custom_data = custom_data.as_mut().map_or(0, scrub_custom_data);
+    // Refused at the edge already (business::parse); kept for signals queued before that check.
+    let mut personal = PersonalValues::default();
+    if let Some(ph) = &signal.user.ph {
+        personal.add_phone_hash(ph);
+    }
+    let dropped_custom_data = custom_data
+        .as_mut()
+        .map_or(0, |c| scrub_custom_data(c, &personal));
     let custom_data = custom_data.filter(|c| !c.is_empty());
     let scope_key = format!("idempotency:{idempotency_key}");
     let event = match click.destination {
