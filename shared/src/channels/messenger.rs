@@ -253,10 +253,11 @@ impl<'de> Deserialize<'de> for ItemProbe {
                             referral = map.next_value::<MaybeObject<IgnoredAny>>()?.0.is_some()
                         }
                         // group_feed items name their field in the item, beside a `message`
-                        // that is the post's text.
+                        // that is the post's text: a listed field decides the kind.
                         ItemKey::Field => {
                             let name = map.next_value::<MaybeString>()?.0;
-                            field = name.map(|n| field_kind(&n));
+                            field = name
+                                .and_then(|n| IGNORED_FIELDS.iter().find(|f| **f == n).copied());
                         }
                         ItemKey::Listed(kind) => {
                             listed = listed.or(Some(kind));
@@ -267,6 +268,9 @@ impl<'de> Deserialize<'de> for ItemProbe {
                         }
                     }
                 }
+                if let Some(field) = field {
+                    return Ok(ItemProbe(ItemKind::Ignored(field)));
+                }
                 // The order wacapi has always read an item in: message, postback, referral.
                 let kind = match message {
                     Some(MessageFlags { is_echo: true, .. }) => ItemKind::Ignored(MESSAGE_ECHOES),
@@ -275,7 +279,7 @@ impl<'de> Deserialize<'de> for ItemProbe {
                     }) => ItemKind::Ignored(DELETED_MESSAGES),
                     Some(_) => ItemKind::Conversation,
                     None if postback || referral => ItemKind::Conversation,
-                    None => ItemKind::Ignored(listed.or(field).unwrap_or(UNKNOWN)),
+                    None => ItemKind::Ignored(listed.unwrap_or(UNKNOWN)),
                 };
                 Ok(ItemProbe(kind))
             }
