@@ -41,6 +41,7 @@ fn bodies() -> Vec<(String, Value)> {
         "examples/webhooks/tiktok",
         "tests/fixtures/shapes",
         "tests/fixtures/channels",
+        "tests/fixtures/standby",
     ] {
         let mut files: Vec<_> = std::fs::read_dir(repo().join(dir))
             .unwrap()
