@@ -439,7 +439,8 @@ pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
         let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
             Ok(entry) => entry,
             Err(e) => {
-                out.rejected.push(bad_entry(channel, raw_entry.get(), &e));
+                out.rejected
+                    .push(bad_entry(channel, raw_entry.get(), safe_json_error(&e)));
                 continue;
             }
         };
@@ -480,9 +481,14 @@ pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
                 .iter()
                 .any(|(_, kind)| *kind == ItemKind::Conversation)
             {
-                if let Err(e) = serde_json::from_str::<EntryId>(raw_entry.get()) {
-                    out.rejected.push(bad_entry(channel, raw_entry.get(), &e));
-                }
+                let detail = match serde_json::from_str::<EntryId>(raw_entry.get()) {
+                    Err(e) => safe_json_error(&e),
+                    // Not reached (the lenient id read nothing, so the strict read fails), but
+                    // a conversation item is never dropped unaccounted for.
+                    Ok(_) => "entry has no account id".to_owned(),
+                };
+                out.rejected
+                    .push(bad_entry(channel, raw_entry.get(), detail));
                 continue;
             }
             ignored.extend(items.iter().filter_map(|(_, kind)| match kind {
@@ -523,10 +529,10 @@ pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
 }
 
 /// An entry that is not one (not an object, or an account id missing where one is needed).
-fn bad_entry(channel: Channel, raw_entry: &str, e: &serde_json::Error) -> Rejected {
+fn bad_entry(channel: Channel, raw_entry: &str, detail: String) -> Rejected {
     Rejected {
         account_id: String::new(),
-        reason: RejectReason::BadEntry(safe_json_error(e)),
+        reason: RejectReason::BadEntry(detail),
         kind: RawKind::Envelope,
         raw: envelope(channel, raw_entry),
     }
