@@ -447,10 +447,21 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         for signal in &split.signals {
             tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.account_id, "signal enqueued");
         }
+        // What became no signal, by kind: constant names and counts, never webhook text. An
+        // `unknown` kind is a field or event no channel list names (Meta added one, or the app
+        // subscribes to more than wacapi reads): ignored all the same, never dead-lettered.
+        let unknown = split.ignored_of(crate::signal::UNKNOWN);
+        if unknown > 0 {
+            tracing::info!(
+                unknown,
+                "webhook parts of a kind wacapi does not know were ignored"
+            );
+        }
         tracing::info!(
             signals,
             quarantined,
             statuses = split.statuses,
+            ignored = ?split.ignored,
             "webhook accepted"
         );
         Ok(Accepted {

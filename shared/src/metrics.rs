@@ -33,7 +33,9 @@ pub mod names {
     pub const STATUSES_IGNORED: &str = "StatusesIgnored";
     /// Change-level `errors[]` items Meta reported.
     pub const WEBHOOK_ERRORS: &str = "WebhookErrors";
-    /// Changes of fields wacapi does not process.
+    /// Webhook parts left out on purpose (fields wacapi does not process, echoes, receipts
+    /// and other item kinds that are no conversion): see `Split::ignored_changes`; ingest logs
+    /// them by kind.
     pub const CHANGES_IGNORED: &str = "ChangesIgnored";
     /// Signed bodies or items kept on the dead-letter queue; dimension `Reason`.
     pub const BODIES_QUARANTINED: &str = "BodiesQuarantined";

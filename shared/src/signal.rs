@@ -5,6 +5,8 @@
 //! ([`UserRef::ph`]), so no queue, store or log downstream ever holds it in clear. Ad creative,
 //! media ids and profile names are dropped.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -327,7 +329,12 @@ impl Signal {
     /// event's id is scoped as its event id is (account, event name, idempotency key), so a key
     /// reused for another event name is another event, and an identical retry is the same one.
     pub fn dedup_id(&self) -> String {
-        let scoped = match &self.event {
+        sha256_hex(self.dedup_scope().as_bytes())
+    }
+
+    /// What [`Signal::dedup_id`] hashes.
+    fn dedup_scope(&self) -> String {
+        match &self.event {
             SignalEvent::AutomaticEvent { event_name, .. } => {
                 format!("auto:{event_name}:{}", self.id)
             }
@@ -341,8 +348,7 @@ impl Signal {
                 event_name.as_str()
             ),
             _ => format!("msg:{}", self.id),
-        };
-        sha256_hex(scoped.as_bytes())
+        }
     }
 
     /// For an identity change, the identities the user had before it: the sender as the
@@ -440,12 +446,58 @@ pub struct Split {
     pub statuses: usize,
     /// `errors[]` items seen at change level.
     pub errors: usize,
-    /// Changes of fields wacapi does not process.
+    /// Parts left out on purpose that are neither statuses nor errors: changes of fields wacapi
+    /// does not process, Messenger and Instagram items that are no conversation moment (receipts,
+    /// echoes, handovers...), echoes of the business's own WhatsApp messages. The total behind
+    /// the `ChangesIgnored` metric; [`Split::ignored`] names them.
     pub ignored_changes: usize,
+    /// Everything that became no signal without being rejected, by kind: a webhook field or item
+    /// kind as Meta names it (`account_update`, `statuses`, `message_echoes`, `delivery`...),
+    /// from the channels' named lists, or `unknown` for one no list names. Names and counts only,
+    /// for logs: the names are constants, never text from the webhook.
+    pub ignored: BTreeMap<&'static str, usize>,
     /// Flow fields left out of signals: nested deeper than [`MAX_FLOW_FIELD_DEPTH`], or a
     /// `response_json` that is not a JSON object (counted as one).
     pub flow_fields_dropped: usize,
 }
+
+impl Split {
+    /// Counts one part of `kind` left out on purpose, by name and in
+    /// [`Split::ignored_changes`].
+    pub fn ignore(&mut self, kind: &'static str) {
+        self.ignored_changes += 1;
+        self.tally(kind, 1);
+    }
+
+    /// Counts `n` parts of `kind` by name only (statuses and errors have totals of their own).
+    pub fn tally(&mut self, kind: &'static str, n: usize) {
+        if n > 0 {
+            *self.ignored.entry(kind).or_default() += n;
+        }
+    }
+
+    /// How many parts of `kind` were left out.
+    pub fn ignored_of(&self, kind: &str) -> usize {
+        self.ignored.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Keeps the first signal of each deduplication id, in webhook order: a message delivered
+    /// twice in one body (on `messages` and on `standby`, say) is one signal, as the queue's
+    /// FIFO deduplication would make it anyway. Each one left out is counted as `duplicate`.
+    pub fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::with_capacity(self.signals.len());
+        let before = self.signals.len();
+        self.signals.retain(|s| seen.insert(s.dedup_scope()));
+        let removed = before - self.signals.len();
+        self.tally(DUPLICATE, removed);
+    }
+}
+
+/// The [`Split::ignored`] name of a signal left out as a copy of one earlier in the same body.
+pub const DUPLICATE: &str = "duplicate";
+
+/// The [`Split::ignored`] name of a field or item kind no channel list names.
+pub const UNKNOWN: &str = "unknown";
 
 /// Why a whole body was refused. The texts name positions, kinds and lengths, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

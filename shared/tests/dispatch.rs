@@ -148,3 +148,35 @@ async fn records_sharing_an_event_in_one_batch_send_it_once_and_fail_together() 
     assert_eq!((report.records.duplicate, report.events_sent), (1, 0));
     assert_eq!(graph.accepted.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_on_messages_and_again_on_standby_is_one_signal_and_one_event() {
+    // Control of a Meta Business Agent number moved while Meta retried: the same order came on
+    // the `messages` field in one webhook and on `standby` in another.
+    let graph = Graph::default();
+    let d = dispatcher(&graph);
+    let click = sample_signals("01-text-from-ctwa-ad.json", NOW).remove(0);
+    let on_messages = sample_signals("02-order.json", NOW).remove(0);
+    let body = std::fs::read(repo().join("tests/fixtures/standby/order.json")).unwrap();
+    let mut on_standby = split(&body).unwrap().signals.remove(0);
+    on_standby.timestamp = NOW - 60;
+    // The same signal: the same FIFO group and deduplication id, so SQS keeps one within its
+    // five minutes, and the same event id after that.
+    assert_eq!(on_standby, on_messages);
+    assert_eq!(on_standby.dedup_id(), on_messages.dedup_id());
+    let group = click.group_id();
+    let report = run(
+        &d,
+        &[
+            record("r0", &group, &click),
+            record("r1", &group, &on_messages),
+        ],
+        NOW,
+    )
+    .await;
+    assert_eq!(report.events_sent, 2, "{report:?}");
+    let report = run(&d, &[record("r2", &group, &on_standby)], NOW).await;
+    assert_eq!((report.records.duplicate, report.events_sent), (1, 0));
+    let sent: Vec<String> = graph.accepted.lock().unwrap().concat();
+    assert_eq!(sent.len(), 2, "the click's event and one Purchase");
+}

@@ -3,6 +3,7 @@
 //! link time and disk small. Snapshots are named `suite__<module>__<name>.snap`.
 
 mod dispatch;
+mod documented;
 mod mapping;
 mod shapes;
 mod tiktok;

@@ -747,4 +747,48 @@ custom_data = { fields = { order_id = "ref", content_category = "nick", content_
     for clear in ["Ana", "555", "98765"] {
         assert!(!sent.contains(clear), "{clear} in {sent}");
     }
+
+// --- Meta Business Agent numbers (the standby field) -------------------------------------------
+
+fn fixture_signals(name: &str) -> Vec<Signal> {
+    let body = std::fs::read(repo().join("tests/fixtures").join(name)).unwrap();
+    let split = split(&body).unwrap();
+    assert!(split.rejected.is_empty(), "{name}: {:?}", split.rejected);
+    split.signals
+}
+
+#[tokio::test]
+async fn a_standby_click_then_a_standby_order_send_one_purchase_attributed_to_the_click() {
+    // The defaults: an order is a Purchase; the click itself sends nothing but is kept.
+    let config = Config::default_config().unwrap();
+    let store = MemoryClickStore::new();
+    let click = fixture_signals("standby/click.json");
+    let order = fixture_signals("standby/order.json");
+    assert_eq!((click.len(), order.len()), (1, 1));
+    let clid = click[0]
+        .referral
+        .as_ref()
+        .unwrap()
+        .ctwa_clid
+        .clone()
+        .unwrap();
+    let mut out = run(&config, &store, &click, NOW).await;
+    out.extend(run(&config, &store, &order, NOW).await);
+    assert_eq!(
+        names(&out),
+        [("order-purchase".to_owned(), EventName::Purchase)]
+    );
+    let purchase = events(&out)[0].event.meta().unwrap();
+    assert_eq!(purchase.user_data.id("ctwa_clid"), Some(clid.as_str()));
+    assert_eq!(purchase.custom_data.as_ref().unwrap().value, Some(85.5));
+
+    // The agent's echo of an order, and an order from the business's own number, are the
+    // business talking: no signal, so nothing is sent.
+    let body = std::fs::read(repo().join("tests/fixtures/standby/echoed-order.json")).unwrap();
+    let echoed = split(&body).unwrap();
+    assert!(echoed.signals.is_empty() && echoed.rejected.is_empty());
+    assert_eq!(echoed.ignored_of("message_echoes"), 1);
+    assert_eq!(echoed.ignored_of("own_messages"), 1);
+    assert_eq!(echoed.ignored_of("messaging_handovers"), 1);
+    assert_eq!(echoed.statuses, 1);
 }

@@ -1,6 +1,7 @@
-//! The class of input, not only the fixtures: every sample and real-world shape body, with each
-//! of its values in turn replaced by `null`, a string, a number, an object, a list or a
-//! formatted price (one change at a time), goes through the splitter and the mapping.
+//! The class of input, not only the fixtures: every sample, real-world shape and documented
+//! example body (Meta's own, `tests/fixtures/documented`), with each of its values in turn
+//! replaced by `null`, a string, a number, an object, a list or a formatted price (one change
+//! at a time), goes through the splitter and the mapping.
 //!
 //! What must hold for every such body:
 //! - the splitter answers (no panic) and quarantines at most the one part that changed;
@@ -40,6 +41,7 @@ fn bodies() -> Vec<(String, Value)> {
         "examples/webhooks/tiktok",
         "tests/fixtures/shapes",
         "tests/fixtures/channels",
+        "tests/fixtures/standby",
     ] {
         let mut files: Vec<_> = std::fs::read_dir(repo().join(dir))
             .unwrap()
@@ -52,7 +54,16 @@ fn bodies() -> Vec<(String, Value)> {
             out.push((p.display().to_string(), value));
         }
     }
-    assert!(out.len() >= 31, "samples and shapes found");
+    // Meta's own examples, each in the envelope it is delivered in.
+    for doc in crate::documented::documented() {
+        for (i, body) in doc.bodies.into_iter().enumerate() {
+            out.push((format!("{}#{i}", doc.name), body));
+        }
+    }
+    assert!(
+        out.len() >= 31 + 140,
+        "samples, shapes and documented examples found"
+    );
     out
 }
 

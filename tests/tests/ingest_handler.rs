@@ -428,6 +428,90 @@ async fn real_world_shapes_become_signals_and_only_the_unreadable_is_quarantined
     }
 }
 
+async fn post(h: &Harness, body: Vec<u8>, metrics: &mut Metrics) -> wacapi_shared::ingest::Reply {
+    let sig = sign(&body);
+    h.state
+        .ingest
+        .receive(&[sig.as_bytes()], &body, metrics)
+        .await
+}
+
+/// Numbers running Meta Business Agent: the conversation on the `standby` field is queued as on
+/// `messages` (the same signals, groups and dedup ids); the agent's echoes, the business's own
+/// messages, their receipts and the handovers of the thread are acknowledged and counted, never
+/// dead-lettered.
+#[tokio::test]
+async fn standby_conversations_are_queued_and_echoes_and_handovers_are_not() {
+    let h = harness();
+    let mut metrics = Metrics::new("wacapi", "test");
+    for name in [
+        "standby/click.json",
+        "standby/order.json",
+        "standby/echoed-order.json",
+    ] {
+        let reply = post(&h, fixture(name), &mut metrics).await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+    }
+    let standby = h.signals.drain();
+    let signals = decode(&standby);
+    let kinds: Vec<&str> = signals.iter().map(|s| s.event.kind()).collect();
+    assert_eq!(kinds, ["text", "order"]);
+    assert!(signals[0].referral.as_ref().unwrap().ctwa_clid.is_some());
+    for m in &standby {
+        assert_no_personal_data(&m.body);
+    }
+    assert!(h.dead_letters.is_empty());
+    assert_eq!(metrics.total(names::SIGNALS_ENQUEUED), 2.0);
+    assert_eq!(metrics.total(names::STATUSES_IGNORED), 1.0);
+    // The agent's echo, the order from the business's number, the handover.
+    assert_eq!(metrics.total(names::CHANGES_IGNORED), 3.0);
+
+    // The same messages on the `messages` field queue as the same messages.
+    let h = harness();
+    let mut metrics = Metrics::new("wacapi", "test");
+    for name in ["text-from-ctwa-ad", "order"] {
+        post(&h, sample(name), &mut metrics).await;
+    }
+    let on_messages = h.signals.drain();
+    let ids = |m: &[OutboundMessage]| -> Vec<(String, String, String)> {
+        m.iter()
+            .map(|m| (m.body.clone(), m.group_id.clone(), m.dedup_id.clone()))
+            .collect()
+    };
+    assert_eq!(ids(&standby), ids(&on_messages));
+}
+
+/// Receipts as Meta documents them (a Messenger delivery has no `timestamp`, a read only a
+/// watermark, an Instagram read a `mid`) are acknowledged and counted, never dead-lettered.
+#[tokio::test]
+async fn documented_receipts_are_acknowledged_and_never_dead_lettered() {
+    for (object, file) in [
+        ("page", "documented/messenger/delivery.json"),
+        ("page", "documented/messenger/read.json"),
+        (
+            "instagram",
+            "documented/instagram/read--messaging-seen.json",
+        ),
+    ] {
+        let raw: Value = serde_json::from_slice(&fixture(file)).unwrap();
+        let body = if raw.get("object").is_some() {
+            raw
+        } else {
+            // Meta documents these as the bare `messaging[]` item.
+            serde_json::json!({"object": object, "entry": [
+                {"id": "106295012345678", "time": 1458668856463_i64, "messaging": [raw]}]})
+        };
+        let h = harness();
+        let mut metrics = Metrics::new("wacapi", "test");
+        let reply = post(&h, serde_json::to_vec(&body).unwrap(), &mut metrics).await;
+        assert_eq!(reply.status, 200, "{file}: {}", reply.body);
+        assert!(h.signals.is_empty(), "{file}");
+        assert!(h.dead_letters.is_empty(), "{file}");
+        assert_eq!(metrics.total(names::BODIES_QUARANTINED), 0.0, "{file}");
+        assert_eq!(metrics.total(names::CHANGES_IGNORED), 1.0, "{file}");
+    }
+}
+
 #[tokio::test]
 async fn signed_garbage_is_quarantined_whole_and_acknowledged() {
     for (body, reason) in [

@@ -71,20 +71,20 @@ impl std::str::FromStr for Channel {
 }
 
 /// Parses a verified webhook body and splits it into signals, in webhook order, by the channel
-/// its `object` names: `whatsapp_business_account`, `page` (Messenger) or `instagram`.
+/// its `object` names: `whatsapp_business_account`, `page` (Messenger) or `instagram`. A
+/// message that appears twice in the body (on WhatsApp's `messages` and `standby` fields, say)
+/// is one signal (see [`Split::dedup`]).
 pub fn split(body: &[u8]) -> Result<Split, EnvelopeError> {
     let envelope: whatsapp::model::Webhook<'_> = serde_json::from_slice(body)
         .map_err(|e| EnvelopeError::NotAnEnvelope(crate::redact::safe_json_error(&e)))?;
-    match envelope.object.as_str() {
-        whatsapp::model::WHATSAPP_OBJECT => Ok(whatsapp::split_entries(&envelope.entry)),
-        messenger::PAGE_OBJECT => Ok(messenger::split_entries(
-            Channel::Messenger,
-            &envelope.entry,
-        )),
-        instagram::INSTAGRAM_OBJECT => Ok(messenger::split_entries(
-            Channel::Instagram,
-            &envelope.entry,
-        )),
-        other => Err(EnvelopeError::WrongObject(other.chars().count())),
-    }
+    let mut split = match envelope.object.as_str() {
+        whatsapp::model::WHATSAPP_OBJECT => whatsapp::split_entries(&envelope.entry),
+        messenger::PAGE_OBJECT => messenger::split_entries(Channel::Messenger, &envelope.entry),
+        instagram::INSTAGRAM_OBJECT => {
+            messenger::split_entries(Channel::Instagram, &envelope.entry)
+        }
+        other => return Err(EnvelopeError::WrongObject(other.chars().count())),
+    };
+    split.dedup();
+    Ok(split)
 }

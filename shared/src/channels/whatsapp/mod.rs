@@ -1,6 +1,14 @@
 //! WhatsApp Cloud API webhooks (`object = whatsapp_business_account`) into signals: one per
 //! message and per automatic event, the phone number hashed here at the edge; ad creative,
 //! media ids and profile names dropped. [`model`] is the lenient serde model of the envelope.
+//!
+//! Messages come on the `messages` field, or on `standby` when Meta Business Agent is the
+//! number's active handler (Standby webhooks, Aug 4, 2026): then the app listens passively and
+//! the user's messages, the agent's replies (`message_echoes`) and their receipts arrive one level
+//! deeper, under `value.standby`; a flat `value.messages` on that field is read too. Echoes, and
+//! any message from the business's own number, are the business talking: counted, never
+//! signals. Every other documented field is ignored by name ([`IGNORED_FIELDS`]), an unknown one
+//! as `unknown`: none is ever dead-lettered.
 
 pub mod model;
 
@@ -13,7 +21,7 @@ use crate::lenient::RawItem;
 use crate::redact::safe_json_error;
 use crate::signal::{
     AdReferral, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected, SIGNAL_VERSION,
-    Signal, SignalEvent, Split, UserRef, depth,
+    Signal, SignalEvent, Split, UNKNOWN, UserRef, depth,
 };
 use model::{
     AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
@@ -131,6 +139,79 @@ fn change_envelope(waba_id: &str, raw_change: &str) -> String {
     envelope(&format!(r#"{{"id":{id},"changes":[{raw_change}]}}"#))
 }
 
+/// The webhook fields whose changes become signals: inbound messages (on `messages`, and on
+/// `standby` while Meta Business Agent is the number's active handler) and the conversions
+/// Meta detects (`automatic_events`).
+pub const SIGNAL_FIELDS: [&str; 3] = ["messages", "standby", "automatic_events"];
+
+/// Every other WhatsApp webhook field Meta documents, ignored by name: account, template,
+/// number, payment and security notices; calls and call settings; Flows health; group
+/// administration; coexistence (`smb_message_echoes` are the business's own messages sent from
+/// the WhatsApp Business app, `smb_app_state_sync` its contacts, `history` past chats, the
+/// business's messages among them); user preferences (marketing opt-out); thread handovers
+/// between the app and Meta Business Agent (`messaging_handovers`, no message in it); echoes
+/// of the business's messages. None carries a user's conversion moment. A field not listed is
+/// counted as [`UNKNOWN`] and ignored all the same.
+// Sources (docs/meta-reference.md has the table): WhatsApp › Webhooks overview, the 19-field
+// table (Apr 29, 2026); Calling API reference (calls, Jun 26, 2026); Configure call settings
+// (account_settings_update, Jun 26, 2026); Flows webhooks (flows, Jun 16, 2026); Webhooks for
+// Groups API (group_*, May 21, 2026); Business-scoped user IDs (business_username_updates,
+// user_id_update, Jun 29, 2026; withdrawn Aug 11, 2026); Webhook overrides (message_echoes,
+// consumer_profile, Jun 28, 2026); messaging_handovers reference (Sep 22, 2026).
+pub const IGNORED_FIELDS: &[&str] = &[
+    "account_alerts",
+    "account_review_update",
+    "account_settings_update",
+    "account_update",
+    "business_capability_update",
+    "business_username_updates",
+    "calls",
+    "consumer_profile",
+    "flows",
+    "group_lifecycle_update",
+    "group_participants_update",
+    "group_settings_update",
+    "group_status_update",
+    "history",
+    "message_echoes",
+    "message_template_components_update",
+    "message_template_quality_update",
+    "message_template_status_update",
+    "messaging_handovers",
+    "partner_solutions",
+    "payment_configuration_update",
+    "phone_number_name_update",
+    "phone_number_quality_update",
+    "security",
+    "smb_app_state_sync",
+    "smb_message_echoes",
+    "template_category_update",
+    "user_id_update",
+    "user_preferences",
+];
+
+/// [`Split::ignored`] name of delivery and read receipts (`statuses[]`).
+pub const STATUSES: &str = "statuses";
+/// [`Split::ignored`] name of errors Meta reports at the change level (`errors[]`).
+pub const ERRORS: &str = "errors";
+/// [`Split::ignored`] name of echoes of the business's side (`message_echoes[]`).
+pub const MESSAGE_ECHOES: &str = "message_echoes";
+/// [`Split::ignored`] name of marketing-message link clicks (`user_actions[]`).
+pub const USER_ACTIONS: &str = "user_actions";
+/// [`Split::ignored`] name of messages sent from the business's own number (its
+/// `metadata.display_phone_number`): the business talking, never a user's conversion.
+pub const OWN_MESSAGES: &str = "own_messages";
+
+/// The name a field is counted under: its own when listed, else [`UNKNOWN`].
+fn field_kind(field: &str) -> &'static str {
+    IGNORED_FIELDS
+        .iter()
+        .chain(&SIGNAL_FIELDS)
+        .find(|f| **f == field)
+        .copied()
+        .unwrap_or(UNKNOWN)
+}
+
 fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
     let bad_change = |e: &serde_json::Error| Rejected {
         account_id: waba_id.to_owned(),
@@ -142,8 +223,8 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
         Ok(change) => change,
         Err(e) => return out.rejected.push(bad_change(&e)),
     };
-    if change.field != "messages" && change.field != "automatic_events" {
-        out.ignored_changes += 1;
+    if !SIGNAL_FIELDS.contains(&change.field.as_str()) {
+        out.ignore(field_kind(&change.field));
         return;
     }
     let Some(raw_value) = change.value.filter(|v| !is_null(v)) else {
@@ -153,23 +234,73 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
         Ok(value) => value,
         Err(e) => return out.rejected.push(bad_change(&e)),
     };
-    out.statuses += value.statuses.len();
-    out.errors += value.errors.len();
-    let phone_number_id = value
-        .metadata
-        .as_ref()
-        .and_then(|m| m.phone_number_id.clone());
+    let metadata = value.metadata.as_ref();
+    let to = Recipient {
+        waba_id,
+        phone_number_id: metadata.and_then(|m| m.phone_number_id.as_ref()),
+        business_number: metadata
+            .and_then(|m| m.display_phone_number.as_deref())
+            .map(digits)
+            .filter(|d| !d.is_empty()),
+    };
+    split_parts(&to, &value, &value.contacts, out);
+    // Meta Business Agent's numbers: the same parts one level deeper. An empty or unreadable
+    // `standby` holds nothing (Meta's own page shows `"standby": {}`).
+    if change.field == "standby"
+        && let Some(nested) = value
+            .standby
+            .filter(|v| !is_null(v))
+            .and_then(|raw| serde_json::from_str::<ChangeValue<'_>>(raw.get()).ok())
+    {
+        let contacts = if nested.contacts.is_empty() {
+            &value.contacts
+        } else {
+            &nested.contacts
+        };
+        split_parts(&to, &nested, contacts, out);
+    }
+}
+
+/// The business side a change reached.
+struct Recipient<'a> {
+    waba_id: &'a str,
+    phone_number_id: Option<&'a String>,
+    /// The digits of the business's own number, when the change names it.
+    business_number: Option<String>,
+}
+
+/// The digits of a phone number as written (`+1 555-078-3881` is `15550783881`).
+fn digits(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The signals and counts of one value's parts (a change's `value`, or the object its
+/// `standby` nests).
+fn split_parts(to: &Recipient<'_>, part: &ChangeValue<'_>, contacts: &[Contact], out: &mut Split) {
+    let waba_id = to.waba_id;
+    out.statuses += part.statuses.len();
+    out.tally(STATUSES, part.statuses.len());
+    out.errors += part.errors.len();
+    out.tally(ERRORS, part.errors.len());
+    for _ in &part.message_echoes {
+        out.ignore(MESSAGE_ECHOES);
+    }
+    for _ in &part.user_actions {
+        out.ignore(USER_ACTIONS);
+    }
     let reject = |reason: RejectReason, raw: &str| Rejected {
         account_id: waba_id.to_owned(),
         reason,
         kind: RawKind::Item,
         raw: raw.to_owned(),
     };
-    for raw in &value.messages {
+    for raw in &part.messages {
         match serde_json::from_str::<Message>(raw.get()) {
+            Ok(message) if is_own(&message, to.business_number.as_deref()) => {
+                out.ignore(OWN_MESSAGES)
+            }
             Ok(message) => {
-                let signal =
-                    message_signal(waba_id, phone_number_id.as_ref(), &value.contacts, message);
+                let signal = message_signal(waba_id, to.phone_number_id, contacts, message);
                 out.flow_fields_dropped += signal.1;
                 out.signals.push(signal.0);
             }
@@ -179,17 +310,25 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
             )),
         }
     }
-    for raw in &value.automatic_events {
+    for raw in &part.automatic_events {
         match serde_json::from_str::<AutomaticEvent>(raw.get()) {
-            Ok(event) => {
-                out.signals
-                    .push(automatic_signal(waba_id, phone_number_id.as_ref(), event))
-            }
+            Ok(event) => out
+                .signals
+                .push(automatic_signal(waba_id, to.phone_number_id, event)),
             Err(e) => out.rejected.push(reject(
                 RejectReason::BadAutomaticEvent(safe_json_error(&e)),
                 raw.get(),
             )),
         }
+    }
+}
+
+/// True for a message from the business's own number: its echo of what it (or an agent
+/// answering for it) sent, never a user's conversion.
+fn is_own(message: &Message, business_number: Option<&str>) -> bool {
+    match (message.from.as_deref(), business_number) {
+        (Some(from), Some(own)) => digits(from) == own,
+        _ => false,
     }
 }
 
@@ -434,6 +573,92 @@ mod tests {
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messages":[{messages}]}}}}]}}]}}"#
         )
         .into_bytes()
+    }
+
+    fn changes(changes: &str) -> Vec<u8> {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{changes}]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    const METADATA: &str =
+        r#""metadata":{"display_phone_number":"+1 555-078-3881","phone_number_id":"10"}"#;
+
+    fn text(id: &str, from: &str) -> String {
+        format!(
+            r#"{{"from":"{from}","id":"{id}","timestamp":"1750096325","type":"text","text":{{"body":"hi"}}}}"#
+        )
+    }
+
+    #[test]
+    fn standby_messages_are_signals_nested_or_flat_and_echoes_are_not() {
+        let nested = format!(
+            r#"{{"field":"standby","value":{{{METADATA},"standby":{{"contacts":[{{"wa_id":"16505551234"}}],"messages":[{}],
+                "message_echoes":[{{"id":"e","timestamp":"1750096326","message":{{"to":"16505551234","type":"text","text":{{"body":"ok"}}}}}}],
+                "statuses":[{{"id":"e","status":"read","timestamp":"1750096327","recipient_id":"16505551234"}}]}}}}}}"#,
+            text("wamid.nested", "16505551234")
+        );
+        let flat = format!(
+            r#"{{"field":"standby","value":{{{METADATA},"messages":[{}]}}}}"#,
+            text("wamid.flat", "16505551234")
+        );
+        let empty = format!(r#"{{"field":"standby","value":{{{METADATA},"standby":{{}}}}}}"#);
+        let odd = format!(r#"{{"field":"standby","value":{{{METADATA},"standby":"x"}}}}"#);
+        let split = split(&changes(&[nested, flat, empty, odd].join(","))).unwrap();
+        assert!(split.rejected.is_empty(), "{:?}", split.rejected);
+        let ids: Vec<&str> = split.signals.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["wamid.nested", "wamid.flat"]);
+        let signal = &split.signals[0];
+        assert_eq!(signal.phone_number_id.as_deref(), Some("10"));
+        assert!(signal.user.ph.is_some(), "the nested contact is the sender");
+        assert_eq!(split.ignored_of(MESSAGE_ECHOES), 1);
+        assert_eq!((split.statuses, split.ignored_of(STATUSES)), (1, 1));
+        assert_eq!(split.ignored_changes, 1, "the echo");
+    }
+
+    #[test]
+    fn the_business_s_own_messages_are_no_signals() {
+        let value = format!(
+            r#"{{"field":"standby","value":{{{METADATA},"standby":{{"messages":[{},{}]}}}}}}"#,
+            text("wamid.own", "15550783881"),
+            text("wamid.user", "16505551234")
+        );
+        let split = split(&changes(&value)).unwrap();
+        let ids: Vec<&str> = split.signals.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["wamid.user"]);
+        assert_eq!(split.ignored_of(OWN_MESSAGES), 1);
+    }
+
+    #[test]
+    fn a_message_on_messages_and_on_standby_is_one_signal() {
+        let message = text("wamid.both", "16505551234");
+        let on_messages =
+            format!(r#"{{"field":"messages","value":{{{METADATA},"messages":[{message}]}}}}"#);
+        let on_standby = format!(
+            r#"{{"field":"standby","value":{{{METADATA},"standby":{{"messages":[{message}]}}}}}}"#
+        );
+        let split = split(&changes(&format!("{on_standby},{on_messages}"))).unwrap();
+        assert_eq!(split.signals.len(), 1);
+        assert_eq!(split.ignored_of(crate::signal::DUPLICATE), 1);
+    }
+
+    #[test]
+    fn other_fields_are_ignored_by_name_whatever_their_shape() {
+        let split = split(&changes(
+            r#"{"field":"messaging_handovers","value":{"type":"control_passed","control_passed":{}}},
+               {"field":"messaging_handovers","value":"odd"},
+               {"field":"smb_message_echoes","value":{"message_echoes":[{"from":"15550783881","to":"1","id":"x","timestamp":"1","type":"text"}]}},
+               {"field":"hologram_update","value":{}},
+               {"field":"messages","value":{"user_actions":[{"action_type":"marketing_messages_link_click"}]}}"#,
+        ))
+        .unwrap();
+        assert!(split.signals.is_empty() && split.rejected.is_empty());
+        assert_eq!(split.ignored_of("messaging_handovers"), 2);
+        assert_eq!(split.ignored_of("smb_message_echoes"), 1);
+        assert_eq!(split.ignored_of(UNKNOWN), 1);
+        assert_eq!(split.ignored_of(USER_ACTIONS), 1);
+        assert_eq!(split.ignored_changes, 5);
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub struct Change<'a> {
     pub value: Option<&'a RawValue>,
 }
 
-/// The `value` of a `messages` or `automatic_events` change.
+/// The `value` of a `messages`, `standby` or `automatic_events` change (and of the object a
+/// `standby` value nests its parts in).
 #[derive(Debug, Default, Deserialize)]
 pub struct ChangeValue<'a> {
     /// Always `whatsapp`.
@@ -73,6 +74,19 @@ pub struct ChangeValue<'a> {
     /// Errors Meta reports at the change level.
     #[serde(default, deserialize_with = "lenient::items")]
     pub errors: Vec<IgnoredAny>,
+    /// Echoes of what the business's side sent (on `standby`, Meta Business Agent's replies:
+    /// `{id, timestamp, message}`, no `from`): counted, never signals.
+    #[serde(default, deserialize_with = "lenient::items")]
+    pub message_echoes: Vec<IgnoredAny>,
+    /// Marketing-message link clicks (`user_actions`, a `messages` change with no message):
+    /// counted, never signals (the click is on the business's own link, not an ad).
+    #[serde(default, deserialize_with = "lenient::items")]
+    pub user_actions: Vec<IgnoredAny>,
+    /// On the `standby` field (Meta Business Agent handles the number), the parts nest one
+    /// level deeper: `standby: {contacts, messages, message_echoes, statuses}`. Kept raw and
+    /// read as a [`ChangeValue`] of its own; anything but an object holds nothing.
+    #[serde(default, borrow)]
+    pub standby: Option<&'a RawValue>,
     /// Meta-detected conversions (`automatic_events` field), each kept raw until parsed.
     #[serde(default, borrow, deserialize_with = "lenient::list")]
     pub automatic_events: Vec<RawItem<'a>>,
