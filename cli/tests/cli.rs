@@ -257,7 +257,7 @@ fn check_config_accepts_the_example_and_explains_errors() {
     let stderr = text(&out.stderr);
     for want in [
         "4 configuration error(s)",
-        "graph_api_version \"latest\" must look like \"v25.0\"",
+        "graph_api_version \"latest\" must look like \"v27.0\"",
         "account \"102290129340398\": dataset_id must be the numeric dataset id",
         "rule \"lead\": event \"Lead\" is not a business-messaging event name; allowed: Purchase, LeadSubmitted",
         "rule \"purchase\": Purchase needs custom_data value and currency",
