@@ -64,8 +64,7 @@ fn version_answer(version: &str, today: i64) -> (Option<String>, bool) {
     let Some(wanted) = number(version) else {
         return (None, false);
     };
-    let expired =
-        |expiry: Option<Day>| expiry.is_some_and(|e| today >= days_from_civil(e));
+    let expired = |expiry: Option<Day>| expiry.is_some_and(|e| today >= days_from_civil(e));
     // "The upgrade will apply on any deprecated version to the next available version."
     let next = VERSIONS
         .iter()
