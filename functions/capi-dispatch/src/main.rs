@@ -25,7 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(Some(warning)) => tracing::warn!(warning = %warning, "configuration"),
         Err(err) => {
             tracing::error!(error = %err, "configuration");
-            return Err(err.into());
+            // As text: the init error Lambda reports is the error's Debug form.
+            return Err(err.to_string().into());
         }
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
