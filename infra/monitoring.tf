@@ -23,7 +23,13 @@ locals {
       service     = "capi-dispatch"
       metric      = "GraphAuthErrors"
       threshold   = 0
-      description = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299): events are kept; fix the token (README › Operate)."
+      description = "The Graph API refused the access token or its permissions (codes 190, 102, 3, 10, 200-299), or the configured graph_api_version as deprecated (code 2635): events are kept; fix the token or the version (README › Operate)."
+    }
+    graph-version-warnings = {
+      service     = "capi-dispatch"
+      metric      = "GraphVersionWarnings"
+      threshold   = 0
+      description = "Meta's answers carry X-Ad-Api-Version-Warning: graph_api_version is deprecated (Meta auto-upgrades the calls to a version nobody chose) or about to be. Set graph_api_version to the version wacapi check-config names and deploy (README › Operate)."
     }
     graph-receipt-mismatches = {
       service     = "capi-dispatch"
@@ -322,6 +328,7 @@ resource "aws_cloudwatch_dashboard" "main" {
             [var.metrics_namespace, "GraphRequests", "Service", "capi-dispatch"],
             [var.metrics_namespace, "GraphErrors", "Service", "capi-dispatch"],
             [var.metrics_namespace, "GraphAuthErrors", "Service", "capi-dispatch"],
+            [var.metrics_namespace, "GraphVersionWarnings", "Service", "capi-dispatch"],
             [var.metrics_namespace, "GraphReceiptMismatches", "Service", "capi-dispatch"],
             [var.metrics_namespace, "AmbiguousResends", "Service", "capi-dispatch"],
             [var.metrics_namespace, "EventsPerRequest", "Service", "capi-dispatch", { stat = "Average" }],

@@ -302,8 +302,8 @@ impl GraphSender for DryRun {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         Ok(GraphSuccess {
             events_received: Some(request.data.len() as u64),
-            messages: Vec::new(),
             fbtrace_id: Some(format!("dry-run-{n}")),
+            ..GraphSuccess::default()
         })
     }
 }

@@ -8,7 +8,8 @@
 //!   as the Graph requests that would be sent (no network).
 //! - `wacapi hash KEY VALUE`: one value normalised and hashed as Meta requires.
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
-//! - `wacapi check-config FILE`: validates a configuration and explains every error.
+//! - `wacapi check-config FILE`: validates a configuration and explains every error; warns of a
+//!   Graph API version expiring within 90 days and refuses an expired one.
 
 mod backlog;
 mod durable;
@@ -481,6 +482,8 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     for warning in &config.warnings {
         let _ = writeln!(std::io::stderr(), "{}: warning: {warning}", file.display());
     }
+    // A version past its expiry is an error here, as it is at the dispatcher's cold start.
+    replay::check_version(&config, &file.display().to_string())?;
     out(&format!(
         "{}: ok ({} account(s), {} rule(s), Graph API {}, attribution window {} day(s))",
         file.display(),

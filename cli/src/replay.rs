@@ -11,11 +11,13 @@ use wacapi_shared::conversion::clicks::MemoryClickStore;
 use wacapi_shared::conversion::mapping::{Outcome, SkipReason, skip_fact};
 use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::meta::versions;
 use wacapi_shared::report::tally;
 
 use crate::report::ReportArgs;
 
-/// Loads the configuration file, or the built-in default.
+/// Loads the configuration file, or the built-in default, and checks its Graph API version
+/// ([`check_version`]).
 pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
     match path {
         Some(path) => {
@@ -26,9 +28,33 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, String> {
             for warning in &config.warnings {
                 let _ = writeln!(std::io::stderr(), "{}: warning: {warning}", path.display());
             }
+            check_version(&config, &path.display().to_string())?;
             Ok(config)
         }
-        None => Config::default_config().map_err(|e| format!("built-in configuration: {e}")),
+        None => {
+            let config =
+                Config::default_config().map_err(|e| format!("built-in configuration: {e}"))?;
+            check_version(&config, "built-in configuration")?;
+            Ok(config)
+        }
+    }
+}
+
+/// Checks the configured Graph API version against Meta's calendar on today's date, as the
+/// dispatch function's cold start does: a warning on stderr when it expires within 90 days, an
+/// error naming its expiry and the version to use once it has expired.
+///
+/// Today is the real clock even under `--now`: that pins Meta's 7-day window for the sample
+/// webhooks' June 2025 timestamps, while a version expires on the day requests reach Meta, and
+/// the requests printed are the ones a deployment with this file would send today.
+pub(crate) fn check_version(config: &Config, source: &str) -> Result<(), String> {
+    match versions::check(&config.graph_api_version, versions::Date::today()) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            let _ = writeln!(std::io::stderr(), "{source}: warning: {warning}");
+            Ok(())
+        }
+        Err(err) => Err(format!("{source}: {err}")),
     }
 }
 

@@ -257,13 +257,87 @@ fn check_config_accepts_the_example_and_explains_errors() {
     let stderr = text(&out.stderr);
     for want in [
         "4 configuration error(s)",
-        "graph_api_version \"latest\" must look like \"v25.0\"",
+        "graph_api_version \"latest\" must look like \"v27.0\"",
         "account \"102290129340398\": dataset_id must be the numeric dataset id",
         "rule \"lead\": event \"Lead\" is not a business-messaging event name; allowed: Purchase, LeadSubmitted",
         "rule \"purchase\": Purchase needs custom_data value and currency",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in {stderr}");
     }
+}
+
+/// The example configuration with another `graph_api_version`, in a temporary file.
+fn config_with_version(version: &str) -> PathBuf {
+    let example = std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap();
+    let default = format!(
+        "graph_api_version = {:?}",
+        wacapi_shared::conversion::rules::DEFAULT_GRAPH_API_VERSION
+    );
+    assert!(example.contains(&default), "the example names the default");
+    let path = std::env::temp_dir().join(format!(
+        "wacapi-version-{version}-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        example.replace(&default, &format!("graph_api_version = {version:?}")),
+    )
+    .unwrap();
+    path
+}
+
+/// The version check runs on the real clock (dates relative to it are tested in
+/// `shared/src/meta/versions.rs`): v24.0 expired on 2026-11-10 and v21.0 before the table's
+/// oldest row, for good; v28.0 is newer than the table until someone adds it.
+#[test]
+fn an_expired_graph_api_version_is_refused_and_an_unknown_one_warned_about() {
+    for (version, want) in [
+        ("v24.0", "graph_api_version v24.0 expired on 2026-11-10"),
+        ("v21.0", "graph_api_version v21.0 is older than v22.0"),
+    ] {
+        let path = config_with_version(version);
+        let file = path.to_str().unwrap();
+        for args in [
+            vec!["check-config", file],
+            vec![
+                "replay",
+                "--config",
+                file,
+                "examples/webhooks/02-order.json",
+            ],
+            // A pinned clock in June 2025 does not make an expired version current.
+            vec![
+                "demo",
+                "--config",
+                file,
+                "--now",
+                "1750100000",
+                "examples/webhooks/02-order.json",
+            ],
+        ] {
+            let out = wacapi(&args);
+            let stderr = text(&out.stderr);
+            assert!(!out.status.success(), "{args:?}");
+            assert!(stderr.contains(want), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("set graph_api_version = \"v27.0\""),
+                "{args:?} names the version to use: {stderr}"
+            );
+            assert!(text(&out.stdout).is_empty(), "{args:?}: nothing printed");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    let path = config_with_version("v28.0");
+    let out = wacapi(&["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: graph_api_version v28.0 is not in wacapi's table"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("Graph API v28.0"));
+    let _ = std::fs::remove_file(&path);
 }
 
 #[test]

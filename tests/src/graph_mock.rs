@@ -1,21 +1,100 @@
 //! A loopback Graph API for tests: `POST /{version}/{dataset_id}/events` that checks every
 //! request against Meta's contract (auth header, shape, hashing, ≤ 1,000 events, no raw personal
 //! data), records it, and answers as scripted: success, Meta error objects, or a hang.
+//!
+//! Versions follow Meta's documents, from the mock's own copy of the dates ([`VERSIONS`], not
+//! wacapi's table): a call to a version past its Marketing API expiry is auto-upgraded and
+//! answered with `X-Ad-Api-Version-Warning` (or, with [`MockGraph::refuse_deprecated`], refused
+//! with code 2635, as before auto-upgrade and on affected endpoints); a call within a version's
+//! last 90 days carries the "will be deprecated" form of the header, as observed live.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 
 /// The access token the mock accepts.
 pub const MOCK_TOKEN: &str = "EAAG-test-token";
+
+/// A calendar day: (year, month, day).
+pub type Day = (i64, i64, i64);
+
+/// Marketing API versions as Meta's "Marketing API version history" lists them
+/// (developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions,
+/// newest copy, read 2026-12-03): (version, expiration date as year, month, day), newest first;
+/// `None` is Meta's "TBD". Copied from Meta's page, not from wacapi, so the mock disagrees with
+/// the code when the code is wrong.
+pub const VERSIONS: &[(&str, Option<Day>)] = &[
+    ("v27.0", None),
+    ("v26.0", None),
+    ("v25.0", Some((2027, 2, 23))),
+    ("v24.0", Some((2026, 11, 10))),
+    ("v23.0", Some((2026, 6, 9))),
+    ("v22.0", Some((2026, 2, 19))),
+];
+
+/// The header of an auto-upgraded call (Marketing API Versioning FAQ, "Can I check if any
+/// specific API call has been auto-upgraded?").
+pub const VERSION_WARNING_HEADER: &str = "x-ad-api-version-warning";
+
+/// Days from 1970-01-01 to a civil date (Hinnant's days_from_civil; the mock's own copy).
+fn days_from_civil((y, m, d): Day) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// What Meta does with a call to `version` on day `today` (days since 1970-01-01): the version
+/// warning text it adds, and whether the version is past its expiry.
+fn version_answer(version: &str, today: i64) -> (Option<String>, bool) {
+    let number = |v: &str| -> Option<(u32, u32)> {
+        let (major, minor) = v.strip_prefix('v')?.split_once('.')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    };
+    let Some(wanted) = number(version) else {
+        return (None, false);
+    };
+    let expired = |expiry: Option<Day>| expiry.is_some_and(|e| today >= days_from_civil(e));
+    // "The upgrade will apply on any deprecated version to the next available version."
+    let next = VERSIONS
+        .iter()
+        .rev()
+        .find(|(v, e)| number(v) > Some(wanted) && !expired(*e))
+        .map_or(VERSIONS[0].0, |(v, _)| v);
+    match VERSIONS.iter().find(|(v, _)| number(v) == Some(wanted)) {
+        Some((_, expiry)) if expired(*expiry) => (
+            Some(format!(
+                "The call has been auto-upgraded to {next} as {version} has been deprecated"
+            )),
+            true,
+        ),
+        Some((_, Some(e))) if today + 90 >= days_from_civil(*e) => (
+            Some(format!(
+                "The call has been auto-upgraded to {next} as {version} will be deprecated."
+            )),
+            false,
+        ),
+        Some(_) => (None, false),
+        // Older than every row: long expired. Newer: not released yet, as far as the copy knows.
+        None if VERSIONS.last().and_then(|(v, _)| number(v)) > Some(wanted) => (
+            Some(format!(
+                "The call has been auto-upgraded to {next} as {version} has been deprecated"
+            )),
+            true,
+        ),
+        None => (None, false),
+    }
+}
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -57,6 +136,8 @@ pub struct Received {
     /// Whether the mock kept the events (every 200, and the 500s of
     /// [`MockGraph::process_then_fail_every`]).
     pub processed: bool,
+    /// The `X-Ad-Api-Version-Warning` answered, if any.
+    pub version_warning: Option<String>,
 }
 
 #[derive(Default)]
@@ -69,6 +150,10 @@ struct Inner {
     /// Every n-th request is processed and then answered 500 (0: never).
     fail_after_processing: AtomicUsize,
     requests: AtomicUsize,
+    /// Answer calls to an expired version with code 2635 instead of auto-upgrading them.
+    refuse_deprecated: AtomicBool,
+    /// "Today" in days since 1970-01-01 for the version calendar (`i64::MIN`: the clock).
+    today: AtomicI64,
 }
 
 /// A running mock.
@@ -82,7 +167,10 @@ pub struct MockGraph {
 impl MockGraph {
     /// Starts a mock on a free loopback port, on the current tokio runtime.
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner::default());
+        let inner = Arc::new(Inner {
+            today: AtomicI64::new(i64::MIN),
+            ..Inner::default()
+        });
         let app = Router::new()
             .route("/{version}/{dataset}/events", post(events))
             .with_state(Arc::clone(&inner));
@@ -122,6 +210,20 @@ impl MockGraph {
         self.inner.fail_after_processing.store(n, Ordering::SeqCst);
     }
 
+    /// Calls to a version past its expiry are refused with HTTP 400, code 2635 ("You are calling
+    /// a deprecated version of the Ads API"), as before Meta's auto-upgrade (May 2024) and still
+    /// on endpoints a newer version affects, or with auto-upgrade turned off in the app.
+    pub fn refuse_deprecated(&self) {
+        self.inner.refuse_deprecated.store(true, Ordering::SeqCst);
+    }
+
+    /// Pins the version calendar's "today" (year, month, day) instead of the clock.
+    pub fn set_today(&self, date: Day) {
+        self.inner
+            .today
+            .store(days_from_civil(date), Ordering::SeqCst);
+    }
+
     /// The events of every request the mock kept, in order (duplicates included).
     pub fn processed_events(&self) -> Vec<Value> {
         self.received()
@@ -157,7 +259,7 @@ async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
     let mut violations = Vec::new();
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -190,7 +292,21 @@ async fn events(
     let n = inner.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let every = inner.fail_after_processing.load(Ordering::SeqCst);
     let fail_after_processing = scripted.is_none() && every > 0 && n % every == 0;
+    let today = match inner.today.load(Ordering::SeqCst) {
+        i64::MIN => now_seconds().div_euclid(86_400),
+        pinned => pinned,
+    };
+    let (version_warning, deprecated) = version_answer(&version, today);
+    let refused = deprecated && inner.refuse_deprecated.load(Ordering::SeqCst);
     let (status, answer) = match scripted.or(poisoned) {
+        // The version is checked before anything else: a refused call does nothing.
+        _ if refused => (
+            400,
+            json!({"error": {"message": format!(
+                "(#2635) You are calling a deprecated version of the Ads API. Please update to the latest version: {}.",
+                VERSIONS[0].0),
+                "type": "OAuthException", "code": 2635, "fbtrace_id": "mock-trace-deprecated"}}),
+        ),
         None if fail_after_processing => (
             500,
             json!({"error": {"message": "An unexpected error has occurred.", "code": 2,
@@ -209,12 +325,28 @@ async fn events(
         dataset_id: dataset,
         body,
         status,
-        processed: status == 200 || fail_after_processing,
+        processed: !refused && (status == 200 || fail_after_processing),
+        version_warning: version_warning.clone().filter(|_| !refused),
     });
+    let mut answer_headers = HeaderMap::new();
+    // On every answer of an auto-upgraded call, success or error.
+    if let Some(text) = version_warning.filter(|_| !refused)
+        && let Ok(value) = HeaderValue::from_str(&text)
+    {
+        answer_headers.insert(VERSION_WARNING_HEADER, value);
+    }
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer_headers,
         answer.to_string(),
     )
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn success(inner: &Inner, body: &Value) -> Value {

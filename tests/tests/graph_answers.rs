@@ -13,7 +13,7 @@ use serde_json::json;
 use wacapi_shared::dispatch::{graph_attributes, metric_names};
 use wacapi_shared::ingest::attributes;
 use wacapi_tests::graph_mock::Reply;
-use wacapi_tests::stack::{Stack, StackOptions, total, unix_now};
+use wacapi_tests::stack::{Stack, StackOptions, example_rules, total, unix_now};
 use wacapi_tests::{ad_clicks, message_attribute};
 
 /// Posts `users` ad clicks and dispatches all of them in one invocation (one Graph request).
@@ -279,4 +279,122 @@ async fn resends_after_an_ambiguous_failure_are_counted() {
         "every duplicate was counted as an ambiguous resend"
     );
     println!("{duplicates} of 30 events reached Meta twice; {ambiguous} ambiguous resends counted");
+}
+
+/// The example rules sending with Graph API `version`.
+fn rules_with_version(version: &str) -> String {
+    let default = format!(
+        "graph_api_version = {:?}",
+        wacapi_shared::conversion::rules::DEFAULT_GRAPH_API_VERSION
+    );
+    let rules = example_rules();
+    assert!(rules.contains(&default), "the example names the default");
+    rules.replace(&default, &format!("graph_api_version = {version:?}"))
+}
+
+/// Meta auto-upgrades a call to an expired version and says so in `X-Ad-Api-Version-Warning`
+/// on every answer, errors included; within a version's last 90 days the header already warns.
+/// The events are sent all the same; every such answer is counted, so the alarm fires.
+#[tokio::test]
+async fn version_warnings_on_any_answer_are_counted_and_the_events_still_sent() {
+    // (version, scripted transient errors first, the header expected on each answer)
+    for (version, errors, expected) in [
+        (
+            "v24.0",
+            1,
+            Some("The call has been auto-upgraded to v25.0 as v24.0 has been deprecated"),
+        ),
+        (
+            "v25.0",
+            0,
+            Some("The call has been auto-upgraded to v26.0 as v25.0 will be deprecated."),
+        ),
+        ("v27.0", 0, None),
+    ] {
+        let stack = Stack::new(StackOptions {
+            rules: Some(rules_with_version(version)),
+            ..StackOptions::default()
+        })
+        .await;
+        // The day the mock's copy of Meta's calendar was read: v24.0 expired on 2026-11-10,
+        // v25.0 expires on 2027-02-23 (82 days later).
+        stack.graph.set_today((2026, 12, 3));
+        stack
+            .graph
+            .script(std::iter::repeat_n(Reply::error(500, 2, None), errors).collect::<Vec<_>>());
+        let invocation = one_batch(&stack, 3).await;
+        let r = &invocation.report.records;
+        assert_eq!((r.sent, r.dead_lettered, r.failed), (3, 0, 0), "{version}");
+        let received = stack.graph.received();
+        assert_eq!(received.len(), 1 + errors, "{version}");
+        for answer in &received {
+            assert_eq!(answer.version, version);
+            assert_eq!(answer.version_warning.as_deref(), expected, "{version}");
+        }
+        let warned = if expected.is_some() {
+            received.len()
+        } else {
+            0
+        };
+        assert_eq!(
+            invocation
+                .metrics
+                .total(metric_names::GRAPH_VERSION_WARNINGS),
+            warned as f64,
+            "{version}: one count per answer carrying the header"
+        );
+        assert_eq!(invocation.report.graph_version_warnings, warned);
+        assert_eq!(
+            invocation.report.graph_version_warning.as_deref(),
+            expected,
+            "{version}"
+        );
+        assert_eq!(
+            invocation.metrics.total(metric_names::GRAPH_AUTH_ERRORS),
+            0.0
+        );
+        assert!(stack.graph.violations().is_empty());
+    }
+}
+
+/// Where Meta does not auto-upgrade (affected endpoints, auto-upgrade turned off, or before May
+/// 2024) a deprecated version is refused with code 2635. Nothing is wrong with the events: they
+/// are kept on the queue (not dead-lettered, not retried inside the invocation) and the auth
+/// alarm's metric counts the refusal until the version is moved.
+#[tokio::test]
+async fn a_refused_deprecated_version_keeps_the_records_and_raises_the_alarm() {
+    let stack = Stack::new(StackOptions {
+        rules: Some(rules_with_version("v24.0")),
+        ..StackOptions::default()
+    })
+    .await;
+    stack.graph.set_today((2026, 12, 3));
+    stack.graph.refuse_deprecated();
+    let invocation = one_batch(&stack, 3).await;
+    let r = &invocation.report.records;
+    assert_eq!((r.sent, r.dead_lettered, r.failed), (0, 0, 3));
+    assert_eq!(invocation.report.failed.len(), 3);
+    let received = stack.graph.received();
+    assert_eq!(received.len(), 1, "no retry, no split");
+    assert_eq!(received[0].status, 400);
+    assert!(stack.graph.processed_events().is_empty());
+    let metrics = &invocation.metrics;
+    assert_eq!(metrics.total(metric_names::GRAPH_AUTH_ERRORS), 1.0);
+    assert_eq!(
+        metrics.total_by(metric_names::GRAPH_ERRORS, "Code", "2635"),
+        1.0
+    );
+    assert!(
+        stack.dead_letters().await.is_empty(),
+        "nothing dead-lettered"
+    );
+    // The records are back on the signal queue for the next delivery.
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.extend(stack.receive().await);
+        if again.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(again.len(), 3);
 }

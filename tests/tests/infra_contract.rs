@@ -704,6 +704,45 @@ fn alarms_and_dashboard_use_only_metrics_the_code_emits() {
     assert_eq!(v, ["GraphTokenErrors is not a metric capi-dispatch emits"]);
 }
 
+/// Dispatch metrics the code calls alarms that no alarm in the namespace watches.
+fn unalarmed_metrics(body: &Body) -> Vec<String> {
+    let alarmed: BTreeSet<String> = metrics_used(&alarms_only(body))
+        .into_iter()
+        .filter(|(service, _)| service.as_deref() == Some(capi_dispatch::SERVICE))
+        .map(|(_, name)| name)
+        .collect();
+    metric_names::ALARMED
+        .iter()
+        .filter(|name| !alarmed.contains(**name))
+        .map(|name| format!("{name} has no alarm"))
+        .collect()
+}
+
+/// `body` without its dashboards: what [`metrics_used`] finds there is alarms only.
+fn alarms_only(body: &Body) -> Body {
+    let mut kept = Body::builder();
+    for block in body.blocks().filter(|b| {
+        !(b.identifier() == "resource"
+            && b.labels().first().map(|l| l.as_str()) == Some("aws_cloudwatch_dashboard"))
+    }) {
+        kept = kept.add_block(block.clone());
+    }
+    kept.build()
+}
+
+#[test]
+fn every_metric_the_dispatcher_calls_an_alarm_has_one() {
+    let body = infra();
+    assert_eq!(unalarmed_metrics(&body), Vec::<String>::new());
+    assert!(metric_names::ALARMED.contains(&metric_names::GRAPH_VERSION_WARNINGS));
+    let v = unalarmed_metrics(&mutated(
+        "monitoring.tf",
+        r#"metric      = "GraphVersionWarnings""#,
+        r#"metric      = "GraphRequests""#,
+    ));
+    assert_eq!(v, ["GraphVersionWarnings has no alarm"]);
+}
+
 // --- logs and functions -----------------------------------------------------------------------
 
 fn log_violations(body: &Body) -> Vec<String> {

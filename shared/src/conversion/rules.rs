@@ -20,8 +20,12 @@ use crate::meta::capi::EventName;
 /// routed to a placeholder dataset so a dry run works out of the box.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
-/// The Graph API version used when the configuration names none.
-pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
+/// The Graph API version used when the configuration names none: the newest Marketing API
+/// version (Nov 4, 2026). Neither the v26.0 nor the v27.0 changelog changes
+/// `POST /{dataset_id}/events`; v26.0 drops legacy Graph protocol features (`date_format`,
+/// method override, field aliases, JSONP, multi-ID requests) that wacapi never uses. Its dates
+/// and the check of a configured version: [`crate::meta::versions`].
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v27.0";
 
 /// The click attribution window used when the configuration names none (third parties use 7
 /// days from the click; Meta documents none).
@@ -512,7 +516,7 @@ impl RawConfig {
             .unwrap_or_else(|| DEFAULT_GRAPH_API_VERSION.to_owned());
         if !is_graph_version(&graph_api_version) {
             errors.push(format!(
-                "graph_api_version {graph_api_version:?} must look like \"v25.0\""
+                "graph_api_version {graph_api_version:?} must look like {DEFAULT_GRAPH_API_VERSION:?}"
             ));
         }
         let days = self
@@ -1102,7 +1106,7 @@ mod tests {
             config.account(Channel::Whatsapp, "any-waba").is_some(),
             "placeholder for every WABA"
         );
-        assert_eq!(config.graph_api_version, "v25.0");
+        assert_eq!(config.graph_api_version, DEFAULT_GRAPH_API_VERSION);
     }
 
     #[test]
@@ -1186,7 +1190,7 @@ dedup = "order"
 "#;
         let e = errors(text);
         let expected = [
-            "graph_api_version \"25\" must look like \"v25.0\"",
+            "graph_api_version \"25\" must look like \"v27.0\"",
             "attribution_window_days must be between 1 and 28, not 90",
             "account \"1\": dataset_id must be the numeric dataset id",
             "account \"1\" is listed twice",

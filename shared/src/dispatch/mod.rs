@@ -14,8 +14,10 @@
 //!    retries chosen by Meta's error code: transient and throttling errors back off with jitter
 //!    inside the invocation's remaining time; code 100 splits the request to isolate the invalid
 //!    events, delivers the rest, and dead-letters each invalid event's record with Meta's code,
-//!    subcode and message; token and permission errors keep the records (reported failed, so SQS
-//!    retries and finally dead-letters them) and raise an alarm metric.
+//!    subcode and message; token and permission errors, and a deprecated Graph API version
+//!    (code 2635), keep the records (reported failed, so SQS retries and finally dead-letters
+//!    them) and raise an alarm metric. Meta's version warning header on any answer is counted
+//!    and logged once per batch with the configured version.
 //! 5. Accepted events are marked sent in one call; failed ones are released for the retry.
 //!
 //! Every record ends as exactly one of: sent, duplicate (already sent), skipped (with reasons),
@@ -62,8 +64,12 @@ pub mod metric_names {
     pub const GRAPH_REQUESTS: &str = "GraphRequests";
     /// Graph errors; dimension `Code`.
     pub const GRAPH_ERRORS: &str = "GraphErrors";
-    /// Token and permission errors (an alarm).
+    /// Token and permission errors, and refusals of a deprecated Graph API version (code
+    /// 2635): nothing is sent until a person acts (an alarm).
     pub const GRAPH_AUTH_ERRORS: &str = "GraphAuthErrors";
+    /// Graph answers (success or error) carrying Meta's `X-Ad-Api-Version-Warning` header: the
+    /// configured version is deprecated (Meta auto-upgraded the call) or about to be (an alarm).
+    pub const GRAPH_VERSION_WARNINGS: &str = "GraphVersionWarnings";
     /// Events per Graph request (a distribution).
     pub const EVENTS_PER_REQUEST: &str = "EventsPerRequest";
     /// Seconds between an event and its acceptance by Meta (a distribution).
@@ -102,6 +108,7 @@ pub mod metric_names {
         GRAPH_REQUESTS,
         GRAPH_ERRORS,
         GRAPH_AUTH_ERRORS,
+        GRAPH_VERSION_WARNINGS,
         EVENTS_PER_REQUEST,
         EVENT_AGE_AT_SEND,
         DLQ_MOVES,
@@ -114,6 +121,15 @@ pub mod metric_names {
         TIKTOK_ERRORS,
         TIKTOK_AUTH_ERRORS,
         MATCH_KEY_EVENTS,
+    ];
+    /// The metrics above that page someone: `infra/monitoring.tf` has an alarm on each
+    /// (tests/tests/infra_contract.rs checks it).
+    pub const ALARMED: &[&str] = &[
+        GRAPH_AUTH_ERRORS,
+        GRAPH_VERSION_WARNINGS,
+        GRAPH_RECEIPT_MISMATCHES,
+        LEDGER_WRITE_FAILURES,
+        TIKTOK_AUTH_ERRORS,
     ];
     /// The dispatch metrics also published per [`crate::metrics::DESTINATION`].
     pub const BY_DESTINATION: &[&str] = &[EVENTS_SENT];
@@ -232,6 +248,10 @@ pub struct DispatchReport {
     /// Events that will be sent again (now or on redelivery) after Meta answered 5xx or did not
     /// answer: Meta may have processed them, so each may become a duplicate.
     pub ambiguous_resends: usize,
+    /// Graph answers carrying Meta's `X-Ad-Api-Version-Warning` header.
+    pub graph_version_warnings: usize,
+    /// The first such header's text (Meta's free text, capped).
+    pub graph_version_warning: Option<String>,
 }
 
 /// The dispatcher's ports and configuration: the store, Meta's Graph API, TikTok's Events API
@@ -340,6 +360,16 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
             &mut report,
             metrics,
         );
+        if let Some(warning) = &report.graph_version_warning {
+            // Once per batch, not per answer: the operator needs the version and Meta's words,
+            // and the metric counts the answers.
+            tracing::warn!(
+                graph_api_version = %self.config.graph_api_version,
+                warning = %warning,
+                answers = report.graph_version_warnings,
+                "Meta warns about the configured Graph API version: set graph_api_version to a current version (wacapi check-config names one)"
+            );
+        }
         // Skips of records that will be retried are counted when the retry settles them.
         let skips = results
             .iter()

@@ -37,6 +37,19 @@ pub(super) struct SendLog {
     /// Events of requests whose fate is unknown (5xx, no answer): each is sent again, now or on
     /// redelivery, and may reach Meta twice.
     pub(super) ambiguous: usize,
+    /// Answers carrying Meta's version warning header, and the first one's text.
+    pub(super) version_warnings: usize,
+    pub(super) version_warning: Option<String>,
+}
+
+impl SendLog {
+    /// Notes the version warning of one answer.
+    fn warned(&mut self, warning: Option<&str>) {
+        if let Some(text) = warning {
+            self.version_warnings += 1;
+            self.version_warning.get_or_insert_with(|| text.to_owned());
+        }
+    }
 }
 
 impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatcher<S, G, D, T> {
@@ -56,8 +69,8 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
                 let success = self.tiktok.send(&r.account, &r.body).await?;
                 Ok(crate::meta::graph::GraphSuccess {
                     events_received: Some(r.body.data.len() as u64),
-                    messages: Vec::new(),
                     fbtrace_id: success.request_id,
+                    ..Default::default()
                 })
             }
         }
@@ -87,7 +100,12 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
                 attempt += 1;
                 log.requests += 1;
                 log.sizes.push(events.len());
-                let err = match self.deliver(&request).await {
+                let answer = self.deliver(&request).await;
+                log.warned(match &answer {
+                    Ok(success) => success.version_warning.as_deref(),
+                    Err(err) => err.version_warning.as_deref(),
+                });
+                let err = match answer {
                     Ok(success) => match success.receipt(events.len()) {
                         Receipt::All => {
                             log.results.extend(events.into_iter().map(|(owner, e)| {
@@ -124,6 +142,15 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
                     log.ambiguous += events.len();
                 }
                 let class = err.class();
+                if class == ErrorClass::DeprecatedVersion {
+                    tracing::error!(
+                        graph_api_version = %self.config.graph_api_version,
+                        code = ?err.code,
+                        fbtrace_id = ?err.fbtrace_id,
+                        newest_known = crate::meta::versions::NEWEST.version,
+                        "Meta refuses the configured Graph API version as deprecated: events are kept for redrive; set graph_api_version to a current version (wacapi check-config names one)"
+                    );
+                }
                 match class {
                     ErrorClass::InvalidEvent if events.len() > 1 => {
                         let mut left = events;
@@ -135,6 +162,10 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
                             log.errors.extend(sub.errors);
                             log.mismatches += sub.mismatches;
                             log.ambiguous += sub.ambiguous;
+                            log.version_warnings += sub.version_warnings;
+                            if log.version_warning.is_none() {
+                                log.version_warning = sub.version_warning;
+                            }
                             log.results.extend(sub.results);
                         }
                         return log;
@@ -251,6 +282,13 @@ pub(super) fn record_sends(
         for size in log.sizes {
             metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
         }
+        if !tiktok {
+            metrics.count(m::GRAPH_VERSION_WARNINGS, log.version_warnings as u64);
+            report.graph_version_warnings += log.version_warnings;
+            if report.graph_version_warning.is_none() {
+                report.graph_version_warning = log.version_warning;
+            }
+        }
         for err in &log.errors {
             if tiktok {
                 metrics.count_by(m::TIKTOK_ERRORS, "Code", err.code_label(), 1);
@@ -264,8 +302,12 @@ pub(super) fn record_sends(
             metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
             // Logs Insights reads code and subcode from here (infra/queries.tf).
             tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
-            if err.class().is_auth() {
+            // A deprecated version counts here too: like a bad token, nothing is sent until a
+            // person acts, and this alarm says so (send_with_retry logged the version).
+            if err.class().needs_operator() {
                 metrics.count(m::GRAPH_AUTH_ERRORS, 1);
+            }
+            if err.class().is_auth() {
                 tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");
             }
         }

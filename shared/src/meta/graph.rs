@@ -4,6 +4,10 @@
 //! The access token travels only in the `Authorization` header, never in a URL or a log. When
 //! the tokens secret carries the app secret, `appsecret_proof` (HMAC-SHA256 of the token) is
 //! added. Tokens come from Secrets Manager through [`CachedSecret`].
+//!
+//! Every answer, success or error, is read for Meta's [`VERSION_WARNING_HEADER`]: Meta sends it
+//! when it auto-upgraded a call to a deprecated version (and, observed live, before a version's
+//! expiry). The dispatcher counts and logs it, so a version about to stop working is noticed.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +39,20 @@ pub const SUBCODE_NO_WABA_LINKED: i64 = 2_804_132;
 /// Meta's message (lower case) when the business is in a region where messaging events are not
 /// accepted (EU and Japan pages); no subcode has been reported for it.
 const RESTRICTIVE_REGION_MESSAGE: &str = "messaging restrictive region";
+
+/// Meta's error code for a call to a deprecated Marketing API version ("You are calling a
+/// deprecated version of the Ads API. Please update to the latest version"): what a deprecated
+/// version answers where Meta does not auto-upgrade it (Marketing API Versioning FAQ; blog post
+/// of Apr 16, 2024).
+pub const CODE_DEPRECATED_VERSION: i64 = 2635;
+
+/// The header Meta adds to a call it auto-upgraded from a deprecated version, e.g. `The call has
+/// been auto-upgraded to v26.0 as v25.0 has been deprecated` (Marketing API Versioning FAQ).
+pub const VERSION_WARNING_HEADER: &str = "x-ad-api-version-warning";
+
+/// The most characters of [`VERSION_WARNING_HEADER`] kept: it is Meta's free text, carried into
+/// a log line, so its length is bounded whatever Meta sends.
+pub const MAX_VERSION_WARNING_CHARS: usize = 256;
 
 /// The token used by accounts that name none.
 pub const DEFAULT_TOKEN_NAME: &str = "default";
@@ -89,6 +107,10 @@ pub struct GraphSuccess {
     /// Meta's trace id.
     #[serde(default)]
     pub fbtrace_id: Option<String>,
+    /// Meta's [`VERSION_WARNING_HEADER`], capped to [`MAX_VERSION_WARNING_CHARS`] (a header,
+    /// not part of the body).
+    #[serde(skip)]
+    pub version_warning: Option<Box<str>>,
 }
 
 impl GraphSuccess {
@@ -128,8 +150,9 @@ pub struct GraphError {
     pub code: Option<i64>,
     /// Meta's error subcode.
     pub subcode: Option<i64>,
-    /// Meta's error type (`OAuthException`, ...).
-    pub kind: Option<String>,
+    /// Meta's error type (`OAuthException`, ...). Boxed, like [`GraphError::version_warning`],
+    /// to keep the error small.
+    pub kind: Option<Box<str>>,
     /// Meta's message, or the transport failure.
     pub message: String,
     /// Meta's `is_transient` flag.
@@ -141,6 +164,10 @@ pub struct GraphError {
     /// The request reached Meta and its fate is unknown (a 5xx, or no answer after it was
     /// sent): Meta may have processed the events, so sending them again may duplicate them.
     pub maybe_processed: bool,
+    /// Meta's [`VERSION_WARNING_HEADER`] on the error answer, capped to
+    /// [`MAX_VERSION_WARNING_CHARS`]. Boxed: the error travels in every `Result` of the send
+    /// path, so it stays small (under clippy's `result_large_err`).
+    pub version_warning: Option<Box<str>>,
 }
 
 /// What to do about a [`GraphError`], per Meta's error-code table.
@@ -164,6 +191,10 @@ pub enum ErrorClass {
     Auth,
     /// 3, 10, 200–299: permission; alert, keep events.
     Permission,
+    /// 2635: the configured Graph API version is deprecated and Meta did not auto-upgrade the
+    /// call. Retrying cannot help and the events are fine: alert, keep events, until the
+    /// version is moved (README › Operate).
+    DeprecatedVersion,
     /// Anything else: keep the events (they reach the DLQ after the queue's retries).
     Other,
 }
@@ -177,6 +208,12 @@ impl ErrorClass {
     /// Whether the error means the token or its permissions are wrong (an alarm).
     pub fn is_auth(self) -> bool {
         matches!(self, Self::Auth | Self::Permission)
+    }
+
+    /// Whether nothing can be sent until a person fixes the deployment (the token, its
+    /// permissions, or the Graph API version): the events are kept and an alarm fires.
+    pub fn needs_operator(self) -> bool {
+        self.is_auth() || self == Self::DeprecatedVersion
     }
 }
 
@@ -204,6 +241,7 @@ impl GraphError {
             Some(368) => ErrorClass::Blocked,
             Some(100) => ErrorClass::InvalidEvent,
             Some(190 | 102) => ErrorClass::Auth,
+            Some(CODE_DEPRECATED_VERSION) => ErrorClass::DeprecatedVersion,
             Some(3 | 10 | 200..=299) => ErrorClass::Permission,
             None if self.kind.as_deref() == Some("OAuthException") => ErrorClass::Auth,
             _ => match self.status {
@@ -351,6 +389,7 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
                 }
             })?;
         let status = response.status();
+        let version_warning = version_warning(response.headers());
         let bytes = response.bytes().await.map_err(|e| GraphError {
             maybe_processed: true,
             ..GraphError::local(
@@ -360,10 +399,30 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
             )
         })?;
         if status.is_success() {
-            return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+            let success: GraphSuccess = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Ok(GraphSuccess {
+                version_warning,
+                ..success
+            });
         }
-        Err(parse_error(status.as_u16(), &bytes))
+        Err(GraphError {
+            version_warning,
+            ..parse_error(status.as_u16(), &bytes)
+        })
     }
+}
+
+/// Meta's [`VERSION_WARNING_HEADER`], as opaque text: control characters dropped, at most
+/// [`MAX_VERSION_WARNING_CHARS`] characters; `None` when absent or blank.
+pub fn version_warning(headers: &reqwest::header::HeaderMap) -> Option<Box<str>> {
+    let raw = headers.get(VERSION_WARNING_HEADER)?;
+    let text: String = String::from_utf8_lossy(raw.as_bytes())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_VERSION_WARNING_CHARS)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.into())
 }
 
 /// `appsecret_proof`: lowercase hex HMAC-SHA256 of the token with the app secret.
@@ -404,7 +463,7 @@ pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
             status: Some(status),
             code: error.code,
             subcode: error.error_subcode,
-            kind: error.kind,
+            kind: error.kind.map(Into::into),
             message: match (error.message, error.error_user_msg) {
                 (Some(m), Some(u)) => format!("{m} ({u})"),
                 (Some(m), None) | (None, Some(m)) => m,
@@ -414,6 +473,7 @@ pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
             fbtrace_id: error.fbtrace_id,
             transport: false,
             maybe_processed: status >= 500,
+            version_warning: None,
         },
         Err(_) => GraphError {
             status: Some(status),
@@ -443,6 +503,10 @@ mod tests {
             assert_eq!(code(c), ErrorClass::Throttled, "{c}");
         }
         assert_eq!(code(368), ErrorClass::Blocked);
+        assert_eq!(code(2635), ErrorClass::DeprecatedVersion);
+        assert!(ErrorClass::DeprecatedVersion.needs_operator());
+        assert!(!ErrorClass::DeprecatedVersion.retryable());
+        assert!(!ErrorClass::DeprecatedVersion.is_auth());
         assert_eq!(code(100), ErrorClass::InvalidEvent);
         assert_eq!(code(190), ErrorClass::Auth);
         assert_eq!(code(102), ErrorClass::Auth);
@@ -478,6 +542,29 @@ mod tests {
         assert_eq!(e.fbtrace_id.as_deref(), Some("AbC"));
         assert_eq!(e.message, "Invalid parameter (Event Timestamp Too Old)");
         assert_eq!(e.code_label(), "100");
+    }
+
+    #[test]
+    fn the_version_warning_header_is_read_as_capped_text() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let with = |value: &[u8]| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                VERSION_WARNING_HEADER,
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+            version_warning(&headers)
+        };
+        assert_eq!(version_warning(&HeaderMap::new()), None);
+        assert_eq!(with(b"  "), None);
+        // The Versioning FAQ's example, nested quotes and all.
+        assert_eq!(
+            with(b"'X-Ad-Api-Version-Warning: 'The call has been auto-upgraded to v26.0 as v25.0 has been deprecated''").as_deref(),
+            Some("'X-Ad-Api-Version-Warning: 'The call has been auto-upgraded to v26.0 as v25.0 has been deprecated''")
+        );
+        let long = with("é".repeat(1000).as_bytes()).unwrap();
+        assert_eq!(long.chars().count(), MAX_VERSION_WARNING_CHARS);
+        assert_eq!(with(b"a\tb").as_deref(), Some("ab"));
     }
 
     #[test]
