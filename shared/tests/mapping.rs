@@ -739,7 +739,10 @@ custom_data = { fields = { order_id = "ref", content_category = "nick", content_
     }));
     let out = run(&config, &store, &[flow], NOW).await;
     let event = events(&out)[0];
-    assert_eq!(event.dropped_custom_data, 3, "ref (the sender's phone), nick, contact");
+    assert_eq!(
+        event.dropped_custom_data, 3,
+        "ref (the sender's phone), nick, contact"
+    );
     let custom = event.event.meta().unwrap().custom_data.clone().unwrap();
     assert_eq!(custom.order_id, None);
     assert_eq!(custom.extra.get("content_name"), Some(&json!("Gold")));
@@ -747,6 +750,7 @@ custom_data = { fields = { order_id = "ref", content_category = "nick", content_
     for clear in ["Ana", "555", "98765"] {
         assert!(!sent.contains(clear), "{clear} in {sent}");
     }
+}
 
 // --- Meta Business Agent numbers (the standby field) -------------------------------------------
 
