@@ -99,8 +99,8 @@ fn each_kind_of_mistake_is_caught() {
         ),
         (
             "lambda.tf",
-            "  tags = local.tags\n\n  depends_on = [aws_iam_role_policy.ingest]",
-            "  tags {\n  }\n\n  depends_on = [aws_iam_role_policy.ingest]",
+            "  tags = local.tags\n\n  lifecycle {",
+            "  tags {\n  }\n\n  lifecycle {",
             "resource.aws_lambda_function.ingest: tags is an attribute, written as a block",
         ),
         (
