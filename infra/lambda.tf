@@ -117,6 +117,7 @@ resource "aws_lambda_function" "dispatch" {
       WACAPI_SECRET_TTL_SECONDS     = tostring(var.secret_ttl_seconds)
       WACAPI_METRICS_NAMESPACE      = var.metrics_namespace
       WACAPI_LOG_LEVEL              = var.log_level
+      WACAPI_DETAILED_METRICS       = tostring(var.detailed_metrics)
     }
   }
 

@@ -279,7 +279,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 resource "aws_cloudwatch_dashboard" "main" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
-    widgets = [
+    widgets = concat([
       {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
@@ -437,45 +437,49 @@ resource "aws_cloudwatch_dashboard" "main" {
           ]
         }
       },
-      # Conversions by event name and by rule: low-cardinality dimensions only; ad-level
-      # numbers live in the table (`wacapi report --table`). SEARCH lists whatever names exist.
-      {
-        type = "metric", x = 0, y = 30, width = 12, height = 6
-        properties = {
-          title  = "Events sent by event name"
-          region = data.aws_region.current.region
-          period = 300
-          metrics = [
-            [{ id = "by_event", label = "", expression = "SEARCH('{${var.metrics_namespace},Service,EventName} MetricName=\"EventsSent\" Service=\"capi-dispatch\"', 'Sum', 300)" }],
-          ]
-        }
-      },
-      {
-        type = "metric", x = 12, y = 30, width = 12, height = 6
-        properties = {
-          title  = "Events sent by rule"
-          region = data.aws_region.current.region
-          period = 300
-          metrics = [
-            [{ id = "by_rule", label = "", expression = "SEARCH('{${var.metrics_namespace},Service,Rule} MetricName=\"EventsSent\" Service=\"capi-dispatch\"', 'Sum', 300)" }],
-          ]
-        }
-      },
-      {
-        type = "metric", x = 0, y = 36, width = 24, height = 6
-        properties = {
-          title  = "Match-key coverage: % of sent events carrying each key (Event Match Quality proxy)"
-          region = data.aws_region.current.region
-          period = 3600
-          yAxis  = { left = { min = 0, max = 100 } }
-          metrics = [
-            [{ id = "keys", visible = false, expression = "SEARCH('{${var.metrics_namespace},Service,Key} MetricName=\"MatchKeyEvents\" Service=\"capi-dispatch\"', 'Sum', 3600)" }],
-            [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", { id = "sent", stat = "Sum", visible = false }],
-            [{ id = "share", label = "", expression = "100 * keys / sent" }],
-          ]
-        }
-      },
-    ]
+      ],
+      # Conversions by event name and by rule, and match-key coverage: the detailed metrics
+      # (var.detailed_metrics), each value of which CloudWatch bills as a metric of its own. The
+      # conversion report (`wacapi report`) and Logs Insights have the same numbers either way.
+      # SEARCH lists whatever names exist.
+      var.detailed_metrics ? [
+        {
+          type = "metric", x = 0, y = 30, width = 12, height = 6
+          properties = {
+            title  = "Events sent by event name"
+            region = data.aws_region.current.region
+            period = 300
+            metrics = [
+              [{ id = "by_event", label = "", expression = "SEARCH('{${var.metrics_namespace},Service,EventName} MetricName=\"EventsSent\" Service=\"capi-dispatch\"', 'Sum', 300)" }],
+            ]
+          }
+        },
+        {
+          type = "metric", x = 12, y = 30, width = 12, height = 6
+          properties = {
+            title  = "Events sent by rule"
+            region = data.aws_region.current.region
+            period = 300
+            metrics = [
+              [{ id = "by_rule", label = "", expression = "SEARCH('{${var.metrics_namespace},Service,Rule} MetricName=\"EventsSent\" Service=\"capi-dispatch\"', 'Sum', 300)" }],
+            ]
+          }
+        },
+        {
+          type = "metric", x = 0, y = 36, width = 24, height = 6
+          properties = {
+            title  = "Match-key coverage: % of sent events carrying each key (Event Match Quality proxy)"
+            region = data.aws_region.current.region
+            period = 3600
+            yAxis  = { left = { min = 0, max = 100 } }
+            metrics = [
+              [{ id = "keys", visible = false, expression = "SEARCH('{${var.metrics_namespace},Service,Key} MetricName=\"MatchKeyEvents\" Service=\"capi-dispatch\"', 'Sum', 3600)" }],
+              [var.metrics_namespace, "EventsSent", "Service", "capi-dispatch", { id = "sent", stat = "Sum", visible = false }],
+              [{ id = "share", label = "", expression = "100 * keys / sent" }],
+            ]
+          }
+        },
+    ] : [])
   })
 }
 

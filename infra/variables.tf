@@ -159,6 +159,12 @@ variable "log_level" {
   }
 }
 
+variable "detailed_metrics" {
+  description = "Publish the dispatcher's metric breakdowns by event name, rule and match key, and their dashboard widgets. Each value of such a breakdown is a custom metric CloudWatch bills ($0.30 a month each): with a handful of events, rules and keys, about 25 more. Off, the same numbers are in the conversion report (wacapi report --table) and Logs Insights; the alarms never need them."
+  type        = bool
+  default     = false
+}
+
 variable "system_log_level" {
   description = "Level of Lambda's own log lines. WARN (the default) keeps Lambda's warnings and errors about the functions and drops the INFO lines START, END and REPORT (duration, billed duration, memory, init duration per invocation): the same figures are Lambda's CloudWatch metrics (Duration, Errors, Throttles) on the dashboard, and dropping the lines saves log ingestion. INFO keeps them, for Logs Insights queries per invocation; DEBUG adds Lambda's extension and telemetry lines."
   type        = string

@@ -34,6 +34,9 @@ pub mod env {
     /// TikTok API for Business base URL (default `https://business-api.tiktok.com`; tests point
     /// it at loopback).
     pub const TIKTOK_BASE_URL: &str = "WACAPI_TIKTOK_BASE_URL";
+    /// `true` publishes the dispatcher's detailed metric breakdowns (by event name, rule and
+    /// match key; default `false`: `crate::metrics::catalogue`).
+    pub const DETAILED_METRICS: &str = "WACAPI_DETAILED_METRICS";
 
     /// What the ingest function reads.
     pub const INGEST: &[&str] = &[
@@ -58,6 +61,7 @@ pub mod env {
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
         LOG_LEVEL,
+        DETAILED_METRICS,
     ];
 }
 
@@ -115,6 +119,8 @@ pub struct DispatchEnv {
     pub secret_ttl: Duration,
     /// Metrics namespace.
     pub metrics_namespace: String,
+    /// Whether the detailed metric breakdowns are published.
+    pub detailed_metrics: bool,
 }
 
 impl DispatchEnv {
@@ -141,6 +147,16 @@ impl DispatchEnv {
                 .unwrap_or_else(|| crate::tiktok::client::DEFAULT_BASE_URL.to_owned()),
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
             metrics_namespace: namespace(&lookup),
+            detailed_metrics: match lookup(env::DETAILED_METRICS).as_deref().map(str::trim) {
+                None | Some("") | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: env::DETAILED_METRICS,
+                        why: format!("{other:?} is not true or false"),
+                    });
+                }
+            },
         })
     }
 

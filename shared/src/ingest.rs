@@ -441,8 +441,6 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                     1,
                 );
             }
-        } else {
-            metrics.count(names::SIGNALS_ENQUEUED, 0);
         }
         for signal in &split.signals {
             tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.account_id, "signal enqueued");

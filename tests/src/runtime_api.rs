@@ -328,6 +328,7 @@ pub fn function_values(stack: &Stack) -> BTreeMap<&'static str, String> {
         ("WACAPI_GRAPH_BASE_URL", stack.graph.url.clone()),
         ("WACAPI_TIKTOK_BASE_URL", stack.tiktok.url.clone()),
         ("WACAPI_GRAPH_TIMEOUT_SECONDS", "5".into()),
+        ("WACAPI_DETAILED_METRICS", "false".into()),
     ]
     .into()
 }

@@ -1708,3 +1708,247 @@ fn the_deployer_policy_covers_every_resource_type_and_no_more() {
         deployer_policy_violations(&wild, &types).contains(&"wildcard action sqs:*".to_owned())
     );
 }
+
+// --- the metric catalogue --------------------------------------------------------------------
+
+/// The dashboard's widgets as Terraform renders them for `detailed_metrics`, and every metric
+/// of the wacapi namespace they read: (service, metric, dimensions besides Service).
+fn dashboard_metrics(body: &Body, detailed: bool) -> Vec<(String, String, Vec<String>)> {
+    use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+    fn concat(args: FuncArgs) -> Result<hcl::Value, String> {
+        let mut out = Vec::new();
+        for a in args.iter() {
+            out.extend(a.as_array().ok_or("concat: not a list")?.iter().cloned());
+        }
+        Ok(hcl::Value::Array(out))
+    }
+    let obj = |pairs: &[(&str, hcl::Value)]| {
+        hcl::Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    };
+    let named = |attr: &str, names: &[&str]| {
+        obj(&names
+            .iter()
+            .map(|n| (*n, obj(&[(attr, hcl::Value::from(format!("{n}-name")))])))
+            .collect::<Vec<_>>())
+    };
+    let mut ctx = Context::new();
+    ctx.declare_func(
+        "concat",
+        FuncDef::builder()
+            .variadic_param(ParamType::array_of(ParamType::Any))
+            .build(concat),
+    );
+    ctx.declare_var(
+        "var",
+        obj(&[
+            ("metrics_namespace", "wacapi".into()),
+            ("detailed_metrics", detailed.into()),
+            ("name", "wacapi".into()),
+        ]),
+    );
+    ctx.declare_var(
+        "data",
+        obj(&[(
+            "aws_region",
+            obj(&[("current", obj(&[("region", "eu-west-1".into())]))]),
+        )]),
+    );
+    ctx.declare_var("aws_sqs_queue", named("name", &["signals", "dead_letters"]));
+    ctx.declare_var(
+        "aws_lambda_function",
+        named("function_name", &["ingest", "dispatch"]),
+    );
+    let dashboard = block(body, "resource", "aws_cloudwatch_dashboard", "main").body();
+    let Some(Expression::FuncCall(call)) = attr(dashboard, "dashboard_body") else {
+        panic!("dashboard_body is jsonencode(...)");
+    };
+    let rendered: serde_json::Value =
+        serde_json::to_value(call.args[0].evaluate(&ctx).expect("the dashboard renders")).unwrap();
+    let search =
+        regex::Regex::new(r#"\{wacapi,([^}]*)\} MetricName="(\w+)" Service="([\w-]+)""#).unwrap();
+    let mut out = Vec::new();
+    for widget in rendered["widgets"].as_array().unwrap() {
+        for line in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let line = line.as_array().unwrap();
+            match line.first() {
+                Some(serde_json::Value::String(ns)) if ns == "wacapi" => {
+                    let name = line[1].as_str().unwrap().to_owned();
+                    let pairs: Vec<&str> = line[2..].iter().filter_map(|v| v.as_str()).collect();
+                    let mut service = String::new();
+                    let mut dims = Vec::new();
+                    for kv in pairs.chunks(2) {
+                        if kv[0] == "Service" {
+                            service = kv[1].to_owned();
+                        } else {
+                            dims.push(kv[0].to_owned());
+                        }
+                    }
+                    out.push((service, name, dims));
+                }
+                Some(serde_json::Value::Object(o)) => {
+                    if let Some(expr) = o.get("expression").and_then(|e| e.as_str())
+                        && let Some(c) = search.captures(expr)
+                    {
+                        let dims = c[1]
+                            .split(',')
+                            .filter(|d| *d != "Service")
+                            .map(str::to_owned)
+                            .collect();
+                        out.push((c[3].to_owned(), c[2].to_owned(), dims));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The alarms' wacapi metrics: (service, metric), each read under `[Service]` alone.
+fn alarm_metrics(body: &Body) -> Vec<(String, String)> {
+    use hcl::eval::{Context, Evaluate};
+    let ctx = Context::new();
+    let locals = body
+        .blocks()
+        .filter(|b| b.identifier() == "locals")
+        .flat_map(|b| b.body().attributes())
+        .find(|a| a.key() == "wacapi_alarms")
+        .unwrap();
+    let alarms: serde_json::Value =
+        serde_json::to_value(locals.expr().evaluate(&ctx).unwrap()).unwrap();
+    let mut out: Vec<(String, String)> = alarms
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| {
+            (
+                a["service"].as_str().unwrap().to_owned(),
+                a["metric"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let rate = block(
+        body,
+        "resource",
+        "aws_cloudwatch_metric_alarm",
+        "error_rate",
+    )
+    .body();
+    let each: serde_json::Value =
+        serde_json::to_value(attr(rate, "for_each").unwrap().evaluate(&ctx).unwrap()).unwrap();
+    for v in each.as_object().unwrap().values() {
+        for key in ["errors", "requests"] {
+            out.push(("capi-dispatch".into(), v[key].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn alarms_and_widgets_read_only_what_the_catalogue_publishes() {
+    use wacapi_shared::metrics::catalogue::allows;
+    let body = infra();
+    let alarms = alarm_metrics(&body);
+    assert!(alarms.len() >= 11, "{alarms:?}");
+    for (service, metric) in &alarms {
+        assert!(
+            allows(service, metric, &[], false),
+            "the alarm on {service} {metric} reads a series the catalogue does not publish by default"
+        );
+    }
+    for detailed in [false, true] {
+        let widgets = dashboard_metrics(&body, detailed);
+        assert!(widgets.len() > 30, "{widgets:?}");
+        for (service, metric, dims) in &widgets {
+            let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+            assert!(
+                allows(service, metric, &dims, detailed),
+                "detailed_metrics = {detailed}: a widget reads {service} {metric} by {dims:?}"
+            );
+        }
+        let by_rule = widgets
+            .iter()
+            .any(|(_, m, d)| m == "EventsSent" && d == &["Rule"]);
+        assert_eq!(by_rule, detailed, "the breakdown widgets follow the switch");
+    }
+}
+
+/// Metrics the module's alarms read (CloudWatch bills an alarm per metric it reads): each alarm
+/// instance once, a metric-math alarm once per metric in its expression.
+fn alarm_metric_count(body: &Body) -> usize {
+    use hcl::eval::{Context, Evaluate};
+    blocks(body, "resource", "aws_cloudwatch_metric_alarm")
+        .map(|alarm| {
+            let instances = match attr(alarm.body(), "for_each") {
+                None => 1,
+                Some(Expression::Object(o)) => o.len(),
+                Some(other) => {
+                    let locals: hcl::Map<String, hcl::Value> = body
+                        .blocks()
+                        .filter(|b| b.identifier() == "locals")
+                        .flat_map(|b| b.body().attributes())
+                        .filter_map(|a| {
+                            a.expr()
+                                .evaluate(&Context::new())
+                                .ok()
+                                .map(|v| (a.key().to_owned(), v))
+                        })
+                        .collect();
+                    let mut ctx = Context::new();
+                    ctx.declare_var("local", hcl::Value::Object(locals));
+                    let value = other.evaluate(&ctx).unwrap();
+                    value.as_object().map_or(1, |o| o.len())
+                }
+            };
+            let metrics = alarm
+                .body()
+                .blocks()
+                .filter(|b| b.identifier() == "metric_query")
+                .filter(|q| q.body().blocks().any(|b| b.identifier() == "metric"))
+                .count()
+                .max(1);
+            instances * metrics
+        })
+        .sum()
+}
+
+/// `bench/cost.py` prices what the module deploys: its alarm count is the module's, and a
+/// month of 10,000 webhooks costs at most $12 fixed with the default metrics.
+#[test]
+fn the_cost_model_counts_what_the_module_deploys_and_stays_in_budget() {
+    let out = std::process::Command::new("python3")
+        .args(["bench/cost.py", "--webhooks", "10000"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let alarms = regex::Regex::new(r"fixed: (\d+) alarm metrics")
+        .unwrap()
+        .captures(&text)
+        .unwrap()[1]
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(alarms, alarm_metric_count(&infra()), "{text}");
+    let fixed: f64 =
+        regex::Regex::new(r"of which fixed \(before the first webhook\) \| \| ([\d.]+)")
+            .unwrap()
+            .captures(&text)
+            .unwrap()[1]
+            .parse()
+            .unwrap();
+    assert!(fixed <= 12.0, "fixed monthly cost {fixed}:\n{text}");
+}

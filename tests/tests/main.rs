@@ -11,6 +11,7 @@ mod infra_contract;
 mod ingest_aws;
 mod ingest_handler;
 mod lambda_boot;
+mod metrics_catalogue;
 mod provider_schema;
 mod report_aws;
 mod store_aws;

@@ -65,6 +65,8 @@ pub struct State<S, G, D, T = NoTikTok> {
     pub metrics_namespace: String,
     /// Whether EMF documents are written to stdout (off in tests).
     pub emit_metrics: bool,
+    /// Whether the detailed metric breakdowns are published (`WACAPI_DETAILED_METRICS`).
+    pub detailed_metrics: bool,
 }
 
 impl
@@ -112,6 +114,7 @@ impl
                 .with_tiktok(tiktok),
             metrics_namespace: env.metrics_namespace.clone(),
             emit_metrics: true,
+            detailed_metrics: env.detailed_metrics,
         })
     }
 }
@@ -161,7 +164,8 @@ pub async fn handle<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokS
                 .collect::<HashMap<_, _>>(),
         })
         .collect();
-    let mut metrics = Metrics::new(state.metrics_namespace.clone(), SERVICE);
+    let mut metrics =
+        Metrics::new(state.metrics_namespace.clone(), SERVICE).with_detail(state.detailed_metrics);
     let report = state
         .dispatcher
         .dispatch(&records, now.as_secs() as i64, deadline, &mut metrics)

@@ -22,6 +22,7 @@ module "wacapi" {
   # Yours, always: the example's datasets are made up, and the module refuses them.
   rules_file                  = var.rules_file
   alarm_email                 = var.alarm_email
+  detailed_metrics            = var.detailed_metrics
   dispatch_max_concurrency    = var.dispatch_max_concurrency
   dispatch_timeout_seconds    = var.dispatch_timeout_seconds
   graph_timeout_seconds       = var.graph_timeout_seconds

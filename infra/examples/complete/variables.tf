@@ -21,6 +21,12 @@ variable "rules_file" {
   type        = string
 }
 
+variable "detailed_metrics" {
+  description = "Publish the dispatcher's breakdowns by event name, rule and match key (about $7.50 a month more in custom metrics); the conversion report has them either way."
+  type        = bool
+  default     = false
+}
+
 variable "alarm_email" {
   description = "Email address that receives every alarm; null subscribes nobody."
   type        = string

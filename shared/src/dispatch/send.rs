@@ -315,27 +315,7 @@ pub(super) fn record_sends(
             match outcome {
                 EventResult::Sent(fbtrace_id) => {
                     let fact = facts.remove(event.event_id());
-                    metrics.count_by_each(
-                        m::EVENTS_SENT,
-                        &[
-                            ("EventName", event.event_name().as_str()),
-                            (crate::metrics::CHANNEL, event.channel().as_str()),
-                            (crate::metrics::DESTINATION, event.destination().as_str()),
-                            ("Rule", fact.as_ref().map_or("", |f| f.key.rule.as_str())),
-                        ],
-                        1,
-                    );
-                    // Match-key coverage per event name and destination: MatchKeyEvents over
-                    // EventsSent under the same [EventName, Destination].
-                    let by = [
-                        ("EventName", event.event_name().as_str()),
-                        (crate::metrics::DESTINATION, event.destination().as_str()),
-                    ];
-                    metrics.count_by_all(m::EVENTS_SENT, &by, 1);
-                    for key in event.match_keys() {
-                        metrics.count_by(m::MATCH_KEY_EVENTS, "Key", key, 1);
-                        metrics.count_by_all(m::MATCH_KEY_EVENTS, &[by[0], by[1], ("Key", key)], 1);
-                    }
+                    count_sent(metrics, &event, fact.as_ref());
                     metrics.observe(
                         m::EVENT_AGE_AT_SEND,
                         Unit::Seconds,
@@ -454,5 +434,26 @@ pub(super) fn unconfirmed_letter(event: &Outbound, unconfirmed: &Unconfirmed) ->
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect(),
+    }
+}
+
+/// Counts a sent event: by channel and destination always; with detailed metrics also by event
+/// name and rule, and its match keys (coverage: `MatchKeyEvents` over `EventsSent` under the
+/// same `[EventName, Destination]`). The breakdowns multiply metric series, which CloudWatch
+/// bills each (`metrics::catalogue`): the conversion report has them at no such cost.
+fn count_sent(metrics: &mut Metrics, event: &Outbound, fact: Option<&Fact>) {
+    let channel = (crate::metrics::CHANNEL, event.channel().as_str());
+    let destination = (crate::metrics::DESTINATION, event.destination().as_str());
+    if !metrics.detailed() {
+        metrics.count_by_each(m::EVENTS_SENT, &[channel, destination], 1);
+        return;
+    }
+    let name = ("EventName", event.event_name().as_str());
+    let rule = ("Rule", fact.map_or("", |f| f.key.rule.as_str()));
+    metrics.count_by_each(m::EVENTS_SENT, &[name, channel, destination, rule], 1);
+    metrics.count_by_all(m::EVENTS_SENT, &[name, destination], 1);
+    for key in event.match_keys() {
+        metrics.count_by(m::MATCH_KEY_EVENTS, "Key", key, 1);
+        metrics.count_by_all(m::MATCH_KEY_EVENTS, &[name, destination, ("Key", key)], 1);
     }
 }

@@ -3,7 +3,15 @@
 //!
 //! Every metric carries the `Service` dimension; some add one more (`Reason`, `EventName`, ...),
 //! and those are published under `[Service]` alone as well, so alarms can use the total.
-//! The names below are the contract with `infra/` (alarms, dashboard), checked by tests.
+//! The names below are the contract with `infra/` (alarms, dashboard), checked by tests;
+//! [`catalogue`] lists every metric with the dimension sets it is published under, by default
+//! and with detailed metrics, which is what CloudWatch bills.
+//!
+//! A counter of zero is never published: CloudWatch bills a custom metric for each hour it is
+//! published, so metrics of rare outcomes (errors, refusals) cost nothing in the hours nothing
+//! goes wrong, and the alarms on them read missing data as "not breaching".
+
+pub mod catalogue;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -127,17 +135,32 @@ impl DimensionKey {
 pub struct Metrics {
     namespace: String,
     service: &'static str,
+    detailed: bool,
     values: BTreeMap<DimensionKey, BTreeMap<&'static str, (Unit, Vec<f64>)>>,
 }
 
 impl Metrics {
-    /// Empty metrics for `service` under `namespace`.
+    /// Empty metrics for `service` under `namespace`, without the detailed breakdowns.
     pub fn new(namespace: impl Into<String>, service: &'static str) -> Self {
         Self {
             namespace: namespace.into(),
             service,
+            detailed: false,
             values: BTreeMap::new(),
         }
+    }
+
+    /// The same metrics, with (or without) the breakdowns the catalogue marks detailed (by event
+    /// name, rule and match key): each of their values is a metric CloudWatch bills, so they are
+    /// opt-in (the module's `detailed_metrics`); the conversion report has them anyway.
+    pub fn with_detail(mut self, detailed: bool) -> Self {
+        self.detailed = detailed;
+        self
+    }
+
+    /// Whether the detailed breakdowns are published.
+    pub fn detailed(&self) -> bool {
+        self.detailed
     }
 
     /// Adds `n` to a counter.
@@ -225,6 +248,9 @@ impl Metrics {
     }
 
     fn add(&mut self, key: DimensionKey, name: &'static str, unit: Unit, value: f64, sum: bool) {
+        if sum && value == 0.0 {
+            return;
+        }
         let entry = self
             .values
             .entry(key)
@@ -264,6 +290,7 @@ impl Metrics {
 
     /// Merges another invocation's metrics into this one.
     pub fn merge(&mut self, other: Metrics) {
+        self.detailed |= other.detailed;
         for (key, metrics) in other.values {
             for (name, (unit, values)) in metrics {
                 for v in values {
@@ -374,6 +401,18 @@ mod tests {
             combined["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["Service", "EventName", "Destination"]])
         );
+    }
+
+    #[test]
+    fn zero_counters_are_never_published() {
+        let mut m = Metrics::new("wacapi", "capi-dispatch");
+        m.count("RecordsFailed", 0);
+        m.count_by("DeadLetterMoves", "Reason", "x", 0);
+        m.count_by_each("EventsSkipped", &[("Reason", "no_rule")], 0);
+        m.count_by_all("MatchKeyEvents", &[("Key", "ph")], 0);
+        assert!(m.take_documents(1).is_empty());
+        m.observe("EventAgeAtSend", Unit::Seconds, 0.0);
+        assert_eq!(m.take_documents(1).len(), 1, "an observation of 0 is data");
     }
 
     #[test]
