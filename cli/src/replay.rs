@@ -75,12 +75,12 @@ pub(crate) fn run(
     report: Option<&ReportArgs>,
 ) -> Result<(), String> {
     if let Some(args) = report {
-        args.filter()?;
-        args.render(&[])?;
+        args.check()?;
     }
     let config = load_config(config)?;
     let now = now.unwrap_or_else(clock);
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(replay(&config, now, files, report))
@@ -157,12 +157,7 @@ async fn replay(
     let event_count = events.len();
     let requests = batch_requests(events);
     match report {
-        Some(args) => {
-            let text = args.render(&tally(facts))?;
-            if !text.trim().is_empty() {
-                crate::out(text.trim_end_matches('\n'))?;
-            }
-        }
+        Some(args) => crate::report::print(&args.render_reading_spend(&tally(facts)).await?)?,
         None => {
             for request in &requests {
                 crate::out(&request.line().to_string())?;

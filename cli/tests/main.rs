@@ -3,5 +3,7 @@
 //! link time and disk small. Snapshots are named `suite__<module>__<name>.snap`.
 
 mod cli;
+mod page;
 mod report;
 mod serve;
+mod spend;

@@ -428,9 +428,55 @@ fn serve_reports_what_it_sent_on_loopback() {
         "--format",
         "json",
     ]);
+    assert_eq!(json_lines(&out), rows);
+
+    // And joins Meta's spend to it (a loopback Insights API on a runtime of its own).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spend = std::fs::read_to_string(repo().join("cli/tests/fixtures/insights/spend.json"))
+        .unwrap()
+        // Moved to the day serve counts the events under (the messages' shifted day).
+        .replace(
+            "2025-12-01",
+            &wacapi_shared::report::day_of(now - (NOW.parse::<i64>().unwrap() - 1_764_590_000)),
+        );
+    let mock = runtime.block_on(wacapi_tests::insights_mock::MockInsights::start(
+        serde_json::from_str(&spend).unwrap(),
+        50,
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+        .args([
+            "report",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--spend",
+            "act_1001",
+            "--spend",
+            "act_2002",
+            "--format",
+            "json",
+            "--show",
+            "ads",
+        ])
+        .env("WACAPI_GRAPH_BASE_URL", &mock.url)
+        .env(
+            "WACAPI_ADS_TOKEN",
+            wacapi_tests::insights_mock::MOCK_ADS_TOKEN,
+        )
+        .output()
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(json_lines(&out), rows);
+    let ads = json_lines(&out);
+    let brl = ads
+        .iter()
+        .find(|r| r["ad_id"] == "120230000000000102" && r["currency"] == "BRL")
+        .unwrap();
+    assert_eq!(brl["ad_name"], "Promo Brasil");
+    assert_eq!(
+        (brl["spend"].as_f64(), brl["events"].as_u64()),
+        (Some(400.0), Some(2))
+    );
+    assert!(mock.received().iter().all(|r| r.status == 200));
 }
 
 #[tokio::test]

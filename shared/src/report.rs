@@ -11,6 +11,9 @@
 //! match-key coverage, filtered by day, ad and event, and renders them as a table, CSV or JSON
 //! lines.
 
+pub mod html;
+pub mod spend;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

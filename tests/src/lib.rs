@@ -20,6 +20,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 pub mod graph_mock;
+pub mod insights_mock;
 pub mod runtime_api;
 pub mod stack;
 pub mod terraform_schema;
