@@ -120,7 +120,9 @@ pub fn verify(
         .ok_or(EventAuthError::Malformed)?;
     let mut digest = [0u8; 32];
     hex::decode_to_slice(digest_hex, &mut digest).map_err(|_| EventAuthError::Malformed)?;
-    if (now - ts).abs() > MAX_CLOCK_SKEW_SECONDS {
+    // abs_diff: a timestamp near i64::MIN or MAX must not wrap into the window (it would let a
+    // signed request through with a time that is no time at all).
+    if now.abs_diff(ts) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() {
         return Err(EventAuthError::Stale);
     }
     let matched = keys.iter().fold(false, |found, key| {
@@ -263,13 +265,20 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
         Some(Value::Number(n)) => n.as_i64().ok_or("event_time must be whole unix seconds")?,
         Some(_) => return Err("event_time must be a number of unix seconds".into()),
     };
+    if event_time <= 0 {
+        return Err("event_time must be positive unix seconds".into());
+    }
     if event_time > 100_000_000_000 {
         return Err("event_time looks like milliseconds: send unix seconds".into());
     }
-    if event_time > now + FUTURE_TOLERANCE_SECONDS {
+    if event_time > now.saturating_add(FUTURE_TOLERANCE_SECONDS) {
         return Err("event_time is in the future".into());
     }
-    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+    // Checked: an age that does not fit an i64 is older than any window.
+    if now
+        .checked_sub(event_time)
+        .is_none_or(|age| age > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS)
+    {
         return Err("event_time is older than 7 days: Meta refuses it".into());
     }
     let (channel, user, scoped_account) = user_ref(&raw.user)?;

@@ -532,8 +532,22 @@ mod tests {
             "{}",
             "true",
             "[1]",
+            // i64's ends and past them: refused, never wrapped.
+            "-9223372036854775808",
+            "\"-9223372036854775808\"",
+            "18446744073709551615",
+            "\"18446744073709551616\"",
+            "1e400",
+            "-1e300",
         ] {
             assert!(serde_json::from_str::<Ts>(bad).is_err(), "{bad}");
         }
+        // The largest times read as milliseconds, brought back to seconds without overflow.
+        assert_eq!(
+            serde_json::from_str::<Ts>("9223372036854775807")
+                .expect("max")
+                .0,
+            9_223_372_036_854_775
+        );
     }
 }
