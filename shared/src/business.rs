@@ -220,20 +220,31 @@ pub fn parse(body: &[u8], now: i64) -> Result<Vec<Signal>, EventsError> {
     }
     let mut signals = Vec::with_capacity(body.events.len());
     let mut errors = Vec::new();
+    // An event is its account, name and key (as its event id and queue dedup id are): one key
+    // may carry a lead and a purchase in one request as in two; the same three twice in one
+    // request is a mistake, refused rather than sent once.
     let mut keys = std::collections::HashSet::new();
     for (index, value) in body.events.into_iter().enumerate() {
         match event_signal(value, now) {
             Ok(signal) => {
                 let key = match &signal.event {
                     SignalEvent::Business {
-                        idempotency_key, ..
-                    } => idempotency_key.clone(),
-                    _ => String::new(),
+                        idempotency_key,
+                        event_name,
+                        ..
+                    } => (
+                        signal.account_id.clone(),
+                        idempotency_key.clone(),
+                        Some(*event_name),
+                    ),
+                    _ => (String::new(), String::new(), None),
                 };
                 if !keys.insert(key) {
                     errors.push(ItemError {
                         index,
-                        reason: "idempotency_key repeats an earlier item of this request".into(),
+                        reason:
+                            "idempotency_key and event_name repeat an earlier item of this request"
+                                .into(),
                     });
                 } else {
                     signals.push(signal);
