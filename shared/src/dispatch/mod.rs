@@ -649,7 +649,11 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
         .with_attribute(attributes::KIND, kind)
         .with_attribute(attributes::REASON, letter.reason)
         .with_attribute(attributes::DETAIL, truncate(&letter.detail, 512));
-        for name in [attributes::ENCODING, attributes::WABA_ID] {
+        for name in [
+            attributes::ENCODING,
+            attributes::WABA_ID,
+            attributes::ITEM_KIND,
+        ] {
             if let Some(v) = record.attributes.get(name) {
                 message = message.with_attribute(name, v.clone());
             }
