@@ -135,18 +135,21 @@ fn owner_is_secret(text: &str, line_start: usize) -> bool {
         || between.matches("'''").count() % 2 == 1
 }
 
-/// A message with every quoted or back-quoted part replaced (serde's type errors quote the value).
+/// A message with every quoted or back-quoted part replaced (serde's type errors quote the
+/// value); a one-character part is syntax (toml's "expected `\"`"), kept.
 fn scrub_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut chars = message.chars();
     while let Some(c) = chars.next() {
         if c == '"' || c == '`' {
-            for inner in chars.by_ref() {
-                if inner == c {
-                    break;
-                }
+            let inner: String = chars.by_ref().take_while(|i| *i != c).collect();
+            if inner.chars().count() <= 1 {
+                out.push(c);
+                out.push_str(&inner);
+                out.push(c);
+            } else {
+                out.push_str(REDACTED);
             }
-            out.push_str(REDACTED);
         } else {
             out.push(c);
         }
@@ -184,6 +187,14 @@ mod tests {
         }
         assert_eq!(redact_line(r#""EAAGabc"x"#, true).0, REDACTED);
         assert_eq!(redact_line("[[rules]", true).0, "[[rules]");
+    }
+
+    #[test]
+    fn only_quoted_values_are_scrubbed_from_the_message() {
+        assert_eq!(
+            scrub_quoted(r#"invalid type: string "EAAG123", expected `"`"#),
+            r#"invalid type: string <redacted>, expected `"`"#
+        );
     }
 
     #[test]
