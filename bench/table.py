@@ -62,6 +62,11 @@ def main():
         ("dispatcher core, one SQS batch of 10 records (in-memory store, request serialised, not sent)", ours["dispatch_10"], "", None),
         ("dispatcher core per event (the same, / 10; target ≤ 20 µs with I/O)", ours["dispatch_10"] / 10, "", None),
     ]
+    # One change value of 1,000,000 contacts and 30,000 messages: linear since issue 23 (a
+    # contact scan per message took 225 s on a 4.9 MB body of that shape).
+    crowded = Path(crit, "split_crowded", "1m_contacts_30k_messages", "new", "estimates.json")
+    if crowded.exists():
+        rows.append(("split, one value of 1,000,000 contacts + 30,000 messages (225 s before issue 23's index)", criterion_us(crit, "split_crowded", "1m_contacts_30k_messages"), "", None))
     today = datetime.date.today().isoformat()
     print("# Benchmarks\n")
     print(f"Measured {today} with `{command}` on {machine()}.\n")

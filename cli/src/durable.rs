@@ -411,7 +411,7 @@ impl DispatchStore for Database {
                         w.click.ctwa_clid,
                         w.click.ad_id,
                         w.click.clicked_at,
-                        w.click.clicked_at + self.click_ttl_seconds,
+                        w.click.clicked_at.saturating_add(self.click_ttl_seconds),
                         w.click.channel.as_str(),
                         w.click.destination.as_str()
                     ])

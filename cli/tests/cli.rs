@@ -266,6 +266,35 @@ fn check_config_accepts_the_example_and_explains_errors() {
     }
 }
 
+/// A file that does not parse: its line by number and text, a secret's value never.
+#[test]
+fn check_config_shows_the_line_that_does_not_parse_but_never_a_token() {
+    let out = wacapi(&[
+        "check-config",
+        "cli/tests/fixtures/unparseable-token-config.toml",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("TOML parse error at line 8, column"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("8 | token = <redacted>"), "{stderr}");
+    assert!(!stderr.contains("EAAG"), "{stderr}");
+
+    let out = wacapi(&["check-config", "cli/tests/fixtures/unparseable-config.toml"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("TOML parse error at line 6, column"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"6 | dataset_id = "1234567890123456" "again""#),
+        "{stderr}"
+    );
+}
+
 /// The example configuration with another `graph_api_version`, in a temporary file.
 fn config_with_version(version: &str) -> PathBuf {
     let example = std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap();

@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the hot paths: verify+parse+split (and queue message building) of
-//! webhook bodies, the bare floor (HMAC-SHA256 + a `serde_json` parse of the same bytes),
+//! webhook bodies (and of one value crowded with a million contacts), the bare floor (HMAC-SHA256 + a `serde_json` parse of the same bytes),
 //! normalise+hash per user record, mapping per signal, CAPI request serialisation, and the
 //! dispatcher core on one SQS batch of 10 records (in-memory store; the Graph request is only
 //! serialised, not sent).
@@ -103,6 +103,48 @@ fn ingest(c: &mut Criterion) {
             |b, body| b.iter(|| floor(black_box(body))),
         );
     }
+    group.finish();
+}
+
+/// A body of `filler` empty contacts, then `n` contacts with a phone and a BSUID, and `n`
+/// messages from them (half by phone, half by BSUID), each sender near the end of the list:
+/// the shape that took minutes while each message scanned every contact (issue 23).
+fn crowded(filler: usize, n: usize) -> Vec<u8> {
+    let mut body = String::from(
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"106540352242922"},"contacts":["#,
+    );
+    body.push_str(&vec!["{}"; filler].join(","));
+    for i in 0..n {
+        body.push_str(&format!(
+            r#",{{"wa_id":"1650{i:07}","user_id":"US.{i:020}"}}"#
+        ));
+    }
+    body.push_str(r#"],"messages":["#);
+    let messages: Vec<String> = (0..n)
+        .map(|i| {
+            let from = if i % 2 == 0 {
+                format!(r#""from":"1650{i:07}""#)
+            } else {
+                format!(r#""from_user_id":"US.{i:020}""#)
+            };
+            format!(r#"{{{from},"id":"wamid.crowd{i}","timestamp":"1750096325","type":"text"}}"#)
+        })
+        .collect();
+    body.push_str(&messages.join(","));
+    body.push_str("]}}]}]}");
+    body.into_bytes()
+}
+
+/// The split of one value holding a million contacts and 30,000 messages (linear since each
+/// value's contacts are indexed once).
+fn crowded_contacts(c: &mut Criterion) {
+    let body = crowded(1_000_000, 30_000);
+    let mut group = c.benchmark_group("split_crowded");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("1m_contacts_30k_messages", |b| {
+        b.iter(|| split(black_box(&body)).expect("parses").signals.len())
+    });
     group.finish();
 }
 
@@ -282,5 +324,12 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, hashing, mapping, dispatch);
+criterion_group!(
+    benches,
+    ingest,
+    crowded_contacts,
+    hashing,
+    mapping,
+    dispatch
+);
 criterion_main!(benches);

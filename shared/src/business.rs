@@ -120,7 +120,9 @@ pub fn verify(
         .ok_or(EventAuthError::Malformed)?;
     let mut digest = [0u8; 32];
     hex::decode_to_slice(digest_hex, &mut digest).map_err(|_| EventAuthError::Malformed)?;
-    if (now - ts).abs() > MAX_CLOCK_SKEW_SECONDS {
+    // abs_diff: a timestamp near i64::MIN or MAX must not wrap into the window (it would let a
+    // signed request through with a time that is no time at all).
+    if now.abs_diff(ts) > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() {
         return Err(EventAuthError::Stale);
     }
     let matched = keys.iter().fold(false, |found, key| {
@@ -218,20 +220,31 @@ pub fn parse(body: &[u8], now: i64) -> Result<Vec<Signal>, EventsError> {
     }
     let mut signals = Vec::with_capacity(body.events.len());
     let mut errors = Vec::new();
+    // An event is its account, name and key (as its event id and queue dedup id are): one key
+    // may carry a lead and a purchase in one request as in two; the same three twice in one
+    // request is a mistake, refused rather than sent once.
     let mut keys = std::collections::HashSet::new();
     for (index, value) in body.events.into_iter().enumerate() {
         match event_signal(value, now) {
             Ok(signal) => {
                 let key = match &signal.event {
                     SignalEvent::Business {
-                        idempotency_key, ..
-                    } => idempotency_key.clone(),
-                    _ => String::new(),
+                        idempotency_key,
+                        event_name,
+                        ..
+                    } => (
+                        signal.account_id.clone(),
+                        idempotency_key.clone(),
+                        Some(*event_name),
+                    ),
+                    _ => (String::new(), String::new(), None),
                 };
                 if !keys.insert(key) {
                     errors.push(ItemError {
                         index,
-                        reason: "idempotency_key repeats an earlier item of this request".into(),
+                        reason:
+                            "idempotency_key and event_name repeat an earlier item of this request"
+                                .into(),
                     });
                 } else {
                     signals.push(signal);
@@ -263,13 +276,20 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
         Some(Value::Number(n)) => n.as_i64().ok_or("event_time must be whole unix seconds")?,
         Some(_) => return Err("event_time must be a number of unix seconds".into()),
     };
+    if event_time <= 0 {
+        return Err("event_time must be positive unix seconds".into());
+    }
     if event_time > 100_000_000_000 {
         return Err("event_time looks like milliseconds: send unix seconds".into());
     }
-    if event_time > now + FUTURE_TOLERANCE_SECONDS {
+    if event_time > now.saturating_add(FUTURE_TOLERANCE_SECONDS) {
         return Err("event_time is in the future".into());
     }
-    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+    // Checked: an age that does not fit an i64 is older than any window.
+    if now
+        .checked_sub(event_time)
+        .is_none_or(|age| age > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS)
+    {
         return Err("event_time is older than 7 days: Meta refuses it".into());
     }
     let (channel, user, scoped_account) = user_ref(&raw.user)?;

@@ -45,6 +45,9 @@ pub mod attributes {
     pub const ENCODING: &str = "wacapi_encoding";
     /// The WABA the item came under, when known.
     pub const WABA_ID: &str = "wacapi_waba_id";
+    /// On a `webhook_item`: `message` or `automatic_event`, what the item was in its webhook, so
+    /// a redrive reads it as that (items quarantined before this attribute have none).
+    pub const ITEM_KIND: &str = "wacapi_item_kind";
 }
 
 /// An HTTP answer: status, content type and body.
@@ -380,6 +383,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         metrics.count(names::WEBHOOK_ERRORS, split.errors as u64);
         metrics.count(names::CHANGES_IGNORED, split.ignored_changes as u64);
         metrics.count(names::FLOW_FIELDS_DROPPED, split.flow_fields_dropped as u64);
+        metrics.count(names::UNREADABLE_PARTS, split.unreadable_parts as u64);
 
         let quarantined = split.rejected.len();
         if quarantined > 0 {
@@ -387,16 +391,17 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 .rejected
                 .iter()
                 .map(|r| {
-                    self.fit(
-                        quarantine_message(
-                            r.raw.as_bytes(),
-                            r.kind.label(),
-                            r.reason.label(),
-                            &r.reason.to_string(),
-                            Some(r.account_id.as_str()).filter(|w| !w.is_empty()),
-                        ),
-                        metrics,
-                    )
+                    let mut message = quarantine_message(
+                        r.raw.as_bytes(),
+                        r.kind.label(),
+                        r.reason.label(),
+                        &r.reason.to_string(),
+                        Some(r.account_id.as_str()).filter(|w| !w.is_empty()),
+                    );
+                    if let Some(kind) = r.kind.item_kind() {
+                        message = message.with_attribute(attributes::ITEM_KIND, kind.label());
+                    }
+                    self.fit(message, metrics)
                 })
                 .collect();
             self.dead_letters.send_all(messages).await?;
@@ -459,6 +464,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             signals,
             quarantined,
             statuses = split.statuses,
+            unreadable_parts = split.unreadable_parts,
             ignored = ?split.ignored,
             "webhook accepted"
         );
@@ -495,7 +501,11 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         tracing::warn!(kind = %kind, bytes = message.body.len(), "quarantined part too large for a queue message: only its digest is kept");
         let mut out = OutboundMessage::new(digest.to_string(), message.group_id, message.dedup_id)
             .with_attribute(attributes::KIND, DIGEST_KIND);
-        for name in [attributes::REASON, attributes::WABA_ID] {
+        for name in [
+            attributes::REASON,
+            attributes::WABA_ID,
+            attributes::ITEM_KIND,
+        ] {
             if let Some(v) = attr(name) {
                 out = out.with_attribute(name, v);
             }

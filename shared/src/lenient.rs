@@ -6,6 +6,11 @@
 //!
 //! What stays strict is what a message cannot do without: its id and its timestamp.
 //!
+//! Below the fields, the JSON itself can be unreadable in part: a string holding a lone
+//! surrogate escape (`"\ud83d"`), a number out of range (`1e400`), a key given twice. Such an
+//! item is read again by [`salvage`], part by part over raw values, with the unreadable parts
+//! left out and counted, so it too costs only the part that could not be read.
+//!
 //! The helpers are visitors over the parser's own events: nothing is buffered or parsed twice,
 //! so leniency costs the hot path almost nothing. The objects read with [`object`], [`items`]
 //! and [`slots`] are built from lenient fields only, so reading one cannot fail part-way.
@@ -18,6 +23,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// One JSON value seen as a scalar; containers and booleans are [`Scalar::Other`] (consumed).
 enum Scalar<'a> {
@@ -434,6 +440,142 @@ pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RawItem<'de>>, D::Err
     d.deserialize_any(RawListVisitor)
 }
 
+/// How deep [`salvage`] reads an unreadable item part by part; below, an unreadable value is
+/// left out whole. Every part a signal reads lies within four levels of its item
+/// (`order.product_items[i].item_price`; a change's messages lie three deeper), and the bound
+/// keeps a salvage within a few passes over the item's bytes.
+pub const MAX_SALVAGE_DEPTH: usize = 8;
+
+/// What an unreadable list item becomes in a salvaged item: a value no list of the model reads as
+/// an item, so a list whose completeness matters (an order's lines, see [`slots`]) is still known
+/// to be incomplete rather than silently shorter.
+const UNREADABLE_ITEM: Value = Value::Bool(false);
+
+/// An item's JSON with its unreadable parts left out, and how many were: a string holding a lone
+/// surrogate escape (`"\ud83d"`), a number out of range (`1e400`), an object key that is no
+/// text, and the earlier copies of a repeated key (the last readable copy is kept, as
+/// JavaScript's and serde_json's own readers keep the last). `None` when the item is not an
+/// object at all, or nothing of it could be read.
+///
+/// For an item the model could not read as it came: what is left is read again, so an odd
+/// detail costs that detail (the text, a price), never the message and the ad click it carries.
+/// What a signal cannot do without (its id, its time) is still required of what is left.
+pub fn salvage(raw: &str) -> Option<(String, usize)> {
+    let mut dropped = 0;
+    let value = salvage_object(raw, 0, &mut dropped)?;
+    Some((value.to_string(), dropped))
+}
+
+/// Reads `raw` as `T`; one that cannot be read as it came is read from what [`salvage`] keeps of
+/// it, with how many parts were left out (0 when it read as it came). The error is the first
+/// read's, for an item that stays unreadable (no id or no timestamp even so).
+pub fn read_salvaged<T: DeserializeOwned>(raw: &str) -> Result<(T, usize), serde_json::Error> {
+    match serde_json::from_str::<T>(raw) {
+        Ok(item) => Ok((item, 0)),
+        Err(e) => match salvage(raw) {
+            Some((text, dropped)) => serde_json::from_str::<T>(&text)
+                .map(|item| (item, dropped))
+                .map_err(|_| e),
+            None => Err(e),
+        },
+    }
+}
+
+/// An object read key by key; `None` when `raw` is not one.
+fn salvage_object(raw: &str, depth: usize, dropped: &mut usize) -> Option<Value> {
+    let pairs = serde_json::from_str::<RawPairs<'_>>(raw).ok()?;
+    let mut map = Map::new();
+    for (key, value) in pairs.0 {
+        let Some(key) = key else {
+            *dropped += 1;
+            continue;
+        };
+        match salvage_value(value.get(), depth + 1, dropped) {
+            Some(value) => {
+                if map.insert(key, value).is_some() {
+                    *dropped += 1;
+                }
+            }
+            None => *dropped += 1,
+        }
+    }
+    Some(Value::Object(map))
+}
+
+/// A value read part by part down to [`MAX_SALVAGE_DEPTH`] (so a repeated key is seen, and
+/// counted, wherever it is), and whole below; `None` for an unreadable scalar (or anything
+/// unreadable below the bound).
+fn salvage_value(raw: &str, depth: usize, dropped: &mut usize) -> Option<Value> {
+    if depth >= MAX_SALVAGE_DEPTH {
+        return serde_json::from_str::<Value>(raw).ok();
+    }
+    match raw.trim_start().as_bytes().first() {
+        Some(b'{') => salvage_object(raw, depth, dropped),
+        Some(b'[') => {
+            let items = serde_json::from_str::<Vec<&RawValue>>(raw).ok()?;
+            Some(Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| {
+                        salvage_value(item.get(), depth + 1, dropped).unwrap_or_else(|| {
+                            *dropped += 1;
+                            UNREADABLE_ITEM
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        _ => serde_json::from_str::<Value>(raw).ok(),
+    }
+}
+
+/// An object's members in order, each value raw and each key as text (`None` for a key that is
+/// no text: a lone surrogate escape), repeated keys included.
+struct RawPairs<'a>(Vec<(Option<String>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for RawPairs<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = RawPairs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(key) = map.next_key::<RawKey>()? {
+                    pairs.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawPairs(pairs))
+            }
+        }
+        d.deserialize_map(PairsVisitor)
+    }
+}
+
+/// An object key read as bytes, so a key holding a lone surrogate escape (which serde_json
+/// gives as WTF-8 bytes) is a key that is no text rather than an error that sinks its object.
+struct RawKey(Option<String>);
+
+impl<'de> Deserialize<'de> for RawKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = RawKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawKey, E> {
+                Ok(RawKey(Some(v.to_owned())))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<RawKey, E> {
+                Ok(RawKey(std::str::from_utf8(v).ok().map(str::to_owned)))
+            }
+        }
+        d.deserialize_bytes(KeyVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,8 +674,22 @@ mod tests {
             "{}",
             "true",
             "[1]",
+            // i64's ends and past them: refused, never wrapped.
+            "-9223372036854775808",
+            "\"-9223372036854775808\"",
+            "18446744073709551615",
+            "\"18446744073709551616\"",
+            "1e400",
+            "-1e300",
         ] {
             assert!(serde_json::from_str::<Ts>(bad).is_err(), "{bad}");
         }
+        // The largest times read as milliseconds, brought back to seconds without overflow.
+        assert_eq!(
+            serde_json::from_str::<Ts>("9223372036854775807")
+                .expect("max")
+                .0,
+            9_223_372_036_854_775
+        );
     }
 }

@@ -11,7 +11,8 @@
 //!   them, and their AWS adapters together in [`aws`];
 //! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
 //! - [`report`]: what was sent and skipped, per day, ad, rule and event, and match-key coverage;
-//! - support: [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`].
+//! - support: [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`];
+//!   [`fuzzing`], the fuzz targets' checks, which the test suite runs over the inputs they found.
 
 pub mod aws;
 pub mod business;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod conversion;
 pub mod destination;
 pub mod dispatch;
+pub mod fuzzing;
 pub mod ingest;
 pub mod ledger;
 pub mod lenient;

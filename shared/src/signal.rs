@@ -408,8 +408,8 @@ pub enum RawKind {
     /// A whole webhook envelope (a bad entry or change is kept wrapped in one, so a redrive
     /// re-reads it as a webhook).
     Envelope,
-    /// One `messages[]` or `automatic_events[]` item.
-    Item,
+    /// One `messages[]` or `automatic_events[]` item, and which of the two it is.
+    Item(ItemKind),
 }
 
 impl RawKind {
@@ -417,7 +417,45 @@ impl RawKind {
     pub fn label(self) -> &'static str {
         match self {
             Self::Envelope => "webhook_body",
-            Self::Item => "webhook_item",
+            Self::Item(_) => "webhook_item",
+        }
+    }
+
+    /// The `wacapi_item_kind` attribute of a quarantined item (none for an envelope).
+    pub fn item_kind(self) -> Option<ItemKind> {
+        match self {
+            Self::Envelope => None,
+            Self::Item(kind) => Some(kind),
+        }
+    }
+}
+
+/// What a quarantined webhook item was in its webhook, recorded with it (the `wacapi_item_kind`
+/// attribute) so that a redrive reads it as what it was: an automatic event without an
+/// `event_name` has an id and a timestamp, and would otherwise read as a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A `messages[]` item (on the `messages` or `standby` field).
+    Message,
+    /// An `automatic_events[]` item.
+    AutomaticEvent,
+}
+
+impl ItemKind {
+    /// The attribute's value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::AutomaticEvent => "automatic_event",
+        }
+    }
+
+    /// The kind an attribute value names; `None` for any other value.
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "message" => Some(Self::Message),
+            "automatic_event" => Some(Self::AutomaticEvent),
+            _ => None,
         }
     }
 }
@@ -459,6 +497,12 @@ pub struct Split {
     /// Flow fields left out of signals: nested deeper than [`MAX_FLOW_FIELD_DEPTH`], or a
     /// `response_json` that is not a JSON object (counted as one).
     pub flow_fields_dropped: usize,
+    /// Parts of items left out because they could not be read at all (see
+    /// [`crate::lenient::salvage`]): a string holding a lone surrogate escape, a number out of
+    /// range, a key that is no text, the earlier copies of a repeated key. The item itself
+    /// became a signal without them (a message without its text, an order line without its
+    /// price); the `UnreadableParts` metric.
+    pub unreadable_parts: usize,
 }
 
 impl Split {

@@ -430,7 +430,10 @@ impl DispatchStore for MemoryStore {
                     key,
                     StoredClick {
                         click: write.click.clone(),
-                        expires_at: write.click.clicked_at + self.click_ttl_seconds,
+                        expires_at: write
+                            .click
+                            .clicked_at
+                            .saturating_add(self.click_ttl_seconds),
                     },
                 );
             }

@@ -180,3 +180,120 @@ async fn a_message_on_messages_and_again_on_standby_is_one_signal_and_one_event(
     let sent: Vec<String> = graph.accepted.lock().unwrap().concat();
     assert_eq!(sent.len(), 2, "the click's event and one Purchase");
 }
+
+/// A dispatcher whose dead-letter queue the test reads.
+fn dispatcher_with_dead_letters<'a>(
+    graph: &'a Graph,
+    dead_letters: &'a MemoryQueue,
+) -> Dispatcher<MemoryStore, &'a Graph, &'a MemoryQueue> {
+    let config =
+        Config::from_toml(&std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap())
+            .unwrap();
+    let settings = DispatchSettings {
+        max_attempts: 1,
+        ..DispatchSettings::default()
+    };
+    Dispatcher::new(config, MemoryStore::new(), graph, dead_letters, settings)
+}
+
+#[tokio::test]
+async fn one_request_with_one_key_for_two_event_names_sends_both() {
+    let graph = Graph::default();
+    let dead = MemoryQueue::new();
+    let d = dispatcher_with_dead_letters(&graph, &dead);
+    let click = sample_signals("01-text-from-ctwa-ad.json", NOW).remove(0);
+    let group = click.group_id();
+    run_with(&d, &[record("r0", &group, &click)], NOW).await;
+    graph.accepted.lock().unwrap().clear();
+    let event = |name: &str| {
+        serde_json::json!({"event_name": name, "idempotency_key": "deal-8812",
+            "waba_id": "102290129340398", "user": {"wa_id": "16505551234"},
+            "custom_data": {"value": 120.0, "currency": "USD"}})
+    };
+    let body = serde_json::json!({"events": [event("QualifiedLead"), event("Purchase")]});
+    let signals =
+        wacapi_shared::business::parse(body.to_string().as_bytes(), NOW).expect("accepted");
+    assert_eq!(signals.len(), 2);
+    let records: Vec<_> = signals
+        .iter()
+        .enumerate()
+        .map(|(i, s)| record(&format!("b{i}"), &s.group_id(), s))
+        .collect();
+    let report = run_with(&d, &records, NOW).await;
+    assert_eq!(report.events_sent, 2, "{report:?}");
+    let accepted = graph.accepted.lock().unwrap().concat();
+    assert_eq!(accepted.len(), 2);
+    assert_ne!(accepted[0], accepted[1], "two events, two ids");
+    assert!(dead.is_empty());
+}
+
+#[tokio::test]
+async fn a_redriven_automatic_event_without_a_name_is_dead_lettered_as_one_again() {
+    use wacapi_shared::ingest::attributes;
+    let graph = Graph::default();
+    let dead = MemoryQueue::new();
+    let d = dispatcher_with_dead_letters(&graph, &dead);
+    let item = r#"{"id":"wamid.fuzz-auto","timestamp":1750096325,"ctwa_clid":"fuzz-clid-5"}"#;
+    let redriven = |id: &str, kind: Option<&str>| {
+        let mut attrs = std::collections::HashMap::from([
+            (attributes::KIND.to_owned(), "webhook_item".to_owned()),
+            (attributes::WABA_ID.to_owned(), "102290129340398".to_owned()),
+        ]);
+        if let Some(kind) = kind {
+            attrs.insert(attributes::ITEM_KIND.to_owned(), kind.to_owned());
+        }
+        InboundRecord {
+            message_id: id.into(),
+            group_id: Some("g".into()),
+            body: item.into(),
+            attributes: attrs,
+        }
+    };
+    // With its kind recorded, and as an item quarantined before the kind was.
+    let report = run_with(
+        &d,
+        &[
+            redriven("r1", Some("automatic_event")),
+            redriven("r2", None),
+        ],
+        NOW,
+    )
+    .await;
+    assert_eq!(report.events_sent, 0);
+    let letters = dead.drain();
+    assert_eq!(letters.len(), 2);
+    for letter in &letters {
+        let attr = |name: &str| {
+            letter
+                .attributes
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(attr(attributes::REASON), Some("bad_automatic_event"));
+        assert_eq!(attr(attributes::KIND), Some("webhook_item"));
+        assert_eq!(letter.body, item);
+    }
+    let kinds: Vec<_> = letters
+        .iter()
+        .map(|l| {
+            l.attributes
+                .iter()
+                .find(|(n, _)| n == attributes::ITEM_KIND)
+                .map(|(_, v)| v.as_str())
+        })
+        .collect();
+    assert_eq!(kinds, [Some("automatic_event"), None]);
+}
+
+async fn run_with(
+    dispatcher: &Dispatcher<MemoryStore, &Graph, &MemoryQueue>,
+    records: &[InboundRecord],
+    now: i64,
+) -> DispatchReport {
+    let mut metrics = Metrics::new("wacapi", "test");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    dispatcher
+        .dispatch(records, now, deadline, &mut metrics)
+        .await
+}

@@ -5,5 +5,6 @@
 mod dispatch;
 mod documented;
 mod mapping;
+mod parsers;
 mod shapes;
 mod tiktok;

@@ -656,3 +656,41 @@ async fn one_post_with_1000_messages_across_entries_and_changes() {
         signals.iter().map(|s| s.account_id.clone()).collect();
     assert_eq!(wabas.len(), 4);
 }
+
+/// The inputs the split fuzzer found (issue 23) through the handler: an unreadable part costs
+/// that part, counted as `UnreadableParts`, and the message and its click are queued; a
+/// quarantined item says what it was (`wacapi_item_kind`), so a redrive reads it as that.
+#[tokio::test]
+async fn unreadable_parts_are_counted_and_quarantined_items_say_what_they_were() {
+    let fixture = |name: &str| {
+        std::fs::read(
+            wacapi_tests::repo_root()
+                .join("tests/fixtures/fuzz/split")
+                .join(name),
+        )
+        .expect("fixture")
+    };
+    let h = harness();
+    let mut metrics = Metrics::new("wacapi", "test");
+    let reply = post(&h, fixture("lone-surrogate-text.json"), &mut metrics).await;
+    assert_eq!(reply.status, 200);
+    let signals = decode(&h.signals.drain());
+    assert_eq!(signals.len(), 1);
+    assert!(signals[0].referral.is_some(), "the click is queued");
+    assert_eq!(metrics.total(names::UNREADABLE_PARTS), 2.0);
+    assert!(h.dead_letters.drain().is_empty());
+
+    for (name, kind) in [
+        ("automatic-event-without-name.json", "automatic_event"),
+        ("unreadable-id.json", "message"),
+    ] {
+        let reply = post(&h, fixture(name), &mut metrics).await;
+        assert_eq!(reply.status, 200, "{name}");
+        let dead = h.dead_letters.drain();
+        assert!(!dead.is_empty(), "{name}");
+        for m in &dead {
+            assert_eq!(attr(m, attributes::KIND), "webhook_item", "{name}");
+            assert_eq!(attr(m, attributes::ITEM_KIND), kind, "{name}");
+        }
+    }
+}

@@ -238,7 +238,7 @@ impl DynamoStore {
                     .expression_attribute_values(":at", n(click.clicked_at))
                     .expression_attribute_values(
                         ":exp",
-                        n(click.clicked_at + self.click_ttl_seconds),
+                        n(click.clicked_at.saturating_add(self.click_ttl_seconds)),
                     );
                 for (_, placeholder, value) in optional {
                     if let Some(value) = value {

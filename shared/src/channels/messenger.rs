@@ -335,7 +335,11 @@ impl<'de> Deserialize<'de> for MaybeString {
 
 /// The kind of a raw item; `None` when it is not an object (then the full read says why).
 fn kind_of(raw: &str) -> Option<ItemKind> {
-    serde_json::from_str::<ItemProbe>(raw).ok().map(|p| p.0)
+    // An item that cannot be read as it came is probed in what can be read of it (its
+    // unreadable parts are counted when it is read in full).
+    lenient::read_salvaged::<ItemProbe>(raw)
+        .ok()
+        .map(|(p, _)| p.0)
 }
 
 /// One `messaging[]` item.
@@ -436,12 +440,29 @@ impl Referral {
 pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
     let mut out = Split::default();
     for raw_entry in entries {
+        // An entry that cannot be read as it came (a key given twice, a string that is no
+        // text) is read from what can be read of it.
+        let salvaged;
         let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
             Ok(entry) => entry,
             Err(e) => {
-                out.rejected
-                    .push(bad_entry(channel, raw_entry.get(), safe_json_error(&e)));
-                continue;
+                let (text, dropped) = lenient::salvage(raw_entry.get()).unwrap_or_default();
+                salvaged = text;
+                let read = serde_json::from_str::<Entry<'_>>(&salvaged)
+                    .ok()
+                    .filter(|_| !salvaged.is_empty())
+                    .map(|entry| (entry, dropped));
+                match read {
+                    Some((entry, dropped)) => {
+                        out.unreadable_parts += dropped;
+                        entry
+                    }
+                    None => {
+                        out.rejected
+                            .push(bad_entry(channel, raw_entry.get(), safe_json_error(&e)));
+                        continue;
+                    }
+                }
             }
         };
         let mut items: Vec<(&str, ItemKind)> = entry
@@ -504,11 +525,14 @@ pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
                 out.ignore(name);
                 continue;
             }
-            match serde_json::from_str::<Messaging>(raw) {
-                Ok(item) => match item_signal(channel, &account_id, item) {
-                    Ok(signal) => out.signals.push(signal),
-                    Err(name) => out.ignore(name),
-                },
+            match lenient::read_salvaged::<Messaging>(raw) {
+                Ok((item, dropped)) => {
+                    out.unreadable_parts += dropped;
+                    match item_signal(channel, &account_id, item) {
+                        Ok(signal) => out.signals.push(signal),
+                        Err(name) => out.ignore(name),
+                    }
+                }
                 Err(e) => out.rejected.push(Rejected {
                     account_id: account_id.clone(),
                     reason: RejectReason::BadMessage(safe_json_error(&e)),

@@ -310,8 +310,13 @@ pub fn attributed_click(config: &Config, signal: &Signal, stored: Option<&Click>
     }
     stored
         .filter(|c| {
-            c.clicked_at <= signal.timestamp + CLICK_CLOCK_SKEW_SECONDS
-                && signal.timestamp - c.clicked_at <= config.attribution_window_seconds
+            // Checked: both times come from queue messages, and one that is no real time (near
+            // i64::MIN or MAX) attributes nothing rather than wrapping into the window.
+            c.clicked_at <= signal.timestamp.saturating_add(CLICK_CLOCK_SKEW_SECONDS)
+                && signal
+                    .timestamp
+                    .checked_sub(c.clicked_at)
+                    .is_some_and(|age| age <= config.attribution_window_seconds)
         })
         .cloned()
         .or_else(|| tiktok_lead_touch(config, signal))
@@ -447,6 +452,14 @@ pub fn map_signal(
         .collect()
 }
 
+/// True when an event at `event_time` is past Meta's 7-day window (less the safety margin) at
+/// `now`. Signal times are read from queue messages and may be any i64: an age that does not fit
+/// one is older than any window, never wrapped into it.
+pub fn too_old(event_time: i64, now: i64) -> bool {
+    now.checked_sub(event_time)
+        .is_none_or(|age| age > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS)
+}
+
 fn map_rule(
     rule: &Rule,
     account: &Arc<Account>,
@@ -455,7 +468,7 @@ fn map_rule(
     now: i64,
 ) -> Outcome {
     let event_time = signal.timestamp.min(now);
-    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+    if too_old(event_time, now) {
         return Outcome::skipped(rule, SkipReason::TooOld);
     }
     let Some((click, user_id)) = click.and_then(|c| Some((c, channel_user_id(signal, c)?))) else {
@@ -703,7 +716,7 @@ fn map_business(config: &Config, signal: &Signal, click: Option<&Click>, now: i6
         };
     };
     let event_time = signal.timestamp.min(now);
-    if now - event_time > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS {
+    if too_old(event_time, now) {
         return skipped(SkipReason::TooOld);
     }
     let Some((click, user_id)) = click.and_then(|c| Some((c, channel_user_id(signal, c)?))) else {

@@ -10,3 +10,4 @@ pub mod money;
 pub mod pipeline;
 pub mod privacy;
 pub mod rules;
+pub mod toml_error;

@@ -83,9 +83,12 @@ impl Config {
         }
     }
 
-    /// Parses and validates TOML.
+    /// Parses and validates TOML. A file that does not parse is reported by line and column with
+    /// the offending line quoted, the value of a secret-named key redacted
+    /// ([`super::toml_error::describe`]).
     pub fn from_toml(text: &str) -> Result<Self, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![super::toml_error::describe(text, &e)]))?;
         raw.validate()
     }
 

@@ -52,7 +52,12 @@ pub(super) fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> 
                 .get(attributes::WABA_ID)
                 .cloned()
                 .unwrap_or_default();
-            signal_from_item(&waba, &raw()?)
+            // What the item was (absent on items quarantined before the attribute existed).
+            let item_kind = record
+                .attributes
+                .get(attributes::ITEM_KIND)
+                .and_then(|k| crate::signal::ItemKind::from_label(k));
+            signal_from_item(&waba, &raw()?, item_kind)
                 .map(|s| vec![s])
                 .map_err(|e| DeadLetter {
                     reason: e.label(),

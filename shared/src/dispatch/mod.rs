@@ -649,7 +649,11 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
         .with_attribute(attributes::KIND, kind)
         .with_attribute(attributes::REASON, letter.reason)
         .with_attribute(attributes::DETAIL, truncate(&letter.detail, 512));
-        for name in [attributes::ENCODING, attributes::WABA_ID] {
+        for name in [
+            attributes::ENCODING,
+            attributes::WABA_ID,
+            attributes::ITEM_KIND,
+        ] {
             if let Some(v) = record.attributes.get(name) {
                 message = message.with_attribute(name, v.clone());
             }
@@ -731,7 +735,8 @@ fn tally(
 /// Ledger records outlive Meta's 7-day window by a day: an older duplicate is refused as
 /// `too_old` anyway, so the record is no longer needed.
 fn ledger_expiry(event_time: i64) -> i64 {
-    event_time + MAX_EVENT_AGE_SECONDS + 86_400
+    // Saturating: an event time is read from a queue message and may be any i64.
+    event_time.saturating_add(MAX_EVENT_AGE_SECONDS + 86_400)
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -855,6 +860,13 @@ mod tests {
         d.claim(&mut again, Vec::new(), 500, 200).await;
         assert_eq!(again[0].dedup_hits, 1);
         assert!(again[0].is_failed(), "a leased event fails its record");
+    }
+
+    #[test]
+    fn a_ledger_expiry_saturates_at_the_end_of_time() {
+        assert_eq!(ledger_expiry(i64::MAX), i64::MAX);
+        assert_eq!(ledger_expiry(i64::MAX - 10), i64::MAX);
+        assert_eq!(ledger_expiry(0), MAX_EVENT_AGE_SECONDS + 86_400);
     }
 
     #[test]

@@ -319,7 +319,8 @@ pub(super) fn record_sends(
                     metrics.observe(
                         m::EVENT_AGE_AT_SEND,
                         Unit::Seconds,
-                        (send_time - event.event_time()) as f64,
+                        // Saturating: the event time came from a queue message.
+                        send_time.saturating_sub(event.event_time()) as f64,
                     );
                     report.events_sent += 1;
                     let mark = SentMark {

@@ -58,6 +58,9 @@ pub mod names {
     /// Flow form fields left out of signals (nested too deep, or a `response_json` that holds
     /// no JSON object); the Flow completion itself is kept.
     pub const FLOW_FIELDS_DROPPED: &str = "FlowFieldsDropped";
+    /// Parts of webhook items left out because they could not be read at all (a string with a
+    /// lone surrogate escape, a number out of range, a repeated key); the item itself is kept.
+    pub const UNREADABLE_PARTS: &str = "UnreadableParts";
 
     /// `POST /events` requests received.
     pub const BUSINESS_REQUESTS: &str = "BusinessRequests";
@@ -87,6 +90,7 @@ pub mod names {
         SECRET_ERRORS,
         HANDSHAKES,
         FLOW_FIELDS_DROPPED,
+        UNREADABLE_PARTS,
     ];
     /// The ingest metrics also published per [`super::CHANNEL`].
     pub const BY_CHANNEL: &[&str] = &[SIGNALS_ENQUEUED];

@@ -12,6 +12,8 @@
 
 pub mod model;
 
+use std::collections::HashMap;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -20,28 +22,78 @@ use crate::conversion::hashing::hash_phone;
 use crate::lenient::RawItem;
 use crate::redact::safe_json_error;
 use crate::signal::{
-    AdReferral, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected, SIGNAL_VERSION,
-    Signal, SignalEvent, Split, UNKNOWN, UserRef, depth,
+    AdReferral, ItemKind, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected,
+    SIGNAL_VERSION, Signal, SignalEvent, Split, UNKNOWN, UserRef, depth,
 };
 use model::{
     AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
     NfmReply, WHATSAPP_OBJECT,
 };
 
+/// The `contacts[]` of one change value, indexed once by `wa_id` and by `user_id`, so each of its
+/// messages finds its sender in constant time: a split stays linear in the body's size however
+/// many contacts and messages one value holds (a scan per message took minutes on a signed 4 MiB
+/// body of a million contacts and 30,000 messages).
+struct Contacts<'a> {
+    list: &'a [Contact],
+    /// The first contact of each `wa_id`, by position.
+    by_wa_id: HashMap<&'a str, usize>,
+    /// The first contact of each `user_id`, by position.
+    by_user_id: HashMap<&'a str, usize>,
+}
+
+impl<'a> Contacts<'a> {
+    fn new(list: &'a [Contact]) -> Self {
+        let mut by_wa_id = HashMap::new();
+        let mut by_user_id = HashMap::new();
+        for (i, contact) in list.iter().enumerate() {
+            if let Some(wa_id) = contact.wa_id.as_deref() {
+                by_wa_id.entry(wa_id).or_insert(i);
+            }
+            if let Some(user_id) = contact.user_id.as_deref() {
+                by_user_id.entry(user_id).or_insert(i);
+            }
+        }
+        Self {
+            list,
+            by_wa_id,
+            by_user_id,
+        }
+    }
+
+    /// No contacts (a redriven item, whose envelope is gone).
+    fn none() -> Self {
+        Self::new(&[])
+    }
+
+    /// The contact a message comes from: the first whose `wa_id` is the message's `from` or whose
+    /// `user_id` is its `from_user_id`; else the only contact, when there is one.
+    fn of(&self, message: &Message) -> Option<&'a Contact> {
+        let by_phone = message
+            .from
+            .as_deref()
+            .and_then(|f| self.by_wa_id.get(f).copied());
+        let by_user = message
+            .from_user_id
+            .as_deref()
+            .and_then(|u| self.by_user_id.get(u).copied());
+        // The first in list order of either match, as a scan of the list would find it.
+        let first = match (by_phone, by_user) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match first {
+            Some(i) => self.list.get(i),
+            None if self.list.len() == 1 => self.list.first(),
+            None => None,
+        }
+    }
+}
+
 /// The user a message comes from: the message's own fields, the matching contact filling gaps.
-fn user_of(message: &Message, contacts: &[Contact]) -> UserRef {
+fn user_of(message: &Message, contacts: &Contacts<'_>) -> UserRef {
     // The message's own fields win; the contact fills gaps (and alone has parent_user_id).
-    let contact = contacts
-        .iter()
-        .find(|c| {
-            (message.from.is_some() && c.wa_id == message.from)
-                || (message.from_user_id.is_some() && c.user_id == message.from_user_id)
-        })
-        .or(if contacts.len() == 1 {
-            contacts.first()
-        } else {
-            None
-        });
+    let contact = contacts.of(message);
     let phone = message
         .from
         .as_deref()
@@ -105,23 +157,60 @@ pub const MAX_ORDER_LINES: usize = 1000;
 pub fn split_entries(entries: &[RawItem<'_>]) -> Split {
     let mut out = Split::default();
     for raw_entry in entries {
+        let salvaged;
         let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
             Ok(entry) => entry,
-            Err(e) => {
-                out.rejected.push(Rejected {
-                    account_id: String::new(),
-                    reason: RejectReason::BadEntry(safe_json_error(&e)),
-                    kind: RawKind::Envelope,
-                    raw: envelope(raw_entry.get()),
-                });
-                continue;
-            }
+            Err(e) => match salvaged_text(raw_entry.get()) {
+                Some((text, dropped)) => {
+                    salvaged = text;
+                    match serde_json::from_str(&salvaged) {
+                        Ok(entry) => {
+                            out.unreadable_parts += dropped;
+                            entry
+                        }
+                        Err(_) => {
+                            out.rejected.push(bad_entry(raw_entry.get(), &e));
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    out.rejected.push(bad_entry(raw_entry.get(), &e));
+                    continue;
+                }
+            },
         };
         for raw_change in &entry.changes {
             split_change(&entry.id, raw_change, &mut out);
         }
     }
     out
+}
+
+/// An entry that is not one (not an object, no WABA id), kept whole in an envelope.
+fn bad_entry(raw_entry: &str, e: &serde_json::Error) -> Rejected {
+    Rejected {
+        account_id: String::new(),
+        reason: RejectReason::BadEntry(safe_json_error(e)),
+        kind: RawKind::Envelope,
+        raw: envelope(raw_entry),
+    }
+}
+
+/// What [`crate::lenient::salvage`] keeps of a part that could not be read as it came.
+fn salvaged_text(raw: &str) -> Option<(String, usize)> {
+    crate::lenient::salvage(raw)
+}
+
+/// Reads an item as `T`, salvaged when it cannot be read as it came (see
+/// [`crate::lenient::read_salvaged`]), its unreadable parts counted.
+fn read_item<T: serde::de::DeserializeOwned>(
+    raw: &str,
+    out: &mut Split,
+) -> Result<T, serde_json::Error> {
+    let (item, dropped) = crate::lenient::read_salvaged(raw)?;
+    out.unreadable_parts += dropped;
+    Ok(item)
 }
 
 fn is_null(raw: &RawValue) -> bool {
@@ -213,26 +302,60 @@ fn field_kind(field: &str) -> &'static str {
 }
 
 fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
-    let bad_change = |e: &serde_json::Error| Rejected {
+    let bad_change = |reason: String| Rejected {
         account_id: waba_id.to_owned(),
-        reason: RejectReason::BadChange(safe_json_error(e)),
+        reason: RejectReason::BadChange(reason),
         kind: RawKind::Envelope,
         raw: change_envelope(waba_id, raw_change.get()),
     };
+    let salvaged;
     let change: Change<'_> = match serde_json::from_str(raw_change.get()) {
         Ok(change) => change,
-        Err(e) => return out.rejected.push(bad_change(&e)),
+        Err(e) => match salvaged_text(raw_change.get()) {
+            Some((text, dropped)) => {
+                salvaged = text;
+                match serde_json::from_str(&salvaged) {
+                    Ok(change) => {
+                        out.unreadable_parts += dropped;
+                        change
+                    }
+                    Err(_) => return out.rejected.push(bad_change(safe_json_error(&e))),
+                }
+            }
+            None => return out.rejected.push(bad_change(safe_json_error(&e))),
+        },
     };
-    if !SIGNAL_FIELDS.contains(&change.field.as_str()) {
-        out.ignore(field_kind(&change.field));
-        return;
-    }
-    let Some(raw_value) = change.value.filter(|v| !is_null(v)) else {
+    let raw_value = change.value.filter(|v| !is_null(v));
+    let field = match change.field.as_deref() {
+        Some(field) if !SIGNAL_FIELDS.contains(&field) => {
+            out.ignore(field_kind(field));
+            return;
+        }
+        Some(field) => field,
+        None => {
+            // No usable field: the value says what it is, or nothing in it is a conversation.
+            let value =
+                raw_value.and_then(|raw| serde_json::from_str::<ChangeValue<'_>>(raw.get()).ok());
+            match value.as_ref().map(unnamed_field) {
+                Some(Unnamed::Field(field)) => field,
+                Some(Unnamed::Unreadable) => {
+                    return out
+                        .rejected
+                        .push(bad_change(NO_FIELD_WITH_CONVERSATIONS.to_owned()));
+                }
+                Some(Unnamed::Nothing) | None => {
+                    out.ignore(NO_FIELD);
+                    return;
+                }
+            }
+        }
+    };
+    let Some(raw_value) = raw_value else {
         return;
     };
     let value: ChangeValue<'_> = match serde_json::from_str(raw_value.get()) {
         Ok(value) => value,
-        Err(e) => return out.rejected.push(bad_change(&e)),
+        Err(e) => return out.rejected.push(bad_change(safe_json_error(&e))),
     };
     let metadata = value.metadata.as_ref();
     let to = Recipient {
@@ -246,7 +369,7 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
     split_parts(&to, &value, &value.contacts, out);
     // Meta Business Agent's numbers: the same parts one level deeper. An empty or unreadable
     // `standby` holds nothing (Meta's own page shows `"standby": {}`).
-    if change.field == "standby"
+    if field == "standby"
         && let Some(nested) = value
             .standby
             .filter(|v| !is_null(v))
@@ -258,6 +381,42 @@ fn split_change(waba_id: &str, raw_change: &RawItem<'_>, out: &mut Split) {
             &nested.contacts
         };
         split_parts(&to, &nested, contacts, out);
+    }
+}
+
+/// [`Split::ignored`] name of a change without a usable `field` (absent, `null`, empty, not a
+/// string) whose value holds no conversation: nothing in it could become a signal.
+pub const NO_FIELD: &str = "no_field";
+
+/// Why a change without a usable `field` that holds conversations is dead-lettered.
+const NO_FIELD_WITH_CONVERSATIONS: &str = "change has no usable field, and its value holds messages or automatic events without the metadata of a messages value";
+
+/// What a change without a usable `field` is read as.
+enum Unnamed {
+    /// The signal field its value has the shape of.
+    Field(&'static str),
+    /// It holds conversations, but not in the shape of a signal field's value: kept for an
+    /// operator (dead-lettered) rather than read as something it may not be.
+    Unreadable,
+    /// Nothing in it is a conversation: counted as [`NO_FIELD`].
+    Nothing,
+}
+
+/// The field a value without one is read as. A value of the `messages`, `standby` or
+/// `automatic_events` fields always names the business number it reached (`metadata`), and
+/// holds messages (flat, or nested under `standby`) or automatic events: such a value is read
+/// as `standby` when it nests one, else as `messages` (whose reading also takes its automatic
+/// events). Conversations without that metadata could be the business's own (echoes, history)
+/// and are not guessed at; a value holding no conversation is only counted.
+fn unnamed_field(value: &ChangeValue<'_>) -> Unnamed {
+    let nested = value.standby.filter(|v| !is_null(v));
+    let conversations =
+        !value.messages.is_empty() || !value.automatic_events.is_empty() || nested.is_some();
+    match (conversations, value.metadata.is_some()) {
+        (false, _) => Unnamed::Nothing,
+        (true, true) if nested.is_some() => Unnamed::Field("standby"),
+        (true, true) => Unnamed::Field("messages"),
+        (true, false) => Unnamed::Unreadable,
     }
 }
 
@@ -290,17 +449,26 @@ fn split_parts(to: &Recipient<'_>, part: &ChangeValue<'_>, contacts: &[Contact],
     }
     let reject = |reason: RejectReason, raw: &str| Rejected {
         account_id: waba_id.to_owned(),
+        kind: RawKind::Item(match reason {
+            RejectReason::BadAutomaticEvent(_) => ItemKind::AutomaticEvent,
+            _ => ItemKind::Message,
+        }),
         reason,
-        kind: RawKind::Item,
         raw: raw.to_owned(),
     };
+    // Indexed once per value (and only when it holds messages), never scanned per message.
+    let contacts = if part.messages.is_empty() {
+        Contacts::none()
+    } else {
+        Contacts::new(contacts)
+    };
     for raw in &part.messages {
-        match serde_json::from_str::<Message>(raw.get()) {
+        match read_item::<Message>(raw.get(), out) {
             Ok(message) if is_own(&message, to.business_number.as_deref()) => {
                 out.ignore(OWN_MESSAGES)
             }
             Ok(message) => {
-                let signal = message_signal(waba_id, to.phone_number_id, contacts, message);
+                let signal = message_signal(waba_id, to.phone_number_id, &contacts, message);
                 out.flow_fields_dropped += signal.1;
                 out.signals.push(signal.0);
             }
@@ -311,7 +479,7 @@ fn split_parts(to: &Recipient<'_>, part: &ChangeValue<'_>, contacts: &[Contact],
         }
     }
     for raw in &part.automatic_events {
-        match serde_json::from_str::<AutomaticEvent>(raw.get()) {
+        match read_item::<AutomaticEvent>(raw.get(), out) {
             Ok(event) => out
                 .signals
                 .push(automatic_signal(waba_id, to.phone_number_id, event)),
@@ -335,13 +503,70 @@ fn is_own(message: &Message, business_number: Option<&str>) -> bool {
 /// Re-reads one quarantined webhook item (a `messages[]` or `automatic_events[]` element) as a
 /// signal, for items redriven from the dead-letter queue after a fix. The envelope is gone, so
 /// the user is known only from the message's own `from`/`from_user_id`.
-pub fn signal_from_item(waba_id: &str, raw: &str) -> Result<Signal, RejectReason> {
-    match serde_json::from_str::<Message>(raw) {
-        Ok(message) => Ok(message_signal(waba_id, None, &[], message).0),
-        Err(message_err) => match serde_json::from_str::<AutomaticEvent>(raw) {
-            Ok(event) => Ok(automatic_signal(waba_id, None, event)),
-            Err(_) => Err(RejectReason::BadMessage(safe_json_error(&message_err))),
+///
+/// `kind` is what the item was in its webhook (the quarantine's `wacapi_item_kind` attribute):
+/// it is read as that and nothing else, so an automatic event that still lacks its
+/// `event_name` is refused again as an automatic event, never read as a message. An item
+/// quarantined before the attribute existed (`None`) is told by its keys: an item with no
+/// `type`, `from` or `from_user_id` and with an `event_name`, `ctwa_clid` or `custom_data` is an
+/// automatic event; any other is read as a message first, as it always was.
+pub fn signal_from_item(
+    waba_id: &str,
+    raw: &str,
+    kind: Option<ItemKind>,
+) -> Result<Signal, RejectReason> {
+    let as_event = || {
+        crate::lenient::read_salvaged::<AutomaticEvent>(raw)
+            .map(|(event, _)| automatic_signal(waba_id, None, event))
+            .map_err(|e| RejectReason::BadAutomaticEvent(safe_json_error(&e)))
+    };
+    let as_message = || {
+        crate::lenient::read_salvaged::<Message>(raw)
+            .map(|(message, _)| message_signal(waba_id, None, &Contacts::none(), message).0)
+            .map_err(|e| RejectReason::BadMessage(safe_json_error(&e)))
+    };
+    match kind {
+        Some(ItemKind::AutomaticEvent) => as_event(),
+        Some(ItemKind::Message) => as_message(),
+        None => match guess_item_kind(raw) {
+            ItemKind::AutomaticEvent => as_event(),
+            // As such items were always read: a message, else an automatic event.
+            ItemKind::Message => {
+                as_message().or_else(|message_err| as_event().map_err(|_| message_err))
+            }
         },
+    }
+}
+
+/// The keys that tell an old quarantined item's kind.
+#[derive(serde::Deserialize)]
+struct KindKeys {
+    #[serde(rename = "type", default)]
+    kind: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    from: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    from_user_id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    event_name: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    ctwa_clid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    custom_data: Option<serde::de::IgnoredAny>,
+}
+
+/// The kind of an item quarantined without its kind recorded, told by its keys.
+fn guess_item_kind(raw: &str) -> ItemKind {
+    let Ok((keys, _)) = crate::lenient::read_salvaged::<KindKeys>(raw) else {
+        return ItemKind::Message;
+    };
+    let message_keys = keys.kind.is_some() || keys.from.is_some() || keys.from_user_id.is_some();
+    let event_keys =
+        keys.event_name.is_some() || keys.ctwa_clid.is_some() || keys.custom_data.is_some();
+    if event_keys && !message_keys {
+        ItemKind::AutomaticEvent
+    } else {
+        ItemKind::Message
     }
 }
 
@@ -373,7 +598,7 @@ fn automatic_signal(
 fn message_signal(
     waba_id: &str,
     phone_number_id: Option<&String>,
-    contacts: &[Contact],
+    contacts: &Contacts<'_>,
     message: Message,
 ) -> (Signal, usize) {
     let user = user_of(&message, contacts);

@@ -44,8 +44,11 @@ pub struct Entry<'a> {
 /// One change: a subscribed field and its value.
 #[derive(Debug, Deserialize)]
 pub struct Change<'a> {
-    /// `messages`, `automatic_events`, or any other subscribed field (tolerated, not processed).
-    pub field: String,
+    /// `messages`, `automatic_events`, or any other subscribed field (tolerated, not processed);
+    /// `None` when absent or not usable (`null`, empty, an object), and then the value says
+    /// what the change is (see [`crate::channels::whatsapp::split_entries`]).
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub field: Option<String>,
     /// The payload; its shape depends on `field`. Parsed lazily so unknown fields cost nothing.
     #[serde(default, borrow)]
     pub value: Option<&'a RawValue>,
