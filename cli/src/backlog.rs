@@ -101,7 +101,7 @@ impl Backlog for MemoryBacklog {
         }
         let mut added = 0;
         for message in messages {
-            let key = wacapi_shared::conversion::hashing::key32(&message.dedup_id);
+            let key = wacapi_shared::values::hashing::key32(&message.dedup_id);
             if inner.seen.get(&key).is_some_and(|until| *until > now_us) {
                 continue;
             }

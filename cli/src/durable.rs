@@ -622,7 +622,7 @@ mod tests {
                 ad_id: Some("ad".into()),
                 clicked_at: 500,
                 channel: wacapi_shared::channels::Channel::Messenger,
-                destination: wacapi_shared::destination::Destination::TikTok,
+                destination: wacapi_shared::model::Destination::TikTok,
             },
         };
         db.commit(std::slice::from_ref(&messenger), &[], 1)

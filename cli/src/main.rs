@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wacapi_shared::conversion::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::values::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
 
 #[derive(Parser)]
 #[command(

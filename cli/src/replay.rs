@@ -60,10 +60,7 @@ pub(crate) fn check_version(config: &Config, source: &str) -> Result<(), String>
 
 /// Unix seconds by the clock.
 pub(crate) fn clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    wacapi_shared::clock::now()
 }
 
 /// Replays `files`: prints the requests, or with `report`, the conversion report of what the

@@ -354,7 +354,7 @@ fn spend_days(filter: &Filter, aggregates: &[(FactKey, Tally)]) -> (String, Stri
                 Some(hi.map_or(d, |h| h.max(d))),
             )
         });
-    let today = day_of(crate::replay::clock());
+    let today = day_of(wacapi_shared::clock::now());
     let until = filter
         .until
         .clone()
@@ -364,7 +364,7 @@ fn spend_days(filter: &Filter, aggregates: &[(FactKey, Tally)]) -> (String, Stri
         .since
         .clone()
         .or_else(|| first.map(str::to_owned))
-        .unwrap_or_else(|| day_of(crate::replay::clock() - (DEFAULT_DAYS - 1) * 86_400));
+        .unwrap_or_else(|| day_of(wacapi_shared::clock::now() - (DEFAULT_DAYS - 1) * 86_400));
     (since, until)
 }
 

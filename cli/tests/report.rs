@@ -295,8 +295,8 @@ fn filters_formats_and_sections() {
         ),
         (&["--report", "--format", "xml"][..], "xml"),
         (
-            &["--report", "--format", "json", "--show", "ads"][..],
-            "--show \"ads\"",
+            &["--report", "--format", "json", "--show", "adverts"][..],
+            "--show \"adverts\" is not rows, skips, coverage, ads or campaigns",
         ),
     ] {
         let out = replay(args, &files);

@@ -15,7 +15,6 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{Click, MemoryClickStore};
-use wacapi_shared::conversion::hashing::{UserDataKey, hash, normalize, sha256_hex};
 use wacapi_shared::conversion::mapping::{Outcome, attributed_click, map_signal};
 use wacapi_shared::conversion::pipeline::{OutboundRequest, batch_requests};
 use wacapi_shared::conversion::rules::Account;
@@ -28,6 +27,7 @@ use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MemoryQueue;
 use wacapi_shared::signature::{ClaimedSignature, sign};
 use wacapi_shared::store::MemoryStore;
+use wacapi_shared::values::hashing::{UserDataKey, hash, normalize, sha256_hex};
 
 const SECRET: &[u8] = b"bench-app-secret";
 const NOW: i64 = 1_750_100_000;

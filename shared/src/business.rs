@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::channels::Channel;
-use crate::conversion::hashing::{UserDataKey, hash, hash_phone};
 use crate::conversion::mapping::TOO_OLD_SAFETY_MARGIN_SECONDS;
-use crate::conversion::rules::is_currency_code;
 use crate::meta::capi::{Content, CustomData, EventName, MAX_EVENT_AGE_SECONDS};
+use crate::model::Channel;
 use crate::signal::{SIGNAL_VERSION, Signal, SignalEvent, UserRef};
+use crate::values::hashing::{UserDataKey, hash, hash_phone};
+use crate::values::money::is_currency_code;
 
 /// The timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-wacapi-timestamp";
@@ -296,7 +296,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     let tiktok_lead_id = tiktok_lead_id(raw.tiktok_lead_id)?;
     let custom_data = match raw.custom_data {
         Some(map) => {
-            if let Some(path) = crate::conversion::privacy::find_personal(
+            if let Some(path) = crate::values::privacy::find_personal(
                 &map,
                 &personal_values(&raw.user, raw.user_data.as_ref()),
             ) {
@@ -393,8 +393,8 @@ fn tiktok_lead_id(value: Option<Value>) -> Result<Option<String>, String> {
 fn personal_values(
     user: &RawUser,
     user_data: Option<&BTreeMap<String, Value>>,
-) -> crate::conversion::privacy::PersonalValues {
-    let mut personal = crate::conversion::privacy::PersonalValues::default();
+) -> crate::values::privacy::PersonalValues {
+    let mut personal = crate::values::privacy::PersonalValues::default();
     for phone in [&user.wa_id, &user.phone].into_iter().flatten() {
         personal.add_phone(phone);
         personal.add_text(phone);
@@ -487,7 +487,7 @@ fn user_ref(user: &RawUser) -> Result<(Channel, UserRef, Option<String>), String
 }
 
 fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, String> {
-    use crate::conversion::money::{MAX_AMOUNT, MAX_QUANTITY, is_valid_amount, is_valid_quantity};
+    use crate::values::money::{MAX_AMOUNT, MAX_QUANTITY, is_valid_amount, is_valid_quantity};
     let amount_rule = format!("a number from 0 to {MAX_AMOUNT:e}");
     let mut data = CustomData::default();
     if let Some(v) = map.remove("value") {
@@ -495,7 +495,7 @@ fn custom_data(mut map: serde_json::Map<String, Value>) -> Result<CustomData, St
             .as_f64()
             .filter(|v| is_valid_amount(*v))
             .ok_or_else(|| format!("custom_data.value must be {amount_rule}"))?;
-        data.value = Some(crate::meta::capi::round_money(value));
+        data.value = Some(crate::values::money::round_money(value));
     }
     if let Some(v) = map.remove("currency") {
         let currency = v
@@ -689,7 +689,7 @@ mod tests {
         let SignalEvent::Business { user_data, .. } = &signals[0].event else {
             panic!("a business event");
         };
-        let sha = |v: &str| vec![crate::conversion::hashing::sha256_hex(v.as_bytes())];
+        let sha = |v: &str| vec![crate::values::hashing::sha256_hex(v.as_bytes())];
         assert_eq!(user_data["st"], sha("newsouthwales"));
         assert_eq!(user_data["country"], sha("au"));
         assert_eq!(user_data["ct"], sha("sydney"));

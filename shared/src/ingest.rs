@@ -20,12 +20,12 @@ use serde_json::json;
 
 use crate::business::{self, EventAuthError, EventKeys, EventsError};
 use crate::channels::split;
-use crate::conversion::hashing::sha256_hex;
 use crate::metrics::{Metrics, names};
 use crate::queue::{MAX_MESSAGE_BYTES, MessageSink, OutboundMessage, QueueError};
 use crate::secrets::{CachedSecret, SecretSource, WebhookSecrets};
 use crate::signal::{SignalEvent, Split};
 use crate::signature::{ClaimedSignature, SignatureError};
+use crate::values::hashing::sha256_hex;
 
 /// Meta sends at most 3 MB; a margin above that, anything larger is refused with 413.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;

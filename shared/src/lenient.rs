@@ -182,7 +182,7 @@ fn whole(f: f64) -> Option<i64> {
     (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
-/// An amount as sent: a JSON number, or text to be read with [`crate::conversion::money::parse_amount`]
+/// An amount as sent: a JSON number, or text to be read with [`crate::values::money::parse_amount`]
 /// (which needs the currency to tell a decimal point from a thousands separator).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

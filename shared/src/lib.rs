@@ -6,20 +6,22 @@
 //! - [`conversion`]: the pure conversion core every channel shares (rules, click attribution,
 //!   mapping, hashing, money, privacy); no I/O, time is a value;
 //! - one module per destination: [`meta`] (the CAPI model, the Graph client) and [`tiktok`]
-//!   (the Events API model and client); [`destination`] names them;
+//!   (the Events API model and client);
+//! - [`model`]: the vocabulary everything names ([`model::Channel`], [`model::EventName`],
+//!   [`model::Destination`]), and [`values`]: how values are normalised, hashed and checked;
 //! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
 //!   them, and their AWS adapters together in [`aws`];
 //! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
 //! - [`report`]: what was sent and skipped, per day, ad, rule and event, and match-key coverage;
-//! - support: [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`];
+//! - support: [`clock`], [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`];
 //!   [`fuzzing`], the fuzz targets' checks, which the test suite runs over the inputs they found.
 
 pub mod aws;
 pub mod business;
 pub mod channels;
+pub mod clock;
 pub mod config;
 pub mod conversion;
-pub mod destination;
 pub mod dispatch;
 pub mod fuzzing;
 pub mod ingest;
@@ -28,6 +30,7 @@ pub mod lenient;
 pub mod logging;
 pub mod meta;
 pub mod metrics;
+pub mod model;
 pub mod queue;
 pub mod redact;
 pub mod report;
@@ -36,3 +39,4 @@ pub mod signal;
 pub mod signature;
 pub mod store;
 pub mod tiktok;
+pub mod values;

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::capi::round_money;
+use crate::values::money::round_money;
 
 /// Identity keys whose presence the report counts (TikTok's `phone`, `email` and `external_id`
 /// count as `ph`, `em` and `external_id`).
@@ -86,7 +86,7 @@ impl FactKey {
         ]
         .map(String::as_str)
         .join("\u{1f}");
-        crate::conversion::hashing::sha256_hex(text.as_bytes())[..32].to_owned()
+        crate::values::hashing::sha256_hex(text.as_bytes())[..32].to_owned()
     }
 
     /// Unix seconds after which the aggregate may be deleted.
@@ -167,39 +167,12 @@ pub fn tally(facts: impl IntoIterator<Item = Fact>) -> Vec<(FactKey, Tally)> {
 
 /// `YYYY-MM-DD` (UTC) of unix seconds.
 pub fn day_of(unix_seconds: i64) -> String {
-    let days = unix_seconds.div_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    crate::clock::Day::from_unix_seconds(unix_seconds).to_string()
 }
 
 /// Unix seconds of a `YYYY-MM-DD` day's start (UTC); `None` unless it is a real date.
 pub fn day_start(day: &str) -> Option<i64> {
-    let mut parts = day.split('-');
-    let (y, m, d) = (
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
-    );
-    if parts.next().is_some() || day.len() != 10 || !(1..=12).contains(&m) || !(1..=31).contains(&d)
-    {
-        return None;
-    }
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let seconds = (era * 146_097 + doe - 719_468) * 86_400;
-    (day_of(seconds) == day).then_some(seconds)
+    crate::clock::Day::parse(day).map(crate::clock::Day::start)
 }
 
 /// Which aggregates a report covers.

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::channels::Channel;
 use crate::channels::whatsapp::model::AutomaticCustomData;
-use crate::conversion::hashing::sha256_hex;
+use crate::model::Channel;
+use crate::values::hashing::sha256_hex;
 
 /// The schema version written into every signal (`"v"`).
 pub const SIGNAL_VERSION: u16 = 1;
@@ -225,7 +225,7 @@ pub enum SignalEvent {
     /// hashed at the edge.
     Business {
         /// One of the 14 names.
-        event_name: crate::meta::capi::EventName,
+        event_name: crate::model::EventName,
         /// The caller's key: the event id derives from it.
         idempotency_key: String,
         /// Value data as reported.
@@ -246,7 +246,7 @@ pub enum SignalEvent {
     },
 }
 
-/// One line of an order, its numbers read (see [`crate::conversion::money`]); a part that could not be read
+/// One line of an order, its numbers read (see [`crate::values::money`]); a part that could not be read
 /// is `None`, and the order then has no computable value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderItem {

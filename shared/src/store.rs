@@ -405,7 +405,7 @@ impl DispatchStore for MemoryStore {
         Ok(keys
             .iter()
             .filter_map(|k| {
-                let c = tables.clicks.get(&crate::conversion::hashing::key32(k))?;
+                let c = tables.clicks.get(&crate::values::hashing::key32(k))?;
                 Some((k.clone(), c.click.clone()))
             })
             .collect())
@@ -420,7 +420,7 @@ impl DispatchStore for MemoryStore {
         let mut tables = self.lock()?;
         tables.purge(now);
         for write in clicks {
-            let key = crate::conversion::hashing::key32(&write.key);
+            let key = crate::values::hashing::key32(&write.key);
             let superseded = tables
                 .clicks
                 .get(&key)
@@ -441,7 +441,7 @@ impl DispatchStore for MemoryStore {
         Ok(claims
             .iter()
             .map(|c| {
-                let key = crate::conversion::hashing::key32(&c.event_id);
+                let key = crate::values::hashing::key32(&c.event_id);
                 match tables.ledger.get(&key) {
                     Some(Entry::Sent { .. }) => Claim::AlreadySent,
                     Some(Entry::Pending { lease_until, .. }) if *lease_until >= now => {
@@ -470,7 +470,7 @@ impl DispatchStore for MemoryStore {
         let mut tables = self.lock()?;
         for mark in marks {
             tables.ledger.insert(
-                crate::conversion::hashing::key32(&mark.event_id),
+                crate::values::hashing::key32(&mark.event_id),
                 Entry::Sent {
                     expires_at: mark.expires_at,
                 },
@@ -485,7 +485,7 @@ impl DispatchStore for MemoryStore {
     async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for id in event_ids {
-            let key = crate::conversion::hashing::key32(id);
+            let key = crate::values::hashing::key32(id);
             if matches!(tables.ledger.get(&key), Some(Entry::Pending { .. })) {
                 tables.ledger.remove(&key);
             }

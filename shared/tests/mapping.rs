@@ -264,8 +264,8 @@ async fn flow_fields_are_normalised_and_hashed() {
         .find(|e| e.rule == "lead-form")
         .expect("lead-form fired");
     let ud = &lead.event.meta().unwrap().user_data.hashed;
-    let h = |k, v| wacapi_shared::conversion::hashing::hash(k, v).unwrap();
-    use wacapi_shared::conversion::hashing::UserDataKey as K;
+    let h = |k, v| wacapi_shared::values::hashing::hash(k, v).unwrap();
+    use wacapi_shared::values::hashing::UserDataKey as K;
     assert_eq!(ud["em"], [h(K::Em, "sheena.nelson@example.com")]);
     assert_eq!(ud["fn"], [h(K::Fn, "sheena")]);
     assert_eq!(ud["ln"], [h(K::Ln, "nelson")]);

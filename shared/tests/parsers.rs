@@ -16,7 +16,6 @@ use wacapi_shared::channels::split;
 use wacapi_shared::channels::whatsapp::model::AutomaticCustomData;
 use wacapi_shared::channels::whatsapp::{NO_FIELD, signal_from_item};
 use wacapi_shared::conversion::clicks::Click;
-use wacapi_shared::conversion::hashing::hash_phone;
 use wacapi_shared::conversion::mapping::{Outcome, SkipReason, attributed_click, map_signal};
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::fuzzing::{self, NOW};
@@ -24,6 +23,7 @@ use wacapi_shared::lenient::Amount;
 use wacapi_shared::signal::{
     ItemKind, OrderItem, RawKind, RejectReason, SIGNAL_VERSION, Signal, SignalEvent, UserRef,
 };
+use wacapi_shared::values::hashing::hash_phone;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

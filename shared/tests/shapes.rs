@@ -22,9 +22,10 @@ use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
 use wacapi_shared::conversion::mapping::{Outbound, Outcome};
 use wacapi_shared::conversion::pipeline::Processor;
-use wacapi_shared::conversion::rules::{Config, is_currency_code};
+use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::meta::capi::EventName;
 use wacapi_shared::signal::Signal;
+use wacapi_shared::values::money::is_currency_code;
 
 const NOW: i64 = 1_750_100_000;
 

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::hashing::sha256_hex;
 use wacapi_shared::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason};
 use wacapi_shared::conversion::pipeline::{OutboundRequest, Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
-use wacapi_shared::destination::Destination;
+use wacapi_shared::model::Destination;
 use wacapi_shared::signal::Signal;
+use wacapi_shared::values::hashing::sha256_hex;
 
 const NOW: i64 = 1_750_100_000;
 

@@ -60,8 +60,8 @@ async fn a_crm_event_is_attributed_to_the_click_of_an_earlier_webhook() {
             .unwrap()
             .starts_with("Aff-n8ZT")
     );
-    let em = wacapi_shared::conversion::hashing::hash(
-        wacapi_shared::conversion::hashing::UserDataKey::Em,
+    let em = wacapi_shared::values::hashing::hash(
+        wacapi_shared::values::hashing::UserDataKey::Em,
         "sheena.nelson@example.com",
     )
     .unwrap();

@@ -120,7 +120,7 @@ async fn a_number_change_carries_the_click_to_the_new_phone_and_bsuid() {
         .await;
     stack.pump(5).await;
     let stored = clicks(&stack).await;
-    let phone_hash = wacapi_shared::conversion::hashing::sha256_hex(b"16505559999");
+    let phone_hash = wacapi_shared::values::hashing::sha256_hex(b"16505559999");
     for key in [
         UserKey::Phone(&phone_hash),
         UserKey::Bsuid("US.99991208655302741918"),

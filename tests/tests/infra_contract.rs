@@ -614,10 +614,7 @@ fn channel_dimension_violations(body: &Body) -> Vec<String> {
                     "{name} is not published per destination by {service}"
                 ));
             }
-            if value
-                .parse::<wacapi_shared::destination::Destination>()
-                .is_err()
-            {
+            if value.parse::<wacapi_shared::model::Destination>().is_err() {
                 v.push(format!("{name}: {value:?} is not a destination"));
             }
             continue;

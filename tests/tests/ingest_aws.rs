@@ -12,12 +12,12 @@ use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
 use lambda_http::Body;
 use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
 use wacapi_shared::aws::sqs::SqsQueue;
-use wacapi_shared::conversion::hashing::sha256_hex;
 use wacapi_shared::ingest::{Ingest, attributes};
 use wacapi_shared::metrics::{Metrics, names};
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::secrets::{CachedSecret, SecretError};
 use wacapi_shared::signal::Signal;
+use wacapi_shared::values::hashing::sha256_hex;
 use wacapi_tests::*;
 use webhook_ingest::{State, handler};
 

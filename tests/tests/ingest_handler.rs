@@ -569,7 +569,7 @@ async fn signed_garbage_too_large_to_keep_is_acknowledged_with_its_digest() {
     assert_eq!(digest["bytes"], 2 * 1024 * 1024);
     assert_eq!(
         digest["sha256"],
-        wacapi_shared::conversion::hashing::sha256_hex(&body)
+        wacapi_shared::values::hashing::sha256_hex(&body)
     );
     assert!(h.signals.is_empty());
 }

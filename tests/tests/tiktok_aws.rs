@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
-use wacapi_shared::conversion::hashing::sha256_hex;
 use wacapi_shared::dispatch::{graph_attributes, metric_names};
 use wacapi_shared::ingest::attributes;
 use wacapi_shared::metrics::Metrics;
+use wacapi_shared::values::hashing::sha256_hex;
 use wacapi_tests::stack::{
     SAMPLE_NOW, Stack, StackOptions, freshen, inbound_records, total, unix_now,
 };

@@ -26,9 +26,9 @@ use aws_sdk_dynamodb::types::{
 
 use crate::conversion::clicks::{Click, StoreError};
 use crate::ledger::{Claim, ClaimRequest, SentMark};
-use crate::meta::capi::round_money;
 use crate::report::{FactKey, Tally};
 use crate::store::{ClickWrite, DispatchStore};
+use crate::values::money::round_money;
 
 /// The partition key attribute.
 pub const PK: &str = "pk";

@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::dynamo::{PK, get_n, get_s, store_err};
 use crate::conversion::clicks::StoreError;
-use crate::meta::capi::round_money;
 use crate::report::{FactKey, Filter, Tally};
+use crate::values::money::round_money;
 
 /// The report's aggregates `filter` keeps: a scan of the table's `report#` items (reading costs
 /// the table's size in read units, so a report is an occasional read, not a dashboard).

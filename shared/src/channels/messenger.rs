@@ -27,14 +27,14 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use crate::channels::Channel;
-use crate::conversion::hashing::sha256_hex;
 use crate::lenient::{self, RawItem};
+use crate::model::Channel;
 use crate::redact::safe_json_error;
 use crate::signal::{
     AdReferral, RawKind, RejectReason, Rejected, SIGNAL_VERSION, Signal, SignalEvent, Split,
     UNKNOWN, UserRef,
 };
+use crate::values::hashing::sha256_hex;
 
 /// The `object` of every Messenger webhook.
 pub const PAGE_OBJECT: &str = "page";

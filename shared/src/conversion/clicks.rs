@@ -14,10 +14,10 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::channels::Channel;
-use crate::conversion::hashing::sha256_hex;
-use crate::destination::Destination;
+use crate::model::Channel;
+use crate::model::Destination;
 use crate::signal::{UserKey, UserRef};
+use crate::values::hashing::sha256_hex;
 
 /// An ad click: the referral of a Click-to-WhatsApp, Click-to-Messenger or Click-to-Instagram
 /// ad.

@@ -7,22 +7,20 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::channels::Channel;
 use crate::conversion::clicks::Click;
-use crate::conversion::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
-use crate::conversion::money::{is_valid_amount, is_valid_quantity};
-use crate::conversion::privacy::{PersonalValues, find_personal};
-use crate::conversion::rules::{
-    Account, Config, DedupScope, Rule, Trigger, UserDataTarget, is_currency_code,
-};
-use crate::destination::Destination;
+use crate::conversion::rules::{Account, Config, DedupScope, Rule, Trigger, UserDataTarget};
 use crate::meta::capi::{
-    Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData, round_money,
+    Content, CustomData, Event, EventName, MAX_EVENT_AGE_SECONDS, MessagingOutcomeData,
 };
+use crate::model::Channel;
+use crate::model::Destination;
 use crate::report::{Fact, FactKey};
 use crate::signal::OrderItem;
 use crate::signal::{Signal, SignalEvent};
 use crate::tiktok::events as tiktok;
+use crate::values::hashing::{NormalizeError, UserDataKey, hash, sha256_hex};
+use crate::values::money::{is_currency_code, is_valid_amount, is_valid_quantity, round_money};
+use crate::values::privacy::{PersonalValues, find_personal};
 
 /// Events this close to Meta's 7-day limit are not sent: retries need time to finish inside it.
 pub const TOO_OLD_SAFETY_MARGIN_SECONDS: i64 = 3600;
@@ -624,7 +622,7 @@ fn tiktok_event(
 }
 
 /// Leaves out of `custom_data` every part that is personal as
-/// [`crate::conversion::privacy::find_personal`] draws the line (an email address, an
+/// [`crate::values::privacy::find_personal`] draws the line (an email address, an
 /// international phone number, or a copy of one of `personal`): `custom_data` goes to Meta in
 /// clear, and personal data may only travel hashed. A whole custom key goes; of `content_ids`
 /// and `contents` only the personal entries. Returns how many parts were left out.
@@ -840,7 +838,7 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
             .map(|c| c.trim().to_ascii_uppercase());
         // Meta writes the amount × 1000 (see money::AUTOMATIC_EVENT_VALUE_SCALE for the source).
         if let Some(raw) = &meta.value {
-            let value = crate::conversion::money::automatic_event_value(raw, currency.as_deref())
+            let value = crate::values::money::automatic_event_value(raw, currency.as_deref())
                 .filter(|v| is_valid_amount(*v))?;
             data.value = Some(round_money(value));
         }
@@ -871,7 +869,7 @@ fn custom_data(rule: &Rule, signal: &Signal) -> Option<Option<CustomData>> {
 
 /// An order's value data, or `None` when it cannot be computed: no items, a line whose
 /// quantity, price or currency could not be read, a quantity outside 1..=10^6 or fractional, a
-/// price or total outside 0..=10^12 (see [`crate::conversion::money`]), or mixed currencies.
+/// price or total outside 0..=10^12 (see [`crate::values::money`]), or mixed currencies.
 fn order_custom_data(items: &[OrderItem]) -> Option<CustomData> {
     struct Line<'a> {
         id: &'a str,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use crate::channels::Channel;
-use crate::conversion::hashing::UserDataKey;
-use crate::meta::capi::EventName;
+use crate::model::Channel;
+use crate::model::EventName;
+use crate::values::hashing::UserDataKey;
 
 /// The configuration used when none is given: the rules most advertisers want, and every WABA
 /// routed to a placeholder dataset so a dry run works out of the box.
@@ -780,8 +780,8 @@ fn personal_custom_data(rules: &[Rule]) -> Vec<String> {
         for (key, field) in &rule.custom_data.fields {
             let why = if hashed.contains(field.as_str()) {
                 "a user_data mapping hashes it"
-            } else if crate::conversion::privacy::is_personal_field_name(field)
-                || crate::conversion::privacy::is_personal_field_name(key)
+            } else if crate::values::privacy::is_personal_field_name(field)
+                || crate::values::privacy::is_personal_field_name(key)
             {
                 "it names customer information"
             } else {
@@ -851,7 +851,7 @@ impl RawRule {
             ));
         }
         if let Some(currency) = &raw_custom.currency
-            && !is_currency_code(currency)
+            && !crate::values::money::is_currency_code(currency)
         {
             errors.push(format!(
                 "{label}: currency {currency:?} must be an ISO 4217 code such as \"USD\""
@@ -859,11 +859,11 @@ impl RawRule {
         }
         if raw_custom
             .value
-            .is_some_and(|v| !crate::conversion::money::is_valid_amount(v))
+            .is_some_and(|v| !crate::values::money::is_valid_amount(v))
         {
             errors.push(format!(
                 "{label}: value must be a number from 0 to {:e}",
-                crate::conversion::money::MAX_AMOUNT
+                crate::values::money::MAX_AMOUNT
             ));
         }
         if event == Some(EventName::Purchase) {
@@ -1060,47 +1060,9 @@ fn is_graph_version(v: &str) -> bool {
         })
 }
 
-/// ISO 4217 currency codes (fiat currencies, including ones withdrawn recently but still seen in
-/// catalogs), sorted.
-const ISO_4217: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
-    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
-    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
-    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
-    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW",
-    "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
-    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD",
-    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG",
-    "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
-    "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
-    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED",
-    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
-    "ZWL",
-];
-
-/// Whether `code` is an ISO 4217 currency code (upper case).
-pub fn is_currency_code(code: &str) -> bool {
-    ISO_4217.binary_search(&code).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn currency_codes_are_iso_4217() {
-        assert!(
-            ISO_4217.windows(2).all(|w| w[0] < w[1]),
-            "sorted for binary search"
-        );
-        for ok in ["USD", "EUR", "BRL", "INR", "IDR", "MXN", "XOF"] {
-            assert!(is_currency_code(ok), "{ok}");
-        }
-        for bad in ["usd", "ABC", "US", "USDT", "XAU", ""] {
-            assert!(!is_currency_code(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn the_default_configuration_is_valid() {

@@ -32,7 +32,6 @@ use futures_util::future::join_all;
 
 use crate::channels::whatsapp::signal_from_item;
 use crate::channels::{Channel, split};
-use crate::conversion::hashing::sha256_hex;
 use crate::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason, skip_fact};
 use crate::conversion::pipeline::{OutboundRequest, Processor, Target, click_lookups};
 use crate::conversion::rules::Config;
@@ -46,6 +45,7 @@ use crate::redact::safe_json_error;
 use crate::signal::{SIGNAL_VERSION, Signal};
 use crate::store::{BatchClicks, ClickWrite, DispatchStore};
 use crate::tiktok::client::{NoTikTok, TikTokSender};
+use crate::values::hashing::sha256_hex;
 
 /// Metric names of the dispatcher (the contract with `infra/`).
 pub mod metric_names {
@@ -743,13 +743,6 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,7 +769,7 @@ mod tests {
             account: std::sync::Arc::new(account(dataset)),
             event: Outbound::Meta(Event::new(
                 Channel::Whatsapp,
-                crate::meta::capi::EventName::ViewContent,
+                crate::model::EventName::ViewContent,
                 1,
                 format!("{id:064x}"),
                 "1",

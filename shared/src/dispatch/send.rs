@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::conversion::pipeline::group_by_target;
-use crate::destination::Destination;
+use crate::model::Destination;
 use crate::report::Fact;
 
 #[derive(Debug)]
@@ -258,7 +258,7 @@ pub(super) fn record_sends(
     let mut marks = Vec::new();
     let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
     let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
-    let send_time = unix_now().max(now);
+    let send_time = crate::clock::now().max(now);
     for log in logs {
         let tiktok = log.destination == Destination::TikTok;
         report.graph_requests += log.requests;

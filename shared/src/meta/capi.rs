@@ -8,13 +8,12 @@
 //! Conversions API for Business Messaging, Onboarding Guide (updated May 5, 2026).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::channels::Channel;
+use crate::model::Channel;
+pub use crate::model::event_name::{EventName, UnknownEventName};
 
 /// At most this many events per request (Meta's limit).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
@@ -35,105 +34,6 @@ pub fn id_keys(channel: Channel) -> (&'static str, &'static str) {
         Channel::Whatsapp => ("whatsapp_business_account_id", "ctwa_clid"),
         Channel::Messenger => ("page_id", "page_scoped_user_id"),
         Channel::Instagram => (INSTAGRAM_ACCOUNT_KEY, INSTAGRAM_USER_KEY),
-    }
-}
-
-/// The only event names Meta accepts for business messaging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum EventName {
-    /// A purchase (needs `value` and `currency`).
-    Purchase,
-    /// A lead submitted.
-    LeadSubmitted,
-    /// Checkout started.
-    InitiateCheckout,
-    /// Item added to cart.
-    AddToCart,
-    /// Content viewed.
-    ViewContent,
-    /// Order created.
-    OrderCreated,
-    /// Order shipped.
-    OrderShipped,
-    /// Order delivered.
-    OrderDelivered,
-    /// Order canceled.
-    OrderCanceled,
-    /// Order returned.
-    OrderReturned,
-    /// Cart abandoned.
-    CartAbandoned,
-    /// Lead qualified.
-    QualifiedLead,
-    /// Rating given.
-    RatingProvided,
-    /// Review given.
-    ReviewProvided,
-}
-
-impl EventName {
-    /// Every allowed name.
-    pub const ALL: [EventName; 14] = [
-        Self::Purchase,
-        Self::LeadSubmitted,
-        Self::InitiateCheckout,
-        Self::AddToCart,
-        Self::ViewContent,
-        Self::OrderCreated,
-        Self::OrderShipped,
-        Self::OrderDelivered,
-        Self::OrderCanceled,
-        Self::OrderReturned,
-        Self::CartAbandoned,
-        Self::QualifiedLead,
-        Self::RatingProvided,
-        Self::ReviewProvided,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Purchase => "Purchase",
-            Self::LeadSubmitted => "LeadSubmitted",
-            Self::InitiateCheckout => "InitiateCheckout",
-            Self::AddToCart => "AddToCart",
-            Self::ViewContent => "ViewContent",
-            Self::OrderCreated => "OrderCreated",
-            Self::OrderShipped => "OrderShipped",
-            Self::OrderDelivered => "OrderDelivered",
-            Self::OrderCanceled => "OrderCanceled",
-            Self::OrderReturned => "OrderReturned",
-            Self::CartAbandoned => "CartAbandoned",
-            Self::QualifiedLead => "QualifiedLead",
-            Self::RatingProvided => "RatingProvided",
-            Self::ReviewProvided => "ReviewProvided",
-        }
-    }
-
-    /// The allowed names, comma-separated (for error messages).
-    pub fn allowed_list() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
-}
-
-impl fmt::Display for EventName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An event name outside the 14 business-messaging names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a business-messaging event name; allowed: {allowed}", allowed = EventName::allowed_list())]
-pub struct UnknownEventName(pub String);
-
-impl FromStr for EventName {
-    type Err = UnknownEventName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|e| e.as_str() == s)
-            .ok_or_else(|| UnknownEventName(s.to_owned()))
     }
 }
 
@@ -281,14 +181,10 @@ pub struct EventsRequest {
     pub partner_agent: Option<String>,
 }
 
-/// Rounds money to 6 decimal places, removing binary floating-point noise (`0.1 + 0.2`).
-pub fn round_money(value: f64) -> f64 {
-    (value * 1e6).round() / 1e6
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::money::round_money;
 
     #[test]
     fn event_names_round_trip_and_unknown_names_list_the_allowed_ones() {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::conversion::rules::Account;
-use crate::destination::Destination;
 use crate::meta::capi::EventsRequest;
+use crate::model::Destination;
 use crate::secrets::{CachedSecret, SecretError, SecretSource};
 
 /// Meta's Graph API.

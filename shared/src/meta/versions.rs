@@ -10,8 +10,6 @@
 //! Time is a value here: the edges (`wacapi check-config`, the dispatcher's cold start, the
 //! CLI's local pipeline) pass [`Date::today`]; tests pass any date.
 
-use std::fmt;
-
 /// The page the table is copied from, and when it was read.
 pub const SOURCE: &str = "Meta's Marketing API version history \
      (developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions, \
@@ -22,72 +20,7 @@ pub const SOURCE: &str = "Meta's Marketing API version history \
 pub const WARN_DAYS: i64 = 90;
 
 /// A calendar day (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    year: i32,
-    month: u8,
-    day: u8,
-}
-
-impl Date {
-    /// The day `year`-`month`-`day`. The table's rows are written with it (a test checks each
-    /// is a real day); other callers get dates from [`Date::from_unix_seconds`].
-    pub const fn new(year: i32, month: u8, day: u8) -> Self {
-        Self { year, month, day }
-    }
-
-    /// The UTC day a unix time (seconds) falls on.
-    pub fn from_unix_seconds(seconds: i64) -> Self {
-        // Howard Hinnant's civil_from_days: exact for every day of the proleptic Gregorian
-        // calendar, with no date library.
-        let z = seconds.div_euclid(86_400) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Self {
-            year: i32::try_from(year).unwrap_or(i32::MAX),
-            month: u8::try_from(month).unwrap_or(1),
-            day: u8::try_from(day).unwrap_or(1),
-        }
-    }
-
-    /// Today by the system clock (the edges only; the classification takes the date).
-    pub fn today() -> Self {
-        let seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Self::from_unix_seconds(seconds)
-    }
-
-    /// Days since 1970-01-01 (Hinnant's days_from_civil).
-    fn days(self) -> i64 {
-        let (month, day) = (i64::from(self.month), i64::from(self.day));
-        let year = i64::from(self.year) - i64::from(month <= 2);
-        let era = year.div_euclid(400);
-        let yoe = year - era * 400;
-        let mp = (month + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    /// Days from `self` to `later` (negative when `later` is earlier).
-    pub fn days_until(self, later: Date) -> i64 {
-        later.days() - self.days()
-    }
-}
-
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
+pub type Date = crate::clock::Day;
 
 /// One row of Meta's version history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +216,7 @@ mod tests {
         assert_eq!(Date::from_unix_seconds(-1), day(1969, 12, 31));
         for seconds in (0..4_000_000_000_i64).step_by(86_400 * 13 + 7) {
             let d = Date::from_unix_seconds(seconds);
-            assert_eq!(d.days(), seconds.div_euclid(86_400), "{d}");
+            assert_eq!(d.start(), seconds.div_euclid(86_400) * 86_400, "{d}");
         }
         assert_eq!(day(2026, 11, 25).days_until(day(2027, 2, 23)), 90);
         assert_eq!(day(2027, 2, 23).days_until(day(2027, 2, 22)), -1);
@@ -300,7 +233,7 @@ mod tests {
             assert!(parse(row.version).is_some(), "{row:?}");
             for d in [Some(row.released), row.expires].into_iter().flatten() {
                 // A real day survives the round trip through unix seconds.
-                assert_eq!(Date::from_unix_seconds(d.days() * 86_400), d, "{row:?}");
+                assert_eq!(Date::from_unix_seconds(d.start()), d, "{row:?}");
             }
             assert!(row.expires.is_none_or(|e| e > row.released), "{row:?}");
         }

@@ -356,10 +356,7 @@ impl Metrics {
 
     /// Writes the EMF documents as JSON lines to `out` (stdout in Lambda), clearing the metrics.
     pub fn flush_to(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = crate::clock::now_millis();
         for doc in self.take_documents(now_ms) {
             serde_json::to_writer(&mut *out, &doc)?;
             out.write_all(b"\n")?;

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::meta::capi::round_money;
 use crate::meta::insights::SpendRow;
 use crate::report::{FactKey, Filter, SENT, Tally};
+use crate::values::money::round_money;
 
 /// The note of an event row in another currency than its ad's spend.
 pub const NOTE_OTHER_CURRENCY: &str =

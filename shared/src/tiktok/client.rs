@@ -20,8 +20,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::conversion::rules::TikTokAccount;
-use crate::destination::Destination;
 use crate::meta::graph::{AccessTokens, DEFAULT_TOKEN_NAME, ErrorClass, GraphError};
+use crate::model::Destination;
 use crate::secrets::{CachedSecret, SecretError, SecretSource};
 use crate::tiktok::events::TrackRequest;
 

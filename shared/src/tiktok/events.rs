@@ -17,8 +17,8 @@
 
 use serde::Serialize;
 
-use crate::channels::Channel;
 use crate::meta::capi::{CustomData, EventName};
+use crate::model::Channel;
 
 /// At most this many events per request (a larger request is refused whole).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;

@@ -17,14 +17,14 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::channels::Channel;
-use crate::conversion::hashing::hash_phone;
 use crate::lenient::RawItem;
+use crate::model::Channel;
 use crate::redact::safe_json_error;
 use crate::signal::{
     AdReferral, ItemKind, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected,
     SIGNAL_VERSION, Signal, SignalEvent, Split, UNKNOWN, UserRef, depth,
 };
+use crate::values::hashing::hash_phone;
 use model::{
     AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
     NfmReply, WHATSAPP_OBJECT,
@@ -112,7 +112,7 @@ fn user_of(message: &Message, contacts: &Contacts<'_>) -> UserRef {
     }
 }
 
-/// An order line as sent, its numbers read in its currency (see [`crate::conversion::money`]).
+/// An order line as sent, its numbers read in its currency (see [`crate::values::money`]).
 fn order_item(item: Option<&model::ProductItem>) -> OrderItem {
     let Some(item) = item else {
         return OrderItem::default();
@@ -127,11 +127,11 @@ fn order_item(item: Option<&model::ProductItem>) -> OrderItem {
         quantity: item
             .quantity
             .as_ref()
-            .and_then(|q| crate::conversion::money::amount(q, None)),
+            .and_then(|q| crate::values::money::amount(q, None)),
         item_price: item
             .item_price
             .as_ref()
-            .and_then(|p| crate::conversion::money::amount(p, currency)),
+            .and_then(|p| crate::values::money::amount(p, currency)),
         currency: currency.map(str::to_owned),
     }
 }
@@ -920,7 +920,7 @@ mod tests {
 
     #[test]
     fn business_dedup_ids_are_scoped_like_event_ids() {
-        let event = |name: crate::meta::capi::EventName, waba: &str| Signal {
+        let event = |name: crate::model::EventName, waba: &str| Signal {
             v: SIGNAL_VERSION,
             id: "business:deal-4471".into(),
             channel: Channel::Whatsapp,
@@ -937,7 +937,7 @@ mod tests {
                 tiktok_lead_id: None,
             },
         };
-        use crate::meta::capi::EventName::{Purchase, QualifiedLead};
+        use crate::model::EventName::{Purchase, QualifiedLead};
         assert_eq!(
             event(Purchase, "1").dedup_id(),
             event(Purchase, "1").dedup_id()

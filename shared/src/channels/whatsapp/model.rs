@@ -451,7 +451,7 @@ pub struct AutomaticCustomData {
     )]
     pub currency: Option<String>,
     /// The purchase amount **× 1000**, as Meta writes it (see
-    /// [`crate::conversion::money::AUTOMATIC_EVENT_VALUE_SCALE`]); converted only when an event is built.
+    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]); converted only when an event is built.
     #[serde(
         default,
         deserialize_with = "lenient::amount",

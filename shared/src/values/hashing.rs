@@ -149,7 +149,7 @@ pub fn normalize(key: UserDataKey, value: &str) -> Result<String, NormalizeError
         // (`New South Wales` → `newsouthwales`): Customer Information Parameters, Jan 9 2026.
         UserDataKey::St => {
             let s = letters_only(&nfc);
-            match crate::conversion::geo::us_state_code(&s) {
+            match crate::values::geo::us_state_code(&s) {
                 Some(code) => code.to_owned(),
                 None => s,
             }
@@ -162,7 +162,7 @@ pub fn normalize(key: UserDataKey, value: &str) -> Result<String, NormalizeError
             if s.is_empty() {
                 s
             } else {
-                crate::conversion::geo::country_code(&s)
+                crate::values::geo::country_code(&s)
                     .ok_or(NormalizeError::Invalid {
                         key,
                         why: "use the ISO 3166-1 alpha-2 country code (or the country's English name)",

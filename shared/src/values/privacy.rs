@@ -169,9 +169,9 @@ impl PersonalValues {
 
     /// A phone number of the event's user, in clear.
     pub fn add_phone(&mut self, value: &str) {
-        if let Some(digits) = crate::conversion::hashing::normalize_phone(value) {
+        if let Some(digits) = crate::values::hashing::normalize_phone(value) {
             self.phone_hashes
-                .insert(crate::conversion::hashing::sha256_hex(digits.as_bytes()));
+                .insert(crate::values::hashing::sha256_hex(digits.as_bytes()));
         }
     }
 
@@ -189,9 +189,9 @@ impl PersonalValues {
         !self.phone_hashes.is_empty()
             && t.chars()
                 .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '(' | ')' | '.' | ' '))
-            && crate::conversion::hashing::normalize_phone(t).is_some_and(|digits| {
+            && crate::values::hashing::normalize_phone(t).is_some_and(|digits| {
                 self.phone_hashes
-                    .contains(&crate::conversion::hashing::sha256_hex(digits.as_bytes()))
+                    .contains(&crate::values::hashing::sha256_hex(digits.as_bytes()))
             })
     }
 }

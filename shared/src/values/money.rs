@@ -163,6 +163,35 @@ fn plain_float(core: &str, negative: bool) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
+/// ISO 4217 currency codes (fiat currencies, including ones withdrawn recently but still seen in
+/// catalogs), sorted.
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW",
+    "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
+    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG",
+    "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
+    "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+    "ZWL",
+];
+
+/// Whether `code` is an ISO 4217 currency code (upper case).
+pub fn is_currency_code(code: &str) -> bool {
+    ISO_4217.binary_search(&code).is_ok()
+}
+
+/// Rounds money to 6 decimal places, removing binary floating-point noise (`0.1 + 0.2`).
+pub fn round_money(value: f64) -> f64 {
+    (value * 1e6).round() / 1e6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +257,19 @@ mod tests {
             automatic_event_value(&Amount::Text("n/a".into()), None),
             None
         );
+    }
+
+    #[test]
+    fn currency_codes_are_iso_4217() {
+        assert!(
+            ISO_4217.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
+        for ok in ["USD", "EUR", "BRL", "INR", "IDR", "MXN", "XOF"] {
+            assert!(is_currency_code(ok), "{ok}");
+        }
+        for bad in ["usd", "ABC", "US", "USDT", "XAU", ""] {
+            assert!(!is_currency_code(bad), "{bad}");
+        }
     }
 }
