@@ -27,22 +27,19 @@ use axum::routing::get;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
-use wacapi_shared::conversion::pipeline::{OutboundRequest, TikTokRequest};
-use wacapi_shared::conversion::rules::{Account, Config, TikTokAccount};
+use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::delivery::{Answer, DeliveryError, Outbound, Target};
+use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, MAX_EVENTS_BODY_BYTES, Reply, attributes};
-use wacapi_shared::meta::capi::EventsRequest;
-use wacapi_shared::meta::graph::{
-    AccessTokens, GraphClient, GraphError, GraphSender, GraphSuccess,
-};
+use wacapi_shared::meta::graph::{AccessTokens, GraphClient, GraphSender};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::signature::SIGNATURE_HEADER;
 use wacapi_shared::store::{DispatchStore, MemoryStore};
-use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokSuccess};
-use wacapi_shared::tiktok::events::TrackRequest;
+use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokTokens};
 
 use crate::backlog::{Backlog, MemoryBacklog, Queued};
 use crate::durable::Database;
@@ -280,54 +277,39 @@ impl MessageSink for LocalDeadLetters {
     }
 }
 
-/// The dry-run Graph API: prints each request on stdout (unless only counting).
+/// The dry-run destinations: print each request on stdout as its target writes it (unless
+/// only counting), and take it whole.
 struct DryRun {
     counter: AtomicU64,
     print: bool,
 }
 
-impl GraphSender for DryRun {
-    async fn send(
-        &self,
-        _version: &str,
-        account: &Account,
-        request: &EventsRequest,
-    ) -> Result<GraphSuccess, GraphError> {
+impl DryRun {
+    fn take(&self, target: &Target, events: &[&Outbound]) -> Answer {
         if self.print {
-            let line = json!({"dataset_id": account.dataset_id, "body": request});
+            let line = target.line(events);
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        Ok(GraphSuccess {
-            events_received: Some(request.data.len() as u64),
-            fbtrace_id: Some(format!("dry-run-{n}")),
-            ..GraphSuccess::default()
-        })
+        Answer {
+            received: Some(events.len() as u64),
+            trace_id: Some(format!("dry-run-{n}")),
+            version_warning: None,
+        }
+    }
+}
+
+impl GraphSender for DryRun {
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
+        Ok(self.take(target, events))
     }
 }
 
 impl TikTokSender for DryRun {
-    async fn send(
-        &self,
-        account: &TikTokAccount,
-        request: &TrackRequest,
-    ) -> Result<TikTokSuccess, GraphError> {
-        if self.print {
-            let line = OutboundRequest::TikTok(TikTokRequest {
-                account: Arc::new(account.clone()),
-                body: request.clone(),
-            })
-            .line();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-        let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        Ok(TikTokSuccess {
-            request_id: Some(format!("dry-run-{n}")),
-        })
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
+        Ok(self.take(target, events))
     }
 }
 
@@ -338,14 +320,10 @@ enum AnyTikTok {
 }
 
 impl TikTokSender for AnyTikTok {
-    async fn send(
-        &self,
-        account: &TikTokAccount,
-        request: &TrackRequest,
-    ) -> Result<TikTokSuccess, GraphError> {
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
         match self {
-            Self::DryRun(d) => TikTokSender::send(d, account, request).await,
-            Self::Live(t) => t.send(account, request).await,
+            Self::DryRun(d) => TikTokSender::send(d, target, events).await,
+            Self::Live(t) => t.send(target, events).await,
         }
     }
 }
@@ -367,20 +345,17 @@ fn tiktok_sender(
         config
             .accounts
             .values()
-            .filter_map(|a| a.tiktok.as_ref()?.token.clone()),
+            .filter_map(|a| a.destinations.tiktok.as_ref()?.token.clone()),
     );
     let tokens: serde_json::Map<String, serde_json::Value> = names
         .into_iter()
         .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(&live.token))))
         .collect();
-    // The Graph tokens stay empty-named here: this secret only serves the TikTok client.
-    let doc = SecretString::from(
-        json!({"access_tokens": {"unused": "unused"}, "tiktok_access_tokens": tokens}).to_string(),
-    );
+    let doc = SecretString::from(json!({ "tiktok_access_tokens": tokens }).to_string());
     let client = TikTokClient::new(
         live.base_url.clone(),
         Duration::from_secs(10),
-        CachedSecret::<AccessTokens, _>::new(
+        CachedSecret::<TikTokTokens, _>::new(
             StaticSecret(doc),
             Duration::from_secs(3600),
             Duration::from_secs(30),
@@ -397,15 +372,10 @@ enum AnyGraph {
 }
 
 impl GraphSender for AnyGraph {
-    async fn send(
-        &self,
-        version: &str,
-        account: &Account,
-        request: &EventsRequest,
-    ) -> Result<GraphSuccess, GraphError> {
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
         match self {
-            Self::DryRun(d) => GraphSender::send(d, version, account, request).await,
-            Self::Live(g) => g.send(version, account, request).await,
+            Self::DryRun(d) => GraphSender::send(d, target, events).await,
+            Self::Live(g) => g.send(target, events).await,
         }
     }
 }
@@ -518,7 +488,12 @@ fn graph_sender(mode: &GraphMode, config: &Config) -> Result<AnyGraph, String> {
         GraphMode::Live { token, base_url } => {
             // One token for every account: the default and each name the accounts use.
             let mut names: Vec<String> = vec!["default".into()];
-            names.extend(config.accounts.values().filter_map(|a| a.token.clone()));
+            names.extend(
+                config
+                    .accounts
+                    .values()
+                    .filter_map(|a| a.dataset().token.clone()),
+            );
             let tokens: serde_json::Map<String, serde_json::Value> = names
                 .into_iter()
                 .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(token))))
@@ -579,11 +554,10 @@ async fn launch<S: DispatchStore + 'static>(
     let dispatcher = Dispatcher::new(
         options.config,
         store,
-        graph,
+        Destinations::new(graph).with_tiktok(tiktok),
         LocalDeadLetters { quarantined: None },
         DispatchSettings::default(),
-    )
-    .with_tiktok(tiktok);
+    );
     let (stop_dispatch, dispatch_stopped) = watch::channel(false);
     let dispatch = tokio::spawn(dispatch_loop(
         dispatcher,
@@ -691,7 +665,7 @@ fn into_response(reply: Reply) -> Response {
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
 /// the backlog, failed ones come back after [`RETRY_DELAY`].
 async fn dispatch_loop<S: DispatchStore>(
-    dispatcher: Dispatcher<S, AnyGraph, LocalDeadLetters, AnyTikTok>,
+    dispatcher: Dispatcher<S, Destinations<AnyGraph, AnyTikTok>, LocalDeadLetters>,
     backlog: Arc<dyn Backlog>,
     stats: Arc<Stats>,
     wake: Arc<Notify>,
@@ -723,7 +697,7 @@ async fn dispatch_loop<S: DispatchStore>(
 }
 
 async fn dispatch_batch<S: DispatchStore>(
-    dispatcher: &Dispatcher<S, AnyGraph, LocalDeadLetters, AnyTikTok>,
+    dispatcher: &Dispatcher<S, Destinations<AnyGraph, AnyTikTok>, LocalDeadLetters>,
     backlog: &dyn Backlog,
     stats: &Stats,
     batch: Vec<Queued>,

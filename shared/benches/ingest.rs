@@ -14,15 +14,16 @@ use std::path::PathBuf;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
+use wacapi_shared::conversion::attribution::attributed_click;
 use wacapi_shared::conversion::clicks::{Click, MemoryClickStore};
-use wacapi_shared::conversion::mapping::{Outcome, attributed_click, map_signal};
-use wacapi_shared::conversion::pipeline::{OutboundRequest, batch_requests};
-use wacapi_shared::conversion::rules::Account;
+use wacapi_shared::conversion::mapping::{Outcome, map_signal};
+use wacapi_shared::conversion::pipeline::batch_requests;
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::delivery::{Answer, DeliveryError, Outbound, Target};
+use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::signal_messages;
-use wacapi_shared::meta::capi::EventsRequest;
-use wacapi_shared::meta::graph::{GraphError, GraphSender, GraphSuccess};
+use wacapi_shared::meta::graph::GraphSender;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MemoryQueue;
 use wacapi_shared::signature::{ClaimedSignature, sign};
@@ -221,12 +222,10 @@ fn mapping(c: &mut Criterion) {
     let mut group = c.benchmark_group("capi_serialise");
     for n in [1usize, 1000] {
         let events: Vec<_> = (0..n).map(|_| mapped.clone()).collect();
-        let OutboundRequest::Meta(request) = batch_requests(events).remove(0) else {
-            panic!("a Meta request");
-        };
+        let request = batch_requests(events).remove(0);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| serde_json::to_vec(black_box(&request.body)).unwrap())
+            b.iter(|| black_box(&request).body().unwrap())
         });
     }
     group.finish();
@@ -236,22 +235,17 @@ fn mapping(c: &mut Criterion) {
 struct SerialisingGraph;
 
 impl GraphSender for SerialisingGraph {
-    async fn send(
-        &self,
-        _version: &str,
-        _account: &Account,
-        request: &EventsRequest,
-    ) -> Result<GraphSuccess, GraphError> {
-        let body = serde_json::to_vec(request).map_err(|e| GraphError {
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
+        let body = target.body(events).map_err(|e| DeliveryError {
             message: e.to_string(),
             transport: true,
-            ..GraphError::default()
+            ..DeliveryError::default()
         })?;
         black_box(body);
         // Meta's answer names how many events it received; the dispatcher checks it.
-        Ok(GraphSuccess {
-            events_received: Some(request.data.len() as u64),
-            ..GraphSuccess::default()
+        Ok(Answer {
+            received: Some(events.len() as u64),
+            ..Answer::default()
         })
     }
 }
@@ -302,7 +296,7 @@ fn dispatch(c: &mut Criterion) {
                 Dispatcher::new(
                     config.clone(),
                     MemoryStore::new(),
-                    SerialisingGraph,
+                    Destinations::new(SerialisingGraph),
                     MemoryQueue::new(),
                     DispatchSettings::default(),
                 )

@@ -161,10 +161,10 @@ struct RawEvent {
     custom_data: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     user_data: Option<BTreeMap<String, Value>>,
-    /// The TikTok lead the event concerns (TikTok Lead Generation): only events that carry one
-    /// can go to a TikTok CRM event set.
-    #[serde(default)]
-    tiktok_lead_id: Option<Value>,
+    /// The lead the event concerns (`tiktok_lead_id`: TikTok Lead Generation): only events
+    /// that carry one can go to a TikTok CRM event set.
+    #[serde(default, rename = "tiktok_lead_id")]
+    lead_id: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -293,7 +293,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
         return Err("event_time is older than 7 days: Meta refuses it".into());
     }
     let (channel, user, scoped_account) = user_ref(&raw.user)?;
-    let tiktok_lead_id = tiktok_lead_id(raw.tiktok_lead_id)?;
+    let lead_id = lead_id(raw.lead_id)?;
     let custom_data = match raw.custom_data {
         Some(map) => {
             if let Some(path) = crate::values::privacy::find_personal(
@@ -359,14 +359,14 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
             idempotency_key: key.to_owned(),
             custom_data,
             user_data: hashed,
-            tiktok_lead_id,
+            lead_id,
         },
     })
 }
 
-/// A TikTok lead id: 1 to 64 letters, digits, `-` or `_`, given as a string (TikTok's numeric
-/// ids are longer than a JSON number keeps exactly).
-fn tiktok_lead_id(value: Option<Value>) -> Result<Option<String>, String> {
+/// A lead id: 1 to 64 letters, digits, `-` or `_`, given as a string (TikTok's numeric ids are
+/// longer than a JSON number keeps exactly).
+fn lead_id(value: Option<Value>) -> Result<Option<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) => {
@@ -707,10 +707,10 @@ mod tests {
         )
         .unwrap();
         let signals = parse(&body, NOW).unwrap();
-        let SignalEvent::Business { tiktok_lead_id, .. } = &signals[0].event else {
+        let SignalEvent::Business { lead_id, .. } = &signals[0].event else {
             panic!("a business event");
         };
-        assert_eq!(tiktok_lead_id.as_deref(), Some("7301234567890123456"));
+        assert_eq!(lead_id.as_deref(), Some("7301234567890123456"));
         for (bad, want) in [
             (
                 serde_json::json!(7301234567890123456u64),

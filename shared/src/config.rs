@@ -27,13 +27,8 @@ pub mod env {
     pub const GRAPH_TOKEN_SECRET_ARN: &str = "WACAPI_GRAPH_TOKEN_SECRET_ARN";
     /// Path of the rules and accounts file (the built-in defaults when unset).
     pub const CONFIG_FILE: &str = "WACAPI_CONFIG_FILE";
-    /// Graph API base URL (default `https://graph.facebook.com`; tests point it at loopback).
-    pub const GRAPH_BASE_URL: &str = "WACAPI_GRAPH_BASE_URL";
     /// Graph request timeout in seconds (default 10); TikTok's requests use it too.
     pub const GRAPH_TIMEOUT_SECONDS: &str = "WACAPI_GRAPH_TIMEOUT_SECONDS";
-    /// TikTok API for Business base URL (default `https://business-api.tiktok.com`; tests point
-    /// it at loopback).
-    pub const TIKTOK_BASE_URL: &str = "WACAPI_TIKTOK_BASE_URL";
     /// `true` publishes the dispatcher's detailed metric breakdowns (by event name, rule and
     /// match key; default `false`: `crate::metrics::catalogue`).
     pub const DETAILED_METRICS: &str = "WACAPI_DETAILED_METRICS";
@@ -49,15 +44,16 @@ pub mod env {
         LOG_LEVEL,
     ];
 
-    /// What the dispatch function reads.
+    /// What the dispatch function reads (each destination's base URL variable among them:
+    /// [`crate::destinations::BASE_URLS`]).
     pub const DISPATCH: &[&str] = &[
         DEAD_LETTER_QUEUE_URL,
         TABLE_NAME,
         GRAPH_TOKEN_SECRET_ARN,
         CONFIG_FILE,
-        GRAPH_BASE_URL,
+        crate::destinations::BASE_URLS[0].1,
         GRAPH_TIMEOUT_SECONDS,
-        TIKTOK_BASE_URL,
+        crate::destinations::BASE_URLS[1].1,
         SECRET_TTL_SECONDS,
         METRICS_NAMESPACE,
         LOG_LEVEL,
@@ -109,12 +105,10 @@ pub struct DispatchEnv {
     pub graph_token_secret_arn: String,
     /// Rules and accounts file; `None` = built-in defaults.
     pub config_file: Option<String>,
-    /// Graph API base URL.
-    pub graph_base_url: String,
-    /// Graph (and TikTok) request timeout.
+    /// Each destination's API base URL.
+    pub base_urls: crate::destinations::BaseUrls,
+    /// Every destination's request timeout.
     pub graph_timeout: Duration,
-    /// TikTok API for Business base URL.
-    pub tiktok_base_url: String,
     /// Secret cache TTL.
     pub secret_ttl: Duration,
     /// Metrics namespace.
@@ -138,13 +132,8 @@ impl DispatchEnv {
             table_name: required(&lookup, env::TABLE_NAME)?,
             graph_token_secret_arn: required(&lookup, env::GRAPH_TOKEN_SECRET_ARN)?,
             config_file: lookup(env::CONFIG_FILE).filter(|v| !v.trim().is_empty()),
-            graph_base_url: lookup(env::GRAPH_BASE_URL)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| crate::meta::graph::DEFAULT_BASE_URL.to_owned()),
+            base_urls: crate::destinations::BaseUrls::from_lookup(&lookup),
             graph_timeout,
-            tiktok_base_url: lookup(env::TIKTOK_BASE_URL)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| crate::tiktok::client::DEFAULT_BASE_URL.to_owned()),
             secret_ttl: seconds(&lookup, env::SECRET_TTL_SECONDS, 300)?,
             metrics_namespace: namespace(&lookup),
             detailed_metrics: match lookup(env::DETAILED_METRICS).as_deref().map(str::trim) {

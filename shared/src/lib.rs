@@ -3,10 +3,15 @@
 //!
 //! - [`channels`]: one module per channel, from a webhook body to [`signal`]s (the queue
 //!   messages between ingest and dispatch);
-//! - [`conversion`]: the pure conversion core every channel shares (rules, click attribution,
-//!   mapping, hashing, money, privacy); no I/O, time is a value;
-//! - one module per destination: [`meta`] (the CAPI model, the Graph client) and [`tiktok`]
-//!   (the Events API model and client);
+//! - [`conversion`]: the pure conversion core every channel and destination shares (the
+//!   configuration, click attribution, the data an event carries, mapping); no I/O, time is a
+//!   value;
+//! - [`delivery`]: the destination-neutral vocabulary of sending (a built event, its target, an
+//!   answer, an error with the destination's verdict, the port the dispatcher sends through);
+//! - one module per destination, each speaking that vocabulary and importing no other:
+//!   [`meta`] (the CAPI model, the Graph client) and [`tiktok`] (the Events API model and
+//!   client); [`destinations`] registers them (a new destination is a folder and its lines
+//!   there);
 //! - [`model`]: the vocabulary everything names ([`model::Channel`], [`model::EventName`],
 //!   [`model::Destination`]), and [`values`]: how values are normalised, hashed and checked;
 //! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
@@ -22,6 +27,8 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversion;
+pub mod delivery;
+pub mod destinations;
 pub mod dispatch;
 pub mod fuzzing;
 pub mod ingest;

@@ -21,24 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::money::round_money;
 
-/// Identity keys whose presence the report counts (TikTok's `phone`, `email` and `external_id`
-/// count as `ph`, `em` and `external_id`).
-pub const MATCH_KEYS: &[&str] = &[
-    "ctwa_clid",
-    "page_scoped_user_id",
-    "ig_sid",
-    "ph",
-    "em",
-    "fn",
-    "ln",
-    "ct",
-    "st",
-    "zp",
-    "country",
-    "db",
-    "ge",
-    "external_id",
-];
+pub use crate::delivery::outbound::MATCH_KEYS;
 
 /// Aggregates are kept this long after their day (13 months, past Ads Manager's reporting).
 pub const REPORT_TTL_SECONDS: i64 = 400 * 86_400;

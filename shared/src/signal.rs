@@ -230,14 +230,19 @@ pub enum SignalEvent {
         idempotency_key: String,
         /// Value data as reported.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        custom_data: Option<crate::meta::capi::CustomData>,
+        custom_data: Option<crate::model::custom_data::CustomData>,
         /// Hashed user data by key.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         user_data: std::collections::BTreeMap<String, Vec<String>>,
-        /// The TikTok lead the event concerns, when the CRM knows it (left out otherwise, so
-        /// signals read as before).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tiktok_lead_id: Option<String>,
+        /// The lead (of an ad's instant form) the event concerns, when the CRM knows it: today
+        /// a TikTok lead, under the queue field its format has always used (left out
+        /// otherwise, so signals read as before).
+        #[serde(
+            default,
+            rename = "tiktok_lead_id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        lead_id: Option<String>,
     },
     /// Any other message type (media, location, reaction, unknown), kept for its referral.
     Other {

@@ -9,10 +9,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wacapi_shared::channels::split;
-use wacapi_shared::conversion::rules::{Account, Config};
+use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::delivery::{Answer, DeliveryError, Outbound, Target};
+use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::meta::capi::EventsRequest;
-use wacapi_shared::meta::graph::{GraphError, GraphSender, GraphSuccess};
+use wacapi_shared::meta::graph::GraphSender;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MemoryQueue;
 use wacapi_shared::signal::Signal;
@@ -31,26 +32,21 @@ struct Graph {
 }
 
 impl GraphSender for &Graph {
-    async fn send(
-        &self,
-        _version: &str,
-        _account: &Account,
-        request: &EventsRequest,
-    ) -> Result<GraphSuccess, GraphError> {
+    async fn send(&self, _target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
         if *self.down.lock().unwrap() {
-            return Err(GraphError {
+            return Err(DeliveryError {
                 status: Some(500),
                 code: Some(2),
                 message: "service temporarily unavailable".into(),
                 is_transient: true,
-                ..GraphError::default()
+                ..DeliveryError::default()
             });
         }
-        let ids = request.data.iter().map(|e| e.event_id.clone()).collect();
+        let ids = events.iter().map(|e| e.event_id().to_owned()).collect();
         self.accepted.lock().unwrap().push(ids);
-        Ok(GraphSuccess {
-            events_received: Some(request.data.len() as u64),
-            ..GraphSuccess::default()
+        Ok(Answer {
+            received: Some(events.len() as u64),
+            ..Answer::default()
         })
     }
 }
@@ -74,7 +70,7 @@ fn record(id: &str, group: &str, signal: &Signal) -> InboundRecord {
 }
 
 async fn run(
-    dispatcher: &Dispatcher<MemoryStore, &Graph, MemoryQueue>,
+    dispatcher: &Dispatcher<MemoryStore, Destinations<&Graph>, MemoryQueue>,
     records: &[InboundRecord],
     now: i64,
 ) -> DispatchReport {
@@ -85,7 +81,7 @@ async fn run(
         .await
 }
 
-fn dispatcher(graph: &Graph) -> Dispatcher<MemoryStore, &Graph, MemoryQueue> {
+fn dispatcher(graph: &Graph) -> Dispatcher<MemoryStore, Destinations<&Graph>, MemoryQueue> {
     let config =
         Config::from_toml(&std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap())
             .unwrap();
@@ -96,7 +92,7 @@ fn dispatcher(graph: &Graph) -> Dispatcher<MemoryStore, &Graph, MemoryQueue> {
     Dispatcher::new(
         config,
         MemoryStore::new(),
-        graph,
+        wacapi_shared::destinations::Destinations::new(graph),
         MemoryQueue::new(),
         settings,
     )
@@ -185,7 +181,7 @@ async fn a_message_on_messages_and_again_on_standby_is_one_signal_and_one_event(
 fn dispatcher_with_dead_letters<'a>(
     graph: &'a Graph,
     dead_letters: &'a MemoryQueue,
-) -> Dispatcher<MemoryStore, &'a Graph, &'a MemoryQueue> {
+) -> Dispatcher<MemoryStore, Destinations<&'a Graph>, &'a MemoryQueue> {
     let config =
         Config::from_toml(&std::fs::read_to_string(repo().join("examples/wacapi.toml")).unwrap())
             .unwrap();
@@ -193,7 +189,13 @@ fn dispatcher_with_dead_letters<'a>(
         max_attempts: 1,
         ..DispatchSettings::default()
     };
-    Dispatcher::new(config, MemoryStore::new(), graph, dead_letters, settings)
+    Dispatcher::new(
+        config,
+        MemoryStore::new(),
+        Destinations::new(graph),
+        dead_letters,
+        settings,
+    )
 }
 
 #[tokio::test]
@@ -287,7 +289,7 @@ async fn a_redriven_automatic_event_without_a_name_is_dead_lettered_as_one_again
 }
 
 async fn run_with(
-    dispatcher: &Dispatcher<MemoryStore, &Graph, &MemoryQueue>,
+    dispatcher: &Dispatcher<MemoryStore, Destinations<&Graph>, &MemoryQueue>,
     records: &[InboundRecord],
     now: i64,
 ) -> DispatchReport {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{ClickStore, MemoryClickStore};
 use wacapi_shared::conversion::mapping::{MappedEvent, Outcome, SkipReason};
-use wacapi_shared::conversion::pipeline::{OutboundRequest, Processor, batch_requests};
+use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::meta::capi::EventName;
 use wacapi_shared::signal::Signal;
@@ -152,7 +152,7 @@ async fn every_sample_webhook_with_the_default_config() {
             ("flow-lead".to_owned(), EventName::LeadSubmitted),
         ]
     );
-    assert!(events(&all).iter().all(|e| e.account.dataset_id == "0"));
+    assert!(events(&all).iter().all(|e| e.account.dataset_id() == "0"));
 }
 
 // --- triggers ---------------------------------------------------------------------------------
@@ -216,13 +216,7 @@ async fn every_trigger_kind_fires() {
     let e = events(&outcomes)[0];
     assert_eq!(e.event.event_name(), EventName::Purchase);
     assert_eq!(
-        e.event
-            .meta()
-            .unwrap()
-            .messaging_outcome_data
-            .as_ref()
-            .unwrap()
-            .outcome_type,
+        e.event.to_value()["messaging_outcome_data"]["outcome_type"],
         "automatic_events"
     );
 }
@@ -263,15 +257,15 @@ async fn flow_fields_are_normalised_and_hashed() {
         .into_iter()
         .find(|e| e.rule == "lead-form")
         .expect("lead-form fired");
-    let ud = &lead.event.meta().unwrap().user_data.hashed;
+    let ud = lead.event.to_value()["user_data"].clone();
     let h = |k, v| wacapi_shared::values::hashing::hash(k, v).unwrap();
     use wacapi_shared::values::hashing::UserDataKey as K;
-    assert_eq!(ud["em"], [h(K::Em, "sheena.nelson@example.com")]);
-    assert_eq!(ud["fn"], [h(K::Fn, "sheena")]);
-    assert_eq!(ud["ln"], [h(K::Ln, "nelson")]);
-    assert_eq!(ud["ct"], [h(K::Ct, "menlopark")]);
-    assert_eq!(ud["zp"], [h(K::Zp, "94025")]);
-    assert_eq!(ud["ph"], [h(K::Ph, "16505551234")]);
+    assert_eq!(ud["em"], json!([h(K::Em, "sheena.nelson@example.com")]));
+    assert_eq!(ud["fn"], json!([h(K::Fn, "sheena")]));
+    assert_eq!(ud["ln"], json!([h(K::Ln, "nelson")]));
+    assert_eq!(ud["ct"], json!([h(K::Ct, "menlopark")]));
+    assert_eq!(ud["zp"], json!([h(K::Zp, "94025")]));
+    assert_eq!(ud["ph"], json!([h(K::Ph, "16505551234")]));
     let text = serde_json::to_string(&lead.event).unwrap();
     for clear in [
         "Sheena",
@@ -296,8 +290,8 @@ async fn invalid_flow_fields_are_dropped_not_sent() {
     );
     let outcomes = run(&config, &store, &[s], NOW).await;
     let e = events(&outcomes)[0];
-    assert!(!e.event.meta().unwrap().user_data.hashed.contains_key("em"));
-    assert!(e.event.meta().unwrap().user_data.hashed.contains_key("zp"));
+    assert!(e.event.to_value()["user_data"].get("em").is_none());
+    assert!(e.event.to_value()["user_data"].get("zp").is_some());
     assert_eq!(e.dropped_user_data.len(), 1);
 }
 
@@ -317,11 +311,8 @@ async fn a_click_in_one_webhook_attributes_an_order_in_a_later_one() {
     let e = events(&order)[0];
     assert_eq!(e.event.event_name(), EventName::Purchase);
     assert!(
-        e.event
-            .meta()
-            .unwrap()
-            .user_data
-            .id("ctwa_clid")
+        e.event.to_value()["user_data"]["ctwa_clid"]
+            .as_str()
             .unwrap()
             .starts_with("Aff-n8ZT")
     );
@@ -359,13 +350,8 @@ async fn a_second_click_replaces_the_first() {
     let s = signal(json!({"event": {"type": "button_reply", "id": "confirm-order"}}));
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(
-        events(&outcomes)[0]
-            .event
-            .meta()
-            .unwrap()
-            .user_data
-            .id("ctwa_clid"),
-        Some("second")
+        events(&outcomes)[0].event.to_value()["user_data"]["ctwa_clid"],
+        "second"
     );
 
     // An older click arriving late (out of order) does not replace a newer one.
@@ -381,13 +367,8 @@ async fn a_second_click_replaces_the_first() {
     );
     let outcomes = run(&config, &store, &[s], NOW).await;
     assert_eq!(
-        events(&outcomes)[0]
-            .event
-            .meta()
-            .unwrap()
-            .user_data
-            .id("ctwa_clid"),
-        Some("second")
+        events(&outcomes)[0].event.to_value()["user_data"]["ctwa_clid"],
+        "second"
     );
 }
 
@@ -576,10 +557,7 @@ async fn requests_group_by_dataset_and_hold_at_most_1000_events() {
     let requests = batch_requests(events(&outcomes).into_iter().cloned());
     let shape: Vec<(String, usize)> = requests
         .iter()
-        .map(|r| match r {
-            OutboundRequest::Meta(r) => (r.account.dataset_id.clone(), r.body.data.len()),
-            OutboundRequest::TikTok(r) => (r.account.event_source_id.clone(), r.body.data.len()),
-        })
+        .map(|r| (r.target.id().to_owned(), r.events.len()))
         .collect();
     assert_eq!(
         shape,
@@ -628,8 +606,11 @@ async fn automatic_event_amounts_are_sent_in_currency_units_and_unusable_ones_ar
     let values: Vec<(f64, String)> = events(&out)
         .iter()
         .map(|e| {
-            let c = e.event.meta().unwrap().custom_data.as_ref().unwrap();
-            (c.value.unwrap(), c.currency.clone().unwrap())
+            let c = &e.event.to_value()["custom_data"];
+            (
+                c["value"].as_f64().unwrap(),
+                c["currency"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     assert_eq!(values, [(25.0, "USD".into()), (85.5, "USD".into())]);
@@ -665,8 +646,8 @@ async fn a_user_changed_user_id_without_a_sender_carries_the_click_once() {
         .find(|e| e.event.event_name() == EventName::Purchase)
         .expect("attributed");
     assert_eq!(
-        purchase.event.meta().unwrap().user_data.id("ctwa_clid"),
-        Some("Aff-old")
+        purchase.event.to_value()["user_data"]["ctwa_clid"],
+        "Aff-old"
     );
 }
 
@@ -696,18 +677,7 @@ custom_data = { fields = { content_name = "plan", content_category = "notes", or
     assert_eq!(event.dropped_custom_data, 2);
     let sent = serde_json::to_string(&event.event).unwrap();
     assert!(!sent.contains("sheena") && !sent.contains("555"), "{sent}");
-    assert_eq!(
-        event
-            .event
-            .meta()
-            .unwrap()
-            .custom_data
-            .as_ref()
-            .unwrap()
-            .order_id
-            .as_deref(),
-        Some("8812")
-    );
+    assert_eq!(event.event.to_value()["custom_data"]["order_id"], "8812");
 }
 
 /// Rule-built `custom_data` follows the line `/events` draws: international phone numbers and
@@ -743,9 +713,9 @@ custom_data = { fields = { order_id = "ref", content_category = "nick", content_
         event.dropped_custom_data, 3,
         "ref (the sender's phone), nick, contact"
     );
-    let custom = event.event.meta().unwrap().custom_data.clone().unwrap();
-    assert_eq!(custom.order_id, None);
-    assert_eq!(custom.extra.get("content_name"), Some(&json!("Gold")));
+    let custom = &event.event.to_value()["custom_data"];
+    assert_eq!(custom.get("order_id"), None);
+    assert_eq!(custom.get("content_name"), Some(&json!("Gold")));
     let sent = serde_json::to_string(&event.event).unwrap();
     for clear in ["Ana", "555", "98765"] {
         assert!(!sent.contains(clear), "{clear} in {sent}");
@@ -782,9 +752,9 @@ async fn a_standby_click_then_a_standby_order_send_one_purchase_attributed_to_th
         names(&out),
         [("order-purchase".to_owned(), EventName::Purchase)]
     );
-    let purchase = events(&out)[0].event.meta().unwrap();
-    assert_eq!(purchase.user_data.id("ctwa_clid"), Some(clid.as_str()));
-    assert_eq!(purchase.custom_data.as_ref().unwrap().value, Some(85.5));
+    let purchase = events(&out)[0].event.to_value();
+    assert_eq!(purchase["user_data"]["ctwa_clid"], clid.as_str());
+    assert_eq!(purchase["custom_data"]["value"], 85.5);
 
     // The agent's echo of an order, and an order from the business's own number, are the
     // business talking: no signal, so nothing is sent.

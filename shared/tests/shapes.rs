@@ -20,10 +20,11 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::mapping::{Outbound, Outcome};
+use wacapi_shared::conversion::mapping::Outcome;
 use wacapi_shared::conversion::pipeline::Processor;
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::meta::capi::EventName;
+use wacapi_shared::model::Destination;
 use wacapi_shared::signal::Signal;
 use wacapi_shared::values::money::is_currency_code;
 
@@ -221,16 +222,19 @@ async fn one_changed_value_never_costs_more_than_its_part() {
                             continue;
                         };
                         // Value and currency as the destination receives them.
-                        let (value, currency) = match &mapped.event {
-                            Outbound::Meta(e) => {
-                                let data = e.custom_data.clone().unwrap_or_default();
-                                (data.value, data.currency)
-                            }
-                            Outbound::TikTok(e) => {
-                                let p = e.properties.clone().unwrap_or_default();
-                                (p.value, p.currency)
-                            }
+                        let sent = mapped.event.to_value();
+                        let data = match mapped.event.destination() {
+                            Destination::Meta => &sent["custom_data"],
+                            Destination::TikTok => &sent["properties"],
                         };
+                        let value = data["value"].as_f64();
+                        let currency = data["currency"].as_str().map(str::to_owned);
+                        assert_eq!(
+                            (value, currency.as_deref()),
+                            mapped.event.value(),
+                            "{}: the value the report counts is the value sent",
+                            what()
+                        );
                         if let Some(v) = value {
                             assert!(v.is_finite() && v >= 0.0, "{}: value {v}", what());
                         }

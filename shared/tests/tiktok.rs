@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason};
-use wacapi_shared::conversion::pipeline::{OutboundRequest, Processor, batch_requests};
+use wacapi_shared::conversion::mapping::{MappedEvent, Outcome, SkipReason};
+use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::delivery::Unfit;
 use wacapi_shared::model::Destination;
 use wacapi_shared::signal::Signal;
 use wacapi_shared::values::hashing::sha256_hex;
@@ -98,24 +99,23 @@ async fn a_tiktok_chat_s_order_goes_to_tiktok_hashed_as_tiktok_hashes() {
         1,
         "the touch itself is no conversion: {outcomes:?}"
     );
-    let Outbound::TikTok(event) = &sent[0].event else {
-        panic!("a TikTok event: {:?}", sent[0].event);
-    };
-    assert_eq!(event.event, "Purchase");
-    assert_eq!(event.event_time, 1_750_097_300);
+    assert_eq!(sent[0].event.destination(), Destination::TikTok);
+    let event = sent[0].event.to_value();
+    assert_eq!(event["event"], "Purchase");
+    assert_eq!(event["event_time"], 1_750_097_300);
     // TikTok hashes the E.164 form, `+` included; Meta hashes the digits.
     assert_eq!(
-        event.user.phone.as_deref(),
-        Some(sha256_hex(b"+447700900123").as_str())
+        event["user"]["phone"],
+        sha256_hex(b"+447700900123").as_str()
     );
-    let properties = serde_json::to_value(event.properties.as_ref().unwrap()).unwrap();
+    let properties = event["properties"].clone();
     assert_eq!(properties["value"], 42.5);
     assert_eq!(properties["currency"], "GBP");
     let requests = batch_requests(sent.into_iter().cloned());
-    let [OutboundRequest::TikTok(request)] = requests.as_slice() else {
+    let [request] = requests.as_slice() else {
         panic!("one TikTok request: {requests:?}");
     };
-    let line = OutboundRequest::TikTok(request.clone()).line();
+    let line = request.line();
     assert_eq!(line["destination"], "tiktok");
     assert_eq!(line["event_source_id"], "OFFLINE7X2K9Q1EXAMPLE");
     assert_eq!(line["body"]["event_source"], "offline");
@@ -238,9 +238,12 @@ tiktok_event = "Contact"
     let outcomes = run(&config, &MemoryClickStore::new(), &tiktok_chat(), NOW).await;
     let names: Vec<(Destination, String)> = events(&outcomes)
         .iter()
-        .map(|e| match &e.event {
-            Outbound::TikTok(t) => (Destination::TikTok, t.event.clone()),
-            Outbound::Meta(m) => (Destination::Meta, m.event_name.as_str().to_owned()),
+        .map(|e| {
+            let name = match e.event.destination() {
+                Destination::TikTok => e.event.to_value()["event"].clone(),
+                Destination::Meta => e.event.to_value()["event_name"].clone(),
+            };
+            (e.event.destination(), name.as_str().unwrap().to_owned())
         })
         .collect();
     assert_eq!(
@@ -265,7 +268,7 @@ async fn a_tiktok_user_without_a_phone_number_is_skipped_for_want_of_identity() 
         outcomes.last(),
         Some(&Outcome::Skipped {
             rule: Some("order-purchase".into()),
-            reason: SkipReason::NoIdentity
+            reason: SkipReason::Unfit(Unfit("no_identity"))
         })
     );
 }
@@ -363,7 +366,7 @@ fn the_examples_configuration_has_a_tiktok_event_set() {
     let tiktok: Vec<Value> = config
         .accounts
         .values()
-        .filter_map(|a| a.tiktok.as_ref())
+        .filter_map(|a| a.destinations.tiktok.as_ref())
         .map(|t| json!(t.event_source_id))
         .collect();
     assert_eq!(tiktok, [json!("OFFLINE7X2K9Q1EXAMPLE")]);
@@ -402,10 +405,12 @@ fn skips(outcomes: &[Outcome]) -> Vec<SkipReason> {
         .collect()
 }
 
-fn tiktok_events(outcomes: &[Outcome]) -> Vec<&wacapi_shared::tiktok::events::Event> {
+/// The TikTok events of `outcomes`, as TikTok receives them.
+fn tiktok_events(outcomes: &[Outcome]) -> Vec<Value> {
     events(outcomes)
         .into_iter()
-        .filter_map(|e| e.event.tiktok())
+        .filter(|e| e.event.destination() == Destination::TikTok)
+        .map(|e| e.event.to_value())
         .collect()
 }
 
@@ -442,24 +447,27 @@ trigger = {{ kind = \"text\", pattern = \"deliver\" }}
     );
     let store = MemoryClickStore::new();
     let outcomes = run(&config, &store, &tiktok_chat(), NOW).await;
-    let names: Vec<&str> = tiktok_events(&outcomes)
+    let names: Vec<String> = tiktok_events(&outcomes)
         .iter()
-        .map(|e| e.event.as_str())
+        .map(|e| e["event"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["Lead", "Purchase"], "{outcomes:?}");
-    assert_eq!(skips(&outcomes), [SkipReason::TikTokNotStandardEvent]);
+    assert_eq!(
+        skips(&outcomes),
+        [SkipReason::Unfit(Unfit("tiktok_not_standard_event"))]
+    );
 
     // A CRM-reported event with an external id: offline event sets take email and phone only.
     let outcomes = run(&config, &store, &business(NOW, json!({})), NOW).await;
-    let [event] = tiktok_events(&outcomes)[..] else {
+    let [event] = &tiktok_events(&outcomes)[..] else {
         panic!("one TikTok event: {outcomes:?}");
     };
-    assert!(event.user.external_id.is_none());
+    assert!(event["user"].get("external_id").is_none());
     assert_eq!(
-        event.user.email.as_deref(),
-        Some(sha256_hex(b"priya@example.com").as_str())
+        event["user"]["email"],
+        sha256_hex(b"priya@example.com").as_str()
     );
-    assert!(event.lead.is_none());
+    assert!(event.get("lead").is_none());
     let request = batch_requests(events(&outcomes).into_iter().cloned());
     let line = request[0].line();
     assert_eq!(line["body"]["event_source"], "offline");
@@ -477,11 +485,14 @@ async fn currencies_tiktok_does_not_list_are_skipped_by_name() {
     assert!(tiktok_events(&outcomes).is_empty());
     assert_eq!(
         skips(&outcomes),
-        [SkipReason::NoRule, SkipReason::TikTokCurrencyNotSupported],
+        [
+            SkipReason::NoRule,
+            SkipReason::Unfit(Unfit("tiktok_currency_not_supported"))
+        ],
         "the touch matches no rule; the order is skipped by name"
     );
     assert_eq!(
-        SkipReason::TikTokCurrencyNotSupported.label(),
+        SkipReason::Unfit(Unfit("tiktok_currency_not_supported")).label(),
         "tiktok_currency_not_supported"
     );
 }
@@ -495,11 +506,17 @@ async fn a_crm_event_set_gets_only_events_that_name_a_tiktok_lead() {
     assert!(tiktok_events(&outcomes).is_empty());
     assert_eq!(
         skips(&outcomes),
-        [SkipReason::NoRule, SkipReason::TikTokNoLeadId]
+        [
+            SkipReason::NoRule,
+            SkipReason::Unfit(Unfit("tiktok_no_lead_id"))
+        ]
     );
     // Nor does a CRM event without tiktok_lead_id.
     let outcomes = run(&config, &store, &business(NOW, json!({})), NOW).await;
-    assert_eq!(skips(&outcomes), [SkipReason::TikTokNoLeadId]);
+    assert_eq!(
+        skips(&outcomes),
+        [SkipReason::Unfit(Unfit("tiktok_no_lead_id"))]
+    );
     // One with it: the lead, wacapi's name as a custom event, and the external id.
     let outcomes = run(
         &config,
@@ -512,18 +529,12 @@ async fn a_crm_event_set_gets_only_events_that_name_a_tiktok_lead() {
         NOW,
     )
     .await;
-    let [event] = tiktok_events(&outcomes)[..] else {
+    let [event] = &tiktok_events(&outcomes)[..] else {
         panic!("one TikTok event: {outcomes:?}");
     };
-    assert_eq!(event.event, "QualifiedLead");
-    assert_eq!(
-        serde_json::to_value(&event.lead).unwrap(),
-        json!({"lead_id": "7301234567890123456"})
-    );
-    assert_eq!(
-        event.user.external_id.as_deref(),
-        Some(sha256_hex(b"crm-77").as_str())
-    );
+    assert_eq!(event["event"], "QualifiedLead");
+    assert_eq!(event["lead"], json!({"lead_id": "7301234567890123456"}));
+    assert_eq!(event["user"]["external_id"], sha256_hex(b"crm-77").as_str());
 }
 
 #[tokio::test]

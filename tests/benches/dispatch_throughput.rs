@@ -118,7 +118,7 @@ fn main() {
         let dispatcher = Dispatcher::new(
             Config::from_toml(&example_rules()).unwrap(),
             MemoryStore::new(),
-            graph,
+            wacapi_shared::destinations::Destinations::new(graph),
             MemoryQueue::default(),
             DispatchSettings::default(),
         );

@@ -31,13 +31,10 @@ pub type IngestState = webhook_ingest::State<
 /// The deployed dispatch state type.
 pub type DispatchState = capi_dispatch::State<
     wacapi_shared::aws::dynamo::DynamoStore,
-    wacapi_shared::meta::graph::GraphClient<
+    wacapi_shared::destinations::LiveDestinations<
         wacapi_shared::aws::secrets_manager::SecretsManagerSource,
     >,
     wacapi_shared::aws::sqs::SqsQueue,
-    wacapi_shared::tiktok::client::TikTokClient<
-        wacapi_shared::aws::secrets_manager::SecretsManagerSource,
-    >,
 >;
 
 /// Every resource of one test's deployment.
@@ -230,8 +227,14 @@ impl Stack {
             (env::EVENTS_SECRET_ARN, events_secret_arn.clone()),
             (env::TABLE_NAME, table.clone()),
             (env::GRAPH_TOKEN_SECRET_ARN, token_secret_arn.clone()),
-            (env::GRAPH_BASE_URL, graph.url.clone()),
-            (env::TIKTOK_BASE_URL, tiktok.url.clone()),
+            (
+                wacapi_shared::destinations::BASE_URLS[0].1,
+                graph.url.clone(),
+            ),
+            (
+                wacapi_shared::destinations::BASE_URLS[1].1,
+                tiktok.url.clone(),
+            ),
             (
                 env::GRAPH_TIMEOUT_SECONDS,
                 options.graph_timeout.as_secs().max(1).to_string(),

@@ -16,12 +16,12 @@ use wacapi_shared::aws::sqs::SqsQueue;
 use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::conversion::rules::Config;
-use wacapi_shared::dispatch::{
-    DispatchSettings, Dispatcher, InboundRecord, graph_attributes, metric_names,
-};
+use wacapi_shared::destinations::Destinations;
+use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::attributes;
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::meta::graph::GraphClient;
+use wacapi_shared::meta::graph::attributes as graph_attributes;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::signal::Signal;
@@ -175,9 +175,11 @@ async fn graph_500_then_200_is_sent_once() {
     assert_eq!(stack.graph.accepted_events().len(), 1);
     assert_eq!(total(&invocations).sent, 1);
     assert_eq!(
-        invocations[0]
-            .metrics
-            .total_by(metric_names::GRAPH_ERRORS, "Code", "1"),
+        invocations[0].metrics.total_by(
+            wacapi_shared::meta::metric_names::GRAPH_ERRORS,
+            "Code",
+            "1"
+        ),
         1.0
     );
     assert_clean(&stack);
@@ -222,8 +224,11 @@ async fn a_hanging_graph_times_out_and_nothing_is_marked_sent() {
     assert_eq!(hung.response.batch_item_failures.len(), 1);
     assert_eq!(hung.report.records.failed, 1);
     assert_eq!(
-        hung.metrics
-            .total_by(metric_names::GRAPH_ERRORS, "Code", "transport"),
+        hung.metrics.total_by(
+            wacapi_shared::meta::metric_names::GRAPH_ERRORS,
+            "Code",
+            "transport"
+        ),
         1.0
     );
     let items = stack
@@ -261,7 +266,12 @@ async fn a_token_error_loses_nothing_and_raises_the_alarm_metric() {
         .await;
     let first = stack.pump(1).await;
     assert_eq!(first[0].report.records.failed, 1);
-    assert_eq!(first[0].metrics.total(metric_names::GRAPH_AUTH_ERRORS), 1.0);
+    assert_eq!(
+        first[0]
+            .metrics
+            .total(wacapi_shared::meta::metric_names::GRAPH_AUTH_ERRORS),
+        1.0
+    );
     assert_eq!(
         stack.graph.received().len(),
         1,
@@ -433,7 +443,7 @@ async fn flaky_dispatcher(
     stack: &Stack,
     reads: usize,
     commits: usize,
-) -> Dispatcher<FlakyStore, GraphClient<SecretsManagerSource>, SqsQueue> {
+) -> Dispatcher<FlakyStore, Destinations<GraphClient<SecretsManagerSource>>, SqsQueue> {
     let aws = wacapi_tests::aws_config().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
@@ -458,14 +468,14 @@ async fn flaky_dispatcher(
             failing_commits: AtomicUsize::new(commits),
             calls: Default::default(),
         },
-        graph,
+        wacapi_shared::destinations::Destinations::new(graph),
         SqsQueue::new(stack.sqs.clone(), &stack.dlq_url),
         DispatchSettings::default(),
     )
 }
 
 async fn run(
-    dispatcher: &Dispatcher<FlakyStore, GraphClient<SecretsManagerSource>, SqsQueue>,
+    dispatcher: &Dispatcher<FlakyStore, Destinations<GraphClient<SecretsManagerSource>>, SqsQueue>,
     records: &[InboundRecord],
     now: i64,
 ) -> wacapi_shared::dispatch::DispatchReport {

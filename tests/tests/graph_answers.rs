@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use wacapi_shared::dispatch::{graph_attributes, metric_names};
+use wacapi_shared::dispatch::metric_names;
 use wacapi_shared::ingest::attributes;
+use wacapi_shared::meta::graph::attributes as graph_attributes;
 use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{Stack, StackOptions, example_rules, total, unix_now};
 use wacapi_tests::{ad_clicks, message_attribute};
@@ -150,7 +151,7 @@ async fn a_2xx_counting_fewer_events_than_sent_is_not_a_success() {
     assert_eq!(
         invocation
             .metrics
-            .total(metric_names::GRAPH_RECEIPT_MISMATCHES),
+            .total(wacapi_shared::meta::metric_names::GRAPH_RECEIPT_MISMATCHES),
         1.0
     );
     assert_eq!(
@@ -221,7 +222,7 @@ async fn a_2xx_without_a_count_is_unconfirmed_and_one_receiving_nothing_is_retri
     assert_eq!(
         invocation
             .metrics
-            .total(metric_names::GRAPH_RECEIPT_MISMATCHES),
+            .total(wacapi_shared::meta::metric_names::GRAPH_RECEIPT_MISMATCHES),
         0.0
     );
 }
@@ -339,7 +340,7 @@ async fn version_warnings_on_any_answer_are_counted_and_the_events_still_sent() 
         assert_eq!(
             invocation
                 .metrics
-                .total(metric_names::GRAPH_VERSION_WARNINGS),
+                .total(wacapi_shared::meta::metric_names::GRAPH_VERSION_WARNINGS),
             warned as f64,
             "{version}: one count per answer carrying the header"
         );
@@ -350,7 +351,9 @@ async fn version_warnings_on_any_answer_are_counted_and_the_events_still_sent() 
             "{version}"
         );
         assert_eq!(
-            invocation.metrics.total(metric_names::GRAPH_AUTH_ERRORS),
+            invocation
+                .metrics
+                .total(wacapi_shared::meta::metric_names::GRAPH_AUTH_ERRORS),
             0.0
         );
         assert!(stack.graph.violations().is_empty());
@@ -379,9 +382,16 @@ async fn a_refused_deprecated_version_keeps_the_records_and_raises_the_alarm() {
     assert_eq!(received[0].status, 400);
     assert!(stack.graph.processed_events().is_empty());
     let metrics = &invocation.metrics;
-    assert_eq!(metrics.total(metric_names::GRAPH_AUTH_ERRORS), 1.0);
     assert_eq!(
-        metrics.total_by(metric_names::GRAPH_ERRORS, "Code", "2635"),
+        metrics.total(wacapi_shared::meta::metric_names::GRAPH_AUTH_ERRORS),
+        1.0
+    );
+    assert_eq!(
+        metrics.total_by(
+            wacapi_shared::meta::metric_names::GRAPH_ERRORS,
+            "Code",
+            "2635"
+        ),
         1.0
     );
     assert!(

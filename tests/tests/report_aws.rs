@@ -269,7 +269,7 @@ async fn concurrent_batches_adding_to_the_same_aggregate_all_count() {
     let dispatcher = Dispatcher::new(
         Config::from_toml(&example_rules()).unwrap(),
         store,
-        graph,
+        wacapi_shared::destinations::Destinations::new(graph),
         SqsQueue::new(stack.sqs.clone(), &stack.dlq_url),
         DispatchSettings::default(),
     );

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wacapi_shared::channels::split;
-use wacapi_shared::dispatch::{graph_attributes, metric_names};
+use wacapi_shared::dispatch::metric_names;
 use wacapi_shared::ingest::attributes;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::values::hashing::sha256_hex;
@@ -115,7 +115,10 @@ async fn a_tiktok_chat_reaches_tiktok_only_and_a_meta_chat_meta_only() {
         m.total_by(metric_names::EVENTS_SENT, "Destination", "meta"),
         2.0
     );
-    assert_eq!(m.total(metric_names::TIKTOK_REQUESTS), 1.0);
+    assert_eq!(
+        m.total(wacapi_shared::tiktok::metric_names::TIKTOK_REQUESTS),
+        1.0
+    );
     assert_clean(&stack);
 }
 
@@ -194,14 +197,20 @@ async fn an_invalid_event_is_dead_lettered_with_tiktok_s_code_and_message() {
     assert_eq!(dead.len(), 1);
     let attr = |name: &str| message_attribute(&dead[0], name).unwrap_or_default();
     assert_eq!(attr(attributes::REASON), "tiktok_invalid_event");
-    assert_eq!(attr(graph_attributes::TIKTOK_CODE), "40002");
     assert_eq!(
-        attr(graph_attributes::TIKTOK_MESSAGE),
+        attr(wacapi_shared::tiktok::client::attributes::CODE),
+        "40002"
+    );
+    assert_eq!(
+        attr(wacapi_shared::tiktok::client::attributes::MESSAGE),
         "Invalid value for event"
     );
-    assert_eq!(attr(graph_attributes::TIKTOK_REQUEST_ID), "mock-40002");
-    assert_eq!(attr(graph_attributes::EVENT_ID).len(), 64);
-    assert!(metrics(invocations).total(metric_names::TIKTOK_ERRORS) >= 1.0);
+    assert_eq!(
+        attr(wacapi_shared::tiktok::client::attributes::REQUEST_ID),
+        "mock-40002"
+    );
+    assert_eq!(attr(wacapi_shared::dispatch::EVENT_ID_ATTRIBUTE).len(), 64);
+    assert!(metrics(invocations).total(wacapi_shared::tiktok::metric_names::TIKTOK_ERRORS) >= 1.0);
 }
 
 #[tokio::test]
@@ -218,7 +227,12 @@ async fn a_refused_token_keeps_the_record_and_alarms() {
     let first = stack.invoke(&messages, Duration::from_secs(30)).await;
     assert_eq!(first.report.records.failed, 1, "{:?}", first.report);
     assert_eq!(first.response.batch_item_failures.len(), 1);
-    assert_eq!(first.metrics.total(metric_names::TIKTOK_AUTH_ERRORS), 1.0);
+    assert_eq!(
+        first
+            .metrics
+            .total(wacapi_shared::tiktok::metric_names::TIKTOK_AUTH_ERRORS),
+        1.0
+    );
     assert!(
         stack.dead_letters().await.is_empty(),
         "kept, not dead-lettered"

@@ -10,13 +10,12 @@ use wacapi_shared::aws::dynamo::DynamoStore;
 use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
 use wacapi_shared::aws::sqs::SqsQueue;
 use wacapi_shared::config::{DispatchEnv, SECRET_FORCED_REFRESH_INTERVAL};
+use wacapi_shared::delivery::Deliver;
+use wacapi_shared::destinations::LiveDestinations;
 use wacapi_shared::dispatch::{DispatchReport, DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::meta::graph::{GraphClient, GraphSender};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
-use wacapi_shared::secrets::CachedSecret;
 use wacapi_shared::store::DispatchStore;
-use wacapi_shared::tiktok::client::{NoTikTok, TikTokClient, TikTokSender};
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "capi-dispatch";
@@ -49,18 +48,13 @@ pub const EVENT_SOURCE_ACTIONS: &[&str] = &[
 ];
 
 /// The dispatcher as deployed.
-pub type AwsDispatcher = Dispatcher<
-    DynamoStore,
-    GraphClient<SecretsManagerSource>,
-    SqsQueue,
-    TikTokClient<SecretsManagerSource>,
->;
+pub type AwsDispatcher = Dispatcher<DynamoStore, LiveDestinations<SecretsManagerSource>, SqsQueue>;
 
 /// What every invocation borrows.
 #[derive(Debug)]
-pub struct State<S, G, D, T = NoTikTok> {
+pub struct State<S, X, D> {
     /// The dispatcher core.
-    pub dispatcher: Dispatcher<S, G, D, T>,
+    pub dispatcher: Dispatcher<S, X, D>,
     /// CloudWatch namespace for EMF metrics.
     pub metrics_namespace: String,
     /// Whether EMF documents are written to stdout (off in tests).
@@ -69,14 +63,7 @@ pub struct State<S, G, D, T = NoTikTok> {
     pub detailed_metrics: bool,
 }
 
-impl
-    State<
-        DynamoStore,
-        GraphClient<SecretsManagerSource>,
-        SqsQueue,
-        TikTokClient<SecretsManagerSource>,
-    >
-{
+impl State<DynamoStore, LiveDestinations<SecretsManagerSource>, SqsQueue> {
     /// Wires the deployed dispatcher from settings, rules and one AWS configuration.
     pub fn from_aws(
         aws: &aws_config::SdkConfig,
@@ -88,30 +75,28 @@ impl
             &env.table_name,
             rules.attribution_window_seconds,
         );
-        // One secret holds both platforms' tokens; each client caches its own copy (one extra
-        // read per TTL, and only once a TikTok event is sent).
+        // One secret holds every destination's tokens; each client caches its own view of it
+        // (one extra read per TTL per destination, and only once it sends).
         let tokens = || {
-            CachedSecret::new(
-                SecretsManagerSource::new(
-                    aws_sdk_secretsmanager::Client::new(aws),
-                    &env.graph_token_secret_arn,
-                ),
-                env.secret_ttl,
-                SECRET_FORCED_REFRESH_INTERVAL,
+            SecretsManagerSource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                &env.graph_token_secret_arn,
             )
         };
-        let graph = GraphClient::new(&env.graph_base_url, env.graph_timeout, tokens())
-            .map_err(|e| e.to_string())?;
-        let tiktok = TikTokClient::new(&env.tiktok_base_url, env.graph_timeout, tokens())
-            .map_err(|e| e.to_string())?;
+        let destinations = LiveDestinations::connect(
+            &env.base_urls,
+            env.graph_timeout,
+            tokens,
+            (env.secret_ttl, SECRET_FORCED_REFRESH_INTERVAL),
+        )
+        .map_err(|e| e.to_string())?;
         let dead_letters = SqsQueue::new(aws_sdk_sqs::Client::new(aws), &env.dead_letter_queue_url);
         let settings = DispatchSettings {
             request_timeout: env.graph_timeout,
             ..DispatchSettings::default()
         };
         Ok(Self {
-            dispatcher: Dispatcher::new(rules, store, graph, dead_letters, settings)
-                .with_tiktok(tiktok),
+            dispatcher: Dispatcher::new(rules, store, destinations, dead_letters, settings),
             metrics_namespace: env.metrics_namespace.clone(),
             emit_metrics: true,
             detailed_metrics: env.detailed_metrics,
@@ -131,16 +116,16 @@ pub struct Invocation {
 }
 
 /// Handles one SQS batch; failed records are reported, never raised.
-pub async fn handler<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender>(
-    state: &State<S, G, D, T>,
+pub async fn handler<S: DispatchStore, X: Deliver, D: MessageSink>(
+    state: &State<S, X, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     Ok(handle(state, event).await.response)
 }
 
 /// [`handler`], returning the report and metrics as well.
-pub async fn handle<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender>(
-    state: &State<S, G, D, T>,
+pub async fn handle<S: DispatchStore, X: Deliver, D: MessageSink>(
+    state: &State<S, X, D>,
     event: LambdaEvent<SqsEvent>,
 ) -> Invocation {
     let now = SystemTime::now()

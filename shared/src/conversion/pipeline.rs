@@ -1,16 +1,16 @@
-//! Signal processing shared by the dispatcher and the CLI: record the clicks signals carry,
-//! attribute the rest, map, and group events into Graph requests.
+//! Signal processing shared by the dispatcher and the CLI: resolve the signal's account once,
+//! record the clicks signals carry, attribute the rest, map, and group events into requests
+//! per target.
 
-use std::sync::Arc;
-
+use crate::conversion::attribution::{attribute, touch};
 use crate::conversion::clicks::{Click, ClickStore, StoreError, click_id_key, user_key};
-use crate::conversion::mapping::{
-    MappedEvent, Outbound, Outcome, SkipReason, attributed_click, map_signal, matches, touch,
-};
-use crate::conversion::rules::{Account, Config, TikTokAccount};
-use crate::meta::capi::{EventsRequest, MAX_EVENTS_PER_REQUEST};
+use crate::conversion::mapping::{MappedEvent, Outcome, SkipReason, map_with, matches};
+use crate::conversion::rules::Config;
+use crate::delivery::{Outbound, Target};
 use crate::signal::{Signal, SignalEvent, UserRef};
-use crate::tiktok::events::{MAX_EVENTS_PER_REQUEST as TIKTOK_MAX_EVENTS, TrackRequest};
+
+/// At most this many events per request: Meta's limit and TikTok's.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// Turns signals into outcomes, keeping the click store up to date.
 #[derive(Debug)]
@@ -46,7 +46,8 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         if let SignalEvent::Business { .. } = &signal.event {
             return self.process_business(signal, now).await;
         }
-        let own = touch(self.config, signal);
+        let account = self.config.account(signal.channel, &signal.account_id);
+        let own = touch(account.map(AsRef::as_ref), signal);
         if let Some(click) = &own
             && !signal.user.is_empty()
         {
@@ -82,8 +83,14 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         } else {
             None
         };
-        let click = attributed_click(self.config, signal, stored.as_ref());
-        Ok((map_signal(self.config, signal, click.as_ref(), now), click))
+        let click = attribute(
+            self.config,
+            account.map(AsRef::as_ref),
+            signal,
+            stored.as_ref(),
+        );
+        let outcomes = map_with(self.config, account, signal, click.as_ref(), now);
+        Ok((outcomes, click))
     }
 }
 
@@ -130,9 +137,16 @@ impl<C: ClickStore> Processor<'_, C> {
         };
         let mut signal = signal.clone();
         signal.account_id = waba_id.to_owned();
+        let account = self.config.account(signal.channel, &signal.account_id);
         let stored = self.clicks.latest(&signal.account_id, &signal.user).await?;
-        let click = attributed_click(self.config, &signal, stored.as_ref());
-        Ok((map_signal(self.config, &signal, click.as_ref(), now), click))
+        let click = attribute(
+            self.config,
+            account.map(AsRef::as_ref),
+            &signal,
+            stored.as_ref(),
+        );
+        let outcomes = map_with(self.config, account, &signal, click.as_ref(), now);
+        Ok((outcomes, click))
     }
 }
 
@@ -182,8 +196,10 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
         // Recording under the new identity compares with what it holds.
         out.extend(new.keys().map(|k| user_key(&signal.account_id, k)));
     }
-    let looks_up = looks_up_stored_click(signal, touch(config, signal).is_some())
-        && config.rules.iter().any(|r| matches(r, signal));
+    let account = config.account(signal.channel, &signal.account_id);
+    let looks_up =
+        looks_up_stored_click(signal, touch(account.map(AsRef::as_ref), signal).is_some())
+            && config.rules.iter().any(|r| matches(r, signal));
     if looks_up {
         out.extend(keys(&signal.account_id));
     }
@@ -197,28 +213,8 @@ pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
     out
 }
 
-/// Where a request goes: a Meta dataset (the account's), or a TikTok event set.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// The account's dataset, token, test code and partner agent.
-    Meta(Arc<Account>),
-    /// The account's TikTok event set, token and test code.
-    TikTok(Arc<TikTokAccount>),
-}
-
-impl MappedEvent {
-    /// Where the event goes. `None` for a TikTok event of an account without a TikTok event
-    /// set, which mapping never produces.
-    pub fn target(&self) -> Option<Target> {
-        match &self.event {
-            Outbound::Meta(_) => Some(Target::Meta(Arc::clone(&self.account))),
-            Outbound::TikTok(_) => self.account.tiktok.clone().map(Target::TikTok),
-        }
-    }
-}
-
-/// Groups items by target in first-seen order, in chunks of at most 1,000 (both platforms'
-/// limit per request).
+/// Groups items by target in first-seen order, in chunks of at most 1,000 (every
+/// destination's limit per request).
 pub fn group_by_target<T>(items: impl IntoIterator<Item = (Target, T)>) -> Vec<(Target, Vec<T>)> {
     let mut groups: Vec<(Target, Vec<T>)> = Vec::new();
     for (target, item) in items {
@@ -231,106 +227,43 @@ pub fn group_by_target<T>(items: impl IntoIterator<Item = (Target, T)>) -> Vec<(
     for (target, items) in groups {
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
-            let chunk: Vec<T> = items
-                .by_ref()
-                .take(MAX_EVENTS_PER_REQUEST.min(TIKTOK_MAX_EVENTS))
-                .collect();
+            let chunk: Vec<T> = items.by_ref().take(MAX_EVENTS_PER_REQUEST).collect();
             out.push((target.clone(), chunk));
         }
     }
     out
 }
 
-/// One Graph API request: where it goes and its body.
+/// One request: where it goes and its events, as their destination built them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GraphRequest {
-    /// The account (dataset, token name, test code, partner agent).
-    pub account: Arc<Account>,
-    /// The request body.
-    pub body: EventsRequest,
+pub struct Request {
+    /// The endpoint (a Meta dataset, a TikTok event set).
+    pub target: Target,
+    /// The events.
+    pub events: Vec<Outbound>,
 }
 
-/// One TikTok Events API request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TikTokRequest {
-    /// The event set (id, token name, test code).
-    pub account: Arc<TikTokAccount>,
-    /// The request body.
-    pub body: TrackRequest,
-}
-
-/// A request to either platform.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutboundRequest {
-    /// To Meta's Graph API.
-    Meta(GraphRequest),
-    /// To TikTok's Events API.
-    TikTok(TikTokRequest),
-}
-
-impl OutboundRequest {
-    /// The request for `target` of `events` (each of the target's platform; others are left
-    /// out, which grouping by [`MappedEvent::target`] never produces).
-    pub fn new(target: Target, events: Vec<Outbound>) -> Self {
-        match target {
-            Target::Meta(account) => Self::Meta(GraphRequest {
-                body: EventsRequest {
-                    data: events
-                        .into_iter()
-                        .filter_map(|e| match e {
-                            Outbound::Meta(e) => Some(e),
-                            Outbound::TikTok(_) => None,
-                        })
-                        .collect(),
-                    test_event_code: account.test_event_code.clone(),
-                    partner_agent: account.partner_agent.clone(),
-                },
-                account,
-            }),
-            Target::TikTok(account) => Self::TikTok(TikTokRequest {
-                body: TrackRequest {
-                    event_source: account.event_source,
-                    event_source_id: account.event_source_id.clone(),
-                    test_event_code: account.test_event_code.clone(),
-                    data: events
-                        .into_iter()
-                        .filter_map(|e| match e {
-                            Outbound::TikTok(e) => Some(e),
-                            Outbound::Meta(_) => None,
-                        })
-                        .collect(),
-                },
-                account,
-            }),
-        }
+impl Request {
+    /// The request body, as the target writes it.
+    pub fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        self.target.body(&self.events.iter().collect::<Vec<_>>())
     }
 
-    /// The line `replay`, `demo` and `serve` print: a Meta request as
-    /// `{"dataset_id": ..., "body": ...}`, a TikTok one as `{"destination": "tiktok",
-    /// "event_source_id": ..., "body": ...}`.
+    /// The line `replay`, `demo` and `serve` print, as the target writes it.
     pub fn line(&self) -> serde_json::Value {
-        match self {
-            Self::Meta(r) => {
-                serde_json::json!({"dataset_id": r.account.dataset_id, "body": r.body})
-            }
-            Self::TikTok(r) => serde_json::json!({
-                "destination": "tiktok",
-                "event_source_id": r.account.event_source_id,
-                "body": r.body,
-            }),
-        }
+        self.target.line(&self.events.iter().collect::<Vec<_>>())
     }
 }
 
 /// Groups events into requests: one per target (a Meta dataset with its token, test code and
 /// partner agent; a TikTok event set), in first-seen order, at most 1,000 events each.
-pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<OutboundRequest> {
+pub fn batch_requests(events: impl IntoIterator<Item = MappedEvent>) -> Vec<Request> {
     group_by_target(
         events
             .into_iter()
             .filter_map(|m| Some((m.target()?, m.event))),
     )
     .into_iter()
-    .map(|(target, events)| OutboundRequest::new(target, events))
+    .map(|(target, events)| Request { target, events })
     .collect()
 }

@@ -1,7 +1,15 @@
 //! The decode step: a queue record is a signal, or a quarantined webhook body or item redriven
 //! from the dead-letter queue; what cannot be read is bound for the dead-letter queue.
 
-use super::*;
+use base64::Engine;
+
+use super::InboundRecord;
+use super::record::DeadLetter;
+use crate::channels::split;
+use crate::channels::whatsapp::signal_from_item;
+use crate::ingest::attributes;
+use crate::redact::safe_json_error;
+use crate::signal::{SIGNAL_VERSION, Signal};
 
 /// Reads a record: a signal, or a quarantined webhook body or item redriven from the DLQ.
 pub(super) fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> {

@@ -24,30 +24,25 @@
 //! dead-lettered (with a reason), or failed (redelivered by SQS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use futures_util::future::join_all;
 
-use crate::channels::whatsapp::signal_from_item;
-use crate::channels::{Channel, split};
-use crate::conversion::mapping::{MappedEvent, Outbound, Outcome, SkipReason, skip_fact};
-use crate::conversion::pipeline::{OutboundRequest, Processor, Target, click_lookups};
+use crate::conversion::mapping::{Outcome, SkipReason, skip_fact};
+use crate::conversion::pipeline::{Processor, click_lookups};
 use crate::conversion::rules::Config;
+use crate::delivery::{Deliver, Outbound, Target};
 use crate::ingest::attributes;
-use crate::ledger::{Claim, ClaimRequest, SentMark};
+use crate::ledger::{Claim, ClaimRequest};
 use crate::meta::capi::MAX_EVENT_AGE_SECONDS;
-use crate::meta::graph::{ErrorClass, GraphError, GraphSender, Receipt};
-use crate::metrics::{Metrics, Unit};
+use crate::metrics::Metrics;
 use crate::queue::{MessageSink, OutboundMessage};
-use crate::redact::safe_json_error;
-use crate::signal::{SIGNAL_VERSION, Signal};
+use crate::signal::Signal;
 use crate::store::{BatchClicks, ClickWrite, DispatchStore};
-use crate::tiktok::client::{NoTikTok, TikTokSender};
 use crate::values::hashing::sha256_hex;
 
-/// Metric names of the dispatcher (the contract with `infra/`).
+/// Metric names of the dispatcher (the contract with `infra/`); each destination names its
+/// requests' own ([`crate::delivery::Profile`]), and [`all`](metric_names::all) lists both.
 pub mod metric_names {
     /// Queue records received.
     pub const RECORDS_RECEIVED: &str = "RecordsReceived";
@@ -60,19 +55,9 @@ pub mod metric_names {
     pub const EVENTS_SKIPPED: &str = "EventsSkipped";
     /// Events already sent (durable or in-batch dedup).
     pub const DEDUP_HITS: &str = "DedupHits";
-    /// Graph requests made.
-    pub const GRAPH_REQUESTS: &str = "GraphRequests";
-    /// Graph errors; dimension `Code`.
-    pub const GRAPH_ERRORS: &str = "GraphErrors";
-    /// Token and permission errors, and refusals of a deprecated Graph API version (code
-    /// 2635): nothing is sent until a person acts (an alarm).
-    pub const GRAPH_AUTH_ERRORS: &str = "GraphAuthErrors";
-    /// Graph answers (success or error) carrying Meta's `X-Ad-Api-Version-Warning` header: the
-    /// configured version is deprecated (Meta auto-upgraded the call) or about to be (an alarm).
-    pub const GRAPH_VERSION_WARNINGS: &str = "GraphVersionWarnings";
-    /// Events per Graph request (a distribution).
+    /// Events per request (a distribution).
     pub const EVENTS_PER_REQUEST: &str = "EventsPerRequest";
-    /// Seconds between an event and its acceptance by Meta (a distribution).
+    /// Seconds between an event and its acceptance by its destination (a distribution).
     pub const EVENT_AGE_AT_SEND: &str = "EventAgeAtSend";
     /// Records moved to the dead-letter queue; dimension `Reason`.
     pub const DLQ_MOVES: &str = "DeadLetterMoves";
@@ -80,57 +65,52 @@ pub mod metric_names {
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
     /// Flow fields left out of `user_data` because they could not be normalised.
     pub const USER_DATA_DROPPED: &str = "UserDataFieldsDropped";
-    /// Events sent again after Meta answered 5xx or did not answer once they were sent: Meta may
-    /// have processed the first send (it does not deduplicate), so each may be a duplicate.
+    /// Events sent again after their destination answered 5xx or did not answer once they were
+    /// sent: it may have processed the first send (Meta does not deduplicate), so each may be
+    /// a duplicate.
     pub const AMBIGUOUS_RESENDS: &str = "AmbiguousResends";
     /// `custom_data` values left out because they read as an email address or a phone number.
     pub const CUSTOM_DATA_DROPPED: &str = "CustomDataValuesDropped";
-    /// Graph requests answered 2xx with an `events_received` other than the events sent; their
-    /// records go to the dead-letter queue (`graph_receipt_mismatch`): an alarm.
-    pub const GRAPH_RECEIPT_MISMATCHES: &str = "GraphReceiptMismatches";
-    /// TikTok Events API requests made.
-    pub const TIKTOK_REQUESTS: &str = "TikTokRequests";
-    /// TikTok Events API errors; dimension `Code`.
-    pub const TIKTOK_ERRORS: &str = "TikTokErrors";
-    /// TikTok refused the access token or its permissions: an alarm.
-    pub const TIKTOK_AUTH_ERRORS: &str = "TikTokAuthErrors";
     /// Sent events carrying a match key; dimension `Key` (`ph`, `em`, `ctwa_clid`, ...):
     /// divided by `EventsSent`, the match-key coverage Events Manager's match quality follows.
     pub const MATCH_KEY_EVENTS: &str = "MatchKeyEvents";
 
-    /// Every name above.
-    pub const ALL: &[&str] = &[
+    /// The dispatcher's own names above.
+    pub const OWN: &[&str] = &[
         RECORDS_RECEIVED,
         RECORDS_FAILED,
         EVENTS_SENT,
         EVENTS_SKIPPED,
         DEDUP_HITS,
-        GRAPH_REQUESTS,
-        GRAPH_ERRORS,
-        GRAPH_AUTH_ERRORS,
-        GRAPH_VERSION_WARNINGS,
         EVENTS_PER_REQUEST,
         EVENT_AGE_AT_SEND,
         DLQ_MOVES,
         LEDGER_WRITE_FAILURES,
         USER_DATA_DROPPED,
         CUSTOM_DATA_DROPPED,
-        GRAPH_RECEIPT_MISMATCHES,
         AMBIGUOUS_RESENDS,
-        TIKTOK_REQUESTS,
-        TIKTOK_ERRORS,
-        TIKTOK_AUTH_ERRORS,
         MATCH_KEY_EVENTS,
     ];
-    /// The metrics above that page someone: `infra/monitoring.tf` has an alarm on each
+
+    /// Every metric name the dispatch function publishes: its own and every destination's.
+    pub fn all() -> Vec<&'static str> {
+        let mut names = OWN.to_vec();
+        for profile in crate::destinations::PROFILES {
+            names.extend(profile.metric_names());
+        }
+        names
+    }
+
+    /// The metrics that page someone: `infra/monitoring.tf` has an alarm on each
     /// (tests/tests/infra_contract.rs checks it).
-    pub const ALARMED: &[&str] = &[
-        GRAPH_AUTH_ERRORS,
-        GRAPH_VERSION_WARNINGS,
-        GRAPH_RECEIPT_MISMATCHES,
-        LEDGER_WRITE_FAILURES,
-        TIKTOK_AUTH_ERRORS,
-    ];
+    pub fn alarmed() -> Vec<&'static str> {
+        let mut names = vec![LEDGER_WRITE_FAILURES];
+        for profile in crate::destinations::PROFILES {
+            names.extend(profile.alarmed());
+        }
+        names
+    }
+
     /// The dispatch metrics also published per [`crate::metrics::DESTINATION`].
     pub const BY_DESTINATION: &[&str] = &[EVENTS_SENT];
     /// The dispatch metrics also published per [`crate::metrics::CHANNEL`].
@@ -146,31 +126,8 @@ mod send;
 use decode::decode;
 use mark::{MarkWrite, mark_writes};
 use record::{BLOCKED, DeadLetter, RecordResult, State, settle_failures};
+pub use send::EVENT_ID_ATTRIBUTE;
 use send::{SendLog, record_sends, requests};
-
-/// Dead-letter attributes the dispatcher adds beside [`attributes`].
-pub mod graph_attributes {
-    /// Meta's error code.
-    pub const CODE: &str = "wacapi_graph_code";
-    /// Meta's error subcode.
-    pub const SUBCODE: &str = "wacapi_graph_subcode";
-    /// Meta's message.
-    pub const MESSAGE: &str = "wacapi_graph_message";
-    /// Meta's trace id.
-    pub const FBTRACE_ID: &str = "wacapi_fbtrace_id";
-    /// The refused event's id.
-    pub const EVENT_ID: &str = "wacapi_event_id";
-    /// `events_received` of a 2xx answer that did not count every event (`none` when absent).
-    pub const EVENTS_RECEIVED: &str = "wacapi_graph_events_received";
-    /// The number of events in that request.
-    pub const EVENTS_SENT: &str = "wacapi_graph_events_sent";
-    /// TikTok's return code of a refused event.
-    pub const TIKTOK_CODE: &str = "wacapi_tiktok_code";
-    /// TikTok's message.
-    pub const TIKTOK_MESSAGE: &str = "wacapi_tiktok_message";
-    /// TikTok's request id.
-    pub const TIKTOK_REQUEST_ID: &str = "wacapi_tiktok_request_id";
-}
 
 /// One queue record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -254,48 +211,32 @@ pub struct DispatchReport {
     pub graph_version_warning: Option<String>,
 }
 
-/// The dispatcher's ports and configuration: the store, Meta's Graph API, TikTok's Events API
-/// (none unless [`Dispatcher::with_tiktok`] wires one) and the dead-letter queue.
+/// The dispatcher's ports and configuration: the store, the destinations (one [`Deliver`]:
+/// [`crate::destinations::Destinations`] in production) and the dead-letter queue.
 #[derive(Debug)]
-pub struct Dispatcher<S, G, D, T = NoTikTok> {
+pub struct Dispatcher<S, X, D> {
     config: Config,
     store: S,
-    graph: G,
-    tiktok: T,
+    destinations: X,
     dead_letters: D,
     settings: DispatchSettings,
 }
 
-impl<S: DispatchStore, G: GraphSender, D: MessageSink> Dispatcher<S, G, D> {
-    /// Wires the dispatcher (without TikTok delivery: see [`Dispatcher::with_tiktok`]).
+impl<S: DispatchStore, X: Deliver, D: MessageSink> Dispatcher<S, X, D> {
+    /// Wires the dispatcher.
     pub fn new(
         config: Config,
         store: S,
-        graph: G,
+        destinations: X,
         dead_letters: D,
         settings: DispatchSettings,
     ) -> Self {
         Self {
             config,
             store,
-            graph,
-            tiktok: NoTikTok,
+            destinations,
             dead_letters,
             settings,
-        }
-    }
-}
-
-impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatcher<S, G, D, T> {
-    /// The same dispatcher delivering TikTok events with `tiktok`.
-    pub fn with_tiktok<T2: TikTokSender>(self, tiktok: T2) -> Dispatcher<S, G, D, T2> {
-        Dispatcher {
-            config: self.config,
-            store: self.store,
-            graph: self.graph,
-            tiktok,
-            dead_letters: self.dead_letters,
-            settings: self.settings,
         }
     }
 
@@ -648,7 +589,10 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
         )
         .with_attribute(attributes::KIND, kind)
         .with_attribute(attributes::REASON, letter.reason)
-        .with_attribute(attributes::DETAIL, truncate(&letter.detail, 512));
+        .with_attribute(
+            attributes::DETAIL,
+            crate::delivery::error::truncate(&letter.detail, 512),
+        );
         for name in [
             attributes::ENCODING,
             attributes::WABA_ID,
@@ -739,87 +683,99 @@ fn ledger_expiry(event_time: i64) -> i64 {
     event_time.saturating_add(MAX_EVENT_AGE_SECONDS + 86_400)
 }
 
-fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::conversion::mapping::MappedEvent;
     use crate::conversion::rules::Account;
-    use crate::meta::capi::{Event, EventsRequest};
+    use crate::delivery::{Answer, Conversion, DeliveryError, Profile};
+    use crate::destinations::AccountDestinations;
+    use crate::ledger::SentMark;
+    use crate::meta::dataset::Dataset;
+    use crate::model::{Channel, Destination, EventName};
     use crate::store::MemoryStore;
 
     fn account(dataset: &str) -> Account {
         Account {
             channel: Channel::Whatsapp,
             account_id: "1".into(),
-            dataset_id: dataset.into(),
-            token: None,
-            test_event_code: None,
-            partner_agent: None,
-            tiktok: None,
+            destinations: AccountDestinations {
+                meta: Arc::new(Dataset {
+                    dataset_id: dataset.into(),
+                    token: None,
+                    test_event_code: None,
+                    partner_agent: None,
+                    graph_api_version: "v27.0".into(),
+                }),
+                tiktok: None,
+            },
         }
     }
 
-    fn mapped(dataset: &str, id: usize) -> MappedEvent {
+    fn mapped(account: &Arc<Account>, id: usize) -> MappedEvent {
+        let scope = format!("message:{id}");
+        let hashed = Default::default();
+        let conversion = Conversion {
+            name: EventName::ViewContent,
+            time: 1,
+            scope_key: &scope,
+            channel: Channel::Whatsapp,
+            account_id: "1",
+            user_id: "clid",
+            hashed: &hashed,
+            phone_e164: None,
+            custom_data: None,
+            automatic: false,
+            renamed: None,
+            lead_id: None,
+        };
         MappedEvent {
             rule: "r".into(),
-            account: std::sync::Arc::new(account(dataset)),
-            event: Outbound::Meta(Event::new(
-                Channel::Whatsapp,
-                crate::model::EventName::ViewContent,
-                1,
-                format!("{id:064x}"),
-                "1",
-                "clid",
-                Default::default(),
-            )),
+            account: Arc::clone(account),
+            event: account
+                .destinations
+                .build(Destination::Meta, &conversion)
+                .unwrap(),
             ad_id: None,
             dropped_user_data: Vec::new(),
             dropped_custom_data: 0,
         }
     }
 
-    fn dispatcher() -> Dispatcher<MemoryStore, NoGraph, crate::queue::MemoryQueue> {
+    fn dispatcher() -> Dispatcher<MemoryStore, Nowhere, crate::queue::MemoryQueue> {
         Dispatcher::new(
             Config::default_config().unwrap(),
             MemoryStore::new(),
-            NoGraph,
+            Nowhere,
             crate::queue::MemoryQueue::new(),
             DispatchSettings::default(),
         )
     }
 
-    struct NoGraph;
+    struct Nowhere;
 
-    impl GraphSender for NoGraph {
-        async fn send(
-            &self,
-            _: &str,
-            _: &Account,
-            _: &EventsRequest,
-        ) -> Result<crate::meta::graph::GraphSuccess, GraphError> {
-            Err(GraphError::default())
+    impl Deliver for Nowhere {
+        async fn deliver(&self, _: &Target, _: &[&Outbound]) -> Result<Answer, DeliveryError> {
+            Err(DeliveryError::default())
+        }
+
+        fn profile(&self, destination: Destination) -> &'static Profile {
+            crate::destinations::profile(destination)
         }
     }
 
     #[test]
-    fn requests_are_per_destination_and_at_most_1000_events() {
+    fn requests_are_per_target_and_at_most_1000_events() {
+        let (one, two) = (Arc::new(account("1")), Arc::new(account("2")));
         let mut results: Vec<RecordResult> = (0..3).map(|_| RecordResult::new()).collect();
-        results[0].claimed = (0..1500).map(|i| mapped("1", i)).collect();
-        results[1].claimed = vec![mapped("2", 2000)];
-        results[2].claimed = vec![mapped("1", 3000)];
+        results[0].claimed = (0..1500).map(|i| mapped(&one, i)).collect();
+        results[1].claimed = vec![mapped(&two, 2000)];
+        results[2].claimed = vec![mapped(&one, 3000)];
         let (r, facts) = requests(&mut results);
         assert_eq!(facts.len(), 1502, "one fact per event");
-        let shape: Vec<(&str, usize)> = r
-            .iter()
-            .map(|(t, e)| match t {
-                Target::Meta(a) => (a.dataset_id.as_str(), e.len()),
-                Target::TikTok(_) => ("tiktok", e.len()),
-            })
-            .collect();
+        let shape: Vec<(&str, usize)> = r.iter().map(|(t, e)| (t.id(), e.len())).collect();
         assert_eq!(shape, [("1", 1000), ("1", 501), ("2", 1)]);
         assert_eq!(
             r[1].1.last().unwrap().0,
@@ -832,12 +788,13 @@ mod tests {
     #[tokio::test]
     async fn the_claim_step_sorts_sent_leased_and_new_events() {
         let d = dispatcher();
+        let one = Arc::new(account("1"));
         let mut first = vec![RecordResult::new()];
-        first[0].mapped = vec![mapped("1", 1), mapped("1", 2)];
+        first[0].mapped = vec![mapped(&one, 1), mapped(&one, 2)];
         d.claim(&mut first, Vec::new(), 500, 100).await;
         assert_eq!(first[0].claimed.len(), 2);
         let mark = SentMark {
-            event_id: format!("{:064x}", 1),
+            event_id: first[0].claimed[0].event.event_id().to_owned(),
             fbtrace_id: None,
             sent_at: 100,
             expires_at: 10_000,
@@ -849,7 +806,7 @@ mod tests {
         d.mark(writes, &[], &mut Metrics::new("t", "t")).await;
         // Event 1 is sent, event 2 still leased by the first claim.
         let mut again = vec![RecordResult::new()];
-        again[0].mapped = vec![mapped("1", 1), mapped("1", 2)];
+        again[0].mapped = vec![mapped(&one, 1), mapped(&one, 2)];
         d.claim(&mut again, Vec::new(), 500, 200).await;
         assert_eq!(again[0].dedup_hits, 1);
         assert!(again[0].is_failed(), "a leased event fails its record");

@@ -1,7 +1,10 @@
 //! A record's way through a batch: its state, what it holds, and how a failure spreads (to
 //! the later records of its FIFO group, and to records whose event was a copy of one not sent).
 
-use super::*;
+use std::collections::HashSet;
+
+use crate::conversion::mapping::{MappedEvent, SkipReason};
+use crate::model::Channel;
 
 /// Why a record behind a failed one of its FIFO group is failed too.
 pub(super) const BLOCKED: &str = "an earlier record of its group failed";

@@ -1,20 +1,38 @@
 //! The send step: one request per target (a Meta dataset, a TikTok event set) with retries
-//! chosen by the platform's error code (transient and throttling errors back off inside the
-//! invocation's time, invalid events split the request to isolate them, refusals of the whole
-//! dataset dead-letter it at once), and the reading of what came back.
+//! chosen by the destination's verdict on each error (transient and throttling errors back off
+//! inside the invocation's time, invalid events split the request to isolate them, refusals of
+//! the whole target dead-letter it at once), and the reading of what came back: metrics, logs,
+//! sent marks, released claims and each record's fate.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use super::metric_names as m;
+use super::record::{DeadLetter, RecordResult, State};
+use super::{DispatchReport, Dispatcher, ledger_expiry};
 use crate::conversion::pipeline::group_by_target;
-use crate::model::Destination;
+use crate::delivery::{
+    Answer, Deliver, DeliveryError, ErrorClass, Outbound, Profile, Receipt, Target,
+};
+use crate::ledger::SentMark;
+use crate::metrics::{Metrics, Unit};
+use crate::queue::MessageSink;
 use crate::report::Fact;
+use crate::store::DispatchStore;
+
+/// The dead-letter attribute naming the refused event's id (every destination's).
+pub const EVENT_ID_ATTRIBUTE: &str = "wacapi_event_id";
 
 #[derive(Debug)]
 pub(super) enum EventResult {
     Sent(Option<String>),
-    Invalid(GraphError),
-    Failed(GraphError),
-    /// Meta answered 2xx but counted another number of events than were sent: which ones it
-    /// kept is unknown, so the events are neither marked sent nor retried automatically.
+    Invalid(DeliveryError),
+    Failed(DeliveryError),
+    /// The destination answered 2xx but counted another number of events than were sent: which
+    /// ones it kept is unknown, so the events are neither marked sent nor retried automatically.
     Unconfirmed(Unconfirmed),
 }
 
@@ -22,27 +40,42 @@ pub(super) enum EventResult {
 pub(super) struct Unconfirmed {
     pub(super) received: Option<u64>,
     pub(super) sent: usize,
-    pub(super) fbtrace_id: Option<String>,
+    pub(super) trace_id: Option<String>,
 }
 
-#[derive(Debug, Default)]
+/// What sending one request (with its retries and splits) came to.
+#[derive(Debug)]
 pub(super) struct SendLog {
-    pub(super) destination: Destination,
+    pub(super) profile: &'static Profile,
     pub(super) results: Vec<(usize, Outbound, EventResult)>,
     pub(super) requests: usize,
     pub(super) sizes: Vec<usize>,
-    pub(super) errors: Vec<GraphError>,
+    pub(super) errors: Vec<DeliveryError>,
     /// 2xx answers that did not count every event.
     pub(super) mismatches: usize,
     /// Events of requests whose fate is unknown (5xx, no answer): each is sent again, now or on
-    /// redelivery, and may reach Meta twice.
+    /// redelivery, and may reach the destination twice.
     pub(super) ambiguous: usize,
-    /// Answers carrying Meta's version warning header, and the first one's text.
+    /// Answers carrying a version warning, and the first one's text.
     pub(super) version_warnings: usize,
     pub(super) version_warning: Option<String>,
 }
 
 impl SendLog {
+    fn new(profile: &'static Profile) -> Self {
+        Self {
+            profile,
+            results: Vec::new(),
+            requests: 0,
+            sizes: Vec::new(),
+            errors: Vec::new(),
+            mismatches: 0,
+            ambiguous: 0,
+            version_warnings: 0,
+            version_warning: None,
+        }
+    }
+
     /// Notes the version warning of one answer.
     fn warned(&mut self, warning: Option<&str>) {
         if let Some(text) = warning {
@@ -50,88 +83,71 @@ impl SendLog {
             self.version_warning.get_or_insert_with(|| text.to_owned());
         }
     }
-}
 
-impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatcher<S, G, D, T> {
-    /// Posts one request to its platform: Meta's answer counts what it received; TikTok's
-    /// `code` 0 takes the whole request.
-    async fn deliver(
-        &self,
-        request: &OutboundRequest,
-    ) -> Result<crate::meta::graph::GraphSuccess, GraphError> {
-        match request {
-            OutboundRequest::Meta(r) => {
-                self.graph
-                    .send(&self.config.graph_api_version, &r.account, &r.body)
-                    .await
-            }
-            OutboundRequest::TikTok(r) => {
-                let success = self.tiktok.send(&r.account, &r.body).await?;
-                Ok(crate::meta::graph::GraphSuccess {
-                    events_received: Some(r.body.data.len() as u64),
-                    fbtrace_id: success.request_id,
-                    ..Default::default()
-                })
-            }
-        }
+    /// Every event of the request came to `result`.
+    fn all(&mut self, events: Vec<(usize, Outbound)>, result: impl Fn() -> EventResult) {
+        self.results
+            .extend(events.into_iter().map(|(owner, e)| (owner, e, result())));
     }
 
-    /// Sends one request, retrying and splitting as the platform's error code says.
+    /// Adds what sending one half of a split request came to.
+    fn merge(&mut self, sub: SendLog) {
+        self.requests += sub.requests;
+        self.sizes.extend(sub.sizes);
+        self.errors.extend(sub.errors);
+        self.mismatches += sub.mismatches;
+        self.ambiguous += sub.ambiguous;
+        self.version_warnings += sub.version_warnings;
+        if self.version_warning.is_none() {
+            self.version_warning = sub.version_warning;
+        }
+        self.results.extend(sub.results);
+    }
+}
+
+/// What to do after a failed attempt.
+enum Step {
+    /// Isolate the invalid events: send each half on its own.
+    Split,
+    /// Refused for good: dead-letter the events.
+    Refused,
+    /// Wait this long and try again.
+    Retry(Duration),
+    /// Keep the events for the queue's redelivery.
+    GiveUp,
+}
+
+type SendFuture<'a> = Pin<Box<dyn Future<Output = SendLog> + Send + 'a>>;
+
+impl<S: DispatchStore, X: Deliver, D: MessageSink> Dispatcher<S, X, D> {
+    /// Sends one request, retrying and splitting as the destination's verdict says.
     pub(super) fn send_with_retry<'a>(
         &'a self,
         target: &'a Target,
         events: Vec<(usize, Outbound)>,
         deadline: Instant,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendLog> + Send + 'a>> {
+    ) -> SendFuture<'a> {
         Box::pin(async move {
-            let mut log = SendLog {
-                destination: match target {
-                    Target::Meta(_) => Destination::Meta,
-                    Target::TikTok(_) => Destination::TikTok,
-                },
-                ..SendLog::default()
-            };
-            let request = OutboundRequest::new(
-                target.clone(),
-                events.iter().map(|(_, e)| e.clone()).collect(),
-            );
+            let mut log = SendLog::new(self.destinations.profile(target.destination()));
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                log.requests += 1;
-                log.sizes.push(events.len());
-                let answer = self.deliver(&request).await;
-                log.warned(match &answer {
-                    Ok(success) => success.version_warning.as_deref(),
-                    Err(err) => err.version_warning.as_deref(),
-                });
-                let err = match answer {
-                    Ok(success) => match success.receipt(events.len()) {
+                let err = match self.attempt(target, &events, &mut log).await {
+                    Ok(answer) => match answer.receipt(events.len()) {
                         Receipt::All => {
-                            log.results.extend(events.into_iter().map(|(owner, e)| {
-                                (owner, e, EventResult::Sent(success.fbtrace_id.clone()))
-                            }));
+                            log.all(events, || EventResult::Sent(answer.trace_id.clone()));
                             return log;
                         }
                         // Nothing was kept, so sending again cannot duplicate: retry.
-                        Receipt::None => GraphError {
-                            destination: log.destination,
-                            status: Some(200),
-                            message: format!("Meta received 0 of {} events", events.len()),
-                            is_transient: true,
-                            fbtrace_id: success.fbtrace_id,
-                            ..GraphError::default()
-                        },
+                        Receipt::None => nothing_received(target, events.len(), answer),
                         Receipt::Partial(received) => {
                             log.mismatches += 1;
                             let unconfirmed = Unconfirmed {
                                 received,
                                 sent: events.len(),
-                                fbtrace_id: success.fbtrace_id,
+                                trace_id: answer.trace_id,
                             };
-                            log.results.extend(events.into_iter().map(|(o, e)| {
-                                (o, e, EventResult::Unconfirmed(unconfirmed.clone()))
-                            }));
+                            log.all(events, || EventResult::Unconfirmed(unconfirmed.clone()));
                             return log;
                         }
                     },
@@ -141,63 +157,84 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
                 if err.maybe_processed {
                     log.ambiguous += events.len();
                 }
-                let class = err.class();
-                if class == ErrorClass::DeprecatedVersion {
-                    tracing::error!(
-                        graph_api_version = %self.config.graph_api_version,
-                        code = ?err.code,
-                        fbtrace_id = ?err.fbtrace_id,
-                        newest_known = crate::meta::versions::NEWEST.version,
-                        "Meta refuses the configured Graph API version as deprecated: events are kept for redrive; set graph_api_version to a current version (wacapi check-config names one)"
-                    );
-                }
-                match class {
-                    ErrorClass::InvalidEvent if events.len() > 1 => {
+                match self.next_step(&err, attempt, events.len(), deadline) {
+                    Step::Split => {
                         let mut left = events;
                         let right = left.split_off(left.len() / 2);
                         for half in [left, right] {
-                            let sub = self.send_with_retry(target, half, deadline).await;
-                            log.requests += sub.requests;
-                            log.sizes.extend(sub.sizes);
-                            log.errors.extend(sub.errors);
-                            log.mismatches += sub.mismatches;
-                            log.ambiguous += sub.ambiguous;
-                            log.version_warnings += sub.version_warnings;
-                            if log.version_warning.is_none() {
-                                log.version_warning = sub.version_warning;
-                            }
-                            log.results.extend(sub.results);
+                            log.merge(self.send_with_retry(target, half, deadline).await);
                         }
                         return log;
                     }
-                    ErrorClass::InvalidEvent | ErrorClass::DatasetRefused => {
-                        log.results.extend(
-                            events
-                                .into_iter()
-                                .map(|(o, e)| (o, e, EventResult::Invalid(err.clone()))),
-                        );
+                    Step::Refused => {
+                        log.all(events, || EventResult::Invalid(err.clone()));
                         return log;
                     }
-                    c if c.retryable() && attempt < self.settings.max_attempts => {
-                        let delay = self.backoff(attempt, c);
-                        let needed =
-                            delay + self.settings.request_timeout + self.settings.safety_margin;
-                        if Instant::now() + needed < deadline {
-                            tracing::info!(attempt, destination = %err.destination, code = ?err.code, delay_ms = delay.as_millis() as u64, "destination busy; retrying");
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
+                    Step::Retry(delay) => {
+                        tracing::info!(attempt, destination = %err.destination, code = ?err.code, delay_ms = delay.as_millis() as u64, "destination busy; retrying");
+                        tokio::time::sleep(delay).await;
                     }
-                    _ => {}
+                    Step::GiveUp => {
+                        log.all(events, || EventResult::Failed(err.clone()));
+                        return log;
+                    }
                 }
-                log.results.extend(
-                    events
-                        .into_iter()
-                        .map(|(o, e)| (o, e, EventResult::Failed(err.clone()))),
-                );
-                return log;
             }
         })
+    }
+
+    /// Posts the request once and notes it (its size, its version warning).
+    async fn attempt(
+        &self,
+        target: &Target,
+        events: &[(usize, Outbound)],
+        log: &mut SendLog,
+    ) -> Result<Answer, DeliveryError> {
+        log.requests += 1;
+        log.sizes.push(events.len());
+        let refs: Vec<&Outbound> = events.iter().map(|(_, e)| e).collect();
+        let answer = self.destinations.deliver(target, &refs).await;
+        log.warned(match &answer {
+            Ok(answer) => answer.version_warning.as_deref(),
+            Err(err) => err.version_warning.as_deref(),
+        });
+        answer
+    }
+
+    /// What the destination's verdict on `err` makes of the request: split it, dead-letter it,
+    /// retry it (while a retry can finish before the deadline), or keep it for redelivery.
+    fn next_step(
+        &self,
+        err: &DeliveryError,
+        attempt: u32,
+        events: usize,
+        deadline: Instant,
+    ) -> Step {
+        let class = err.class();
+        if class == ErrorClass::DeprecatedVersion {
+            tracing::error!(
+                graph_api_version = %self.config.graph_api_version,
+                destination = %err.destination,
+                code = ?err.code,
+                trace_id = ?err.trace_id,
+                newest_known = crate::meta::versions::NEWEST.version,
+                "the destination refuses the configured API version as deprecated: events are kept for redrive; set graph_api_version to a current version (wacapi check-config names one)"
+            );
+        }
+        match class {
+            ErrorClass::InvalidEvent if events > 1 => Step::Split,
+            ErrorClass::InvalidEvent | ErrorClass::DatasetRefused => Step::Refused,
+            c if c.retryable() && attempt < self.settings.max_attempts => {
+                let delay = self.backoff(attempt, c);
+                let needed = delay + self.settings.request_timeout + self.settings.safety_margin;
+                if Instant::now() + needed < deadline {
+                    Step::Retry(delay)
+                } else {
+                    Step::GiveUp
+                }
+            }
+            _ => Step::GiveUp,
+        }
     }
 
     /// Exponential backoff with full jitter; throttling and blocks back off longer.
@@ -218,6 +255,18 @@ impl<S: DispatchStore, G: GraphSender, D: MessageSink, T: TikTokSender> Dispatch
     }
 }
 
+/// A 2xx answer that received none of the events: safe to send again.
+fn nothing_received(target: &Target, sent: usize, answer: Answer) -> DeliveryError {
+    DeliveryError {
+        destination: target.destination(),
+        status: Some(200),
+        message: format!("{} received 0 of {sent} events", target.destination()),
+        is_transient: true,
+        trace_id: answer.trace_id,
+        ..DeliveryError::default()
+    }
+}
+
 /// Events of one request, each with the index of its record.
 pub(super) type Request = (Target, Vec<(usize, Outbound)>);
 
@@ -234,7 +283,7 @@ pub(super) fn requests(results: &mut [RecordResult]) -> (Vec<Request>, HashMap<S
                     facts.insert(mapped.event.event_id().to_owned(), mapped.fact());
                     claimed.push((target, (i, mapped.event)));
                 }
-                // Mapping gives a TikTok event only to an account with a TikTok event set.
+                // Mapping builds an event only for a destination the account has.
                 None => result.state = State::Failed("an event without a destination".into()),
             }
         }
@@ -242,10 +291,19 @@ pub(super) fn requests(results: &mut [RecordResult]) -> (Vec<Request>, HashMap<S
     (group_by_target(claimed), facts)
 }
 
-/// Reads the send logs: counts and metrics, the sent marks to write, each with the report fact
-/// of its event (returned), the claims to release (added to `release`), and each record's
-/// fate: failed (retried), or bound for the dead-letter queue when the platform refused its
-/// event for good or did not confirm it.
+/// What the batch's send logs come to: the sent marks to write (each with its event's report
+/// fact), the claims to release, and the records bound for the dead-letter queue or failed.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    pub(super) marks: Vec<(SentMark, Option<Fact>)>,
+    invalid: BTreeMap<usize, DeadLetter>,
+    failed: HashMap<usize, DeliveryError>,
+}
+
+/// Reads the send logs: counts and metrics ([`count_log`]), each event's outcome
+/// ([`Settled::event`]), and each record's fate ([`Settled::apply`]): failed (retried), or
+/// bound for the dead-letter queue when the destination refused its event for good or did not
+/// confirm it. Returns the sent marks to write, each with the report fact of its event.
 pub(super) fn record_sends(
     logs: Vec<SendLog>,
     now: i64,
@@ -255,182 +313,170 @@ pub(super) fn record_sends(
     report: &mut DispatchReport,
     metrics: &mut Metrics,
 ) -> Vec<(SentMark, Option<Fact>)> {
-    let mut marks = Vec::new();
-    let mut invalid: BTreeMap<usize, DeadLetter> = BTreeMap::new();
-    let mut graph_failed: HashMap<usize, GraphError> = HashMap::new();
+    let mut settled = Settled::default();
     let send_time = crate::clock::now().max(now);
-    for log in logs {
-        let tiktok = log.destination == Destination::TikTok;
-        report.graph_requests += log.requests;
-        metrics.count(
-            if tiktok {
-                m::TIKTOK_REQUESTS
-            } else {
-                m::GRAPH_REQUESTS
-            },
-            log.requests as u64,
-        );
-        report.ambiguous_resends += log.ambiguous;
-        metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
-        if log.mismatches > 0 {
-            metrics.count(m::GRAPH_RECEIPT_MISMATCHES, log.mismatches as u64);
-            tracing::error!(
-                requests = log.mismatches,
-                "Meta's answer did not count every event sent: the records go to the dead-letter queue unconfirmed"
+    for mut log in logs {
+        count_log(&log, report, metrics);
+        for (owner, event, outcome) in std::mem::take(&mut log.results) {
+            settled.event(
+                log.profile,
+                owner,
+                event,
+                outcome,
+                send_time,
+                facts,
+                release,
+                report,
+                metrics,
             );
         }
-        for size in log.sizes {
-            metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, size as f64);
-        }
-        if !tiktok {
-            metrics.count(m::GRAPH_VERSION_WARNINGS, log.version_warnings as u64);
-            report.graph_version_warnings += log.version_warnings;
-            if report.graph_version_warning.is_none() {
-                report.graph_version_warning = log.version_warning;
-            }
-        }
-        for err in &log.errors {
-            if tiktok {
-                metrics.count_by(m::TIKTOK_ERRORS, "Code", err.code_label(), 1);
-                tracing::warn!(code = ?err.code, status = ?err.status, request_id = ?err.fbtrace_id, class = ?err.class(), "TikTok Events API error");
-                if err.class().is_auth() {
-                    metrics.count(m::TIKTOK_AUTH_ERRORS, 1);
-                    tracing::error!(code = ?err.code, request_id = ?err.fbtrace_id, "TikTok refused the access token: events are kept for redrive");
-                }
-                continue;
-            }
-            metrics.count_by(m::GRAPH_ERRORS, "Code", err.code_label(), 1);
-            // Logs Insights reads code and subcode from here (infra/queries.tf).
-            tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, fbtrace_id = ?err.fbtrace_id, class = ?err.class(), "Graph API error");
-            // A deprecated version counts here too: like a bad token, nothing is sent until a
-            // person acts, and this alarm says so (send_with_retry logged the version).
-            if err.class().needs_operator() {
-                metrics.count(m::GRAPH_AUTH_ERRORS, 1);
-            }
-            if err.class().is_auth() {
-                tracing::error!(code = ?err.code, subcode = ?err.subcode, fbtrace_id = ?err.fbtrace_id, "Graph API refused the access token: events are kept for redrive");
-            }
-        }
-        for (owner, event, outcome) in log.results {
-            match outcome {
-                EventResult::Sent(fbtrace_id) => {
-                    let fact = facts.remove(event.event_id());
-                    count_sent(metrics, &event, fact.as_ref());
-                    metrics.observe(
-                        m::EVENT_AGE_AT_SEND,
-                        Unit::Seconds,
-                        // Saturating: the event time came from a queue message.
-                        send_time.saturating_sub(event.event_time()) as f64,
-                    );
-                    report.events_sent += 1;
-                    let mark = SentMark {
-                        event_id: event.event_id().to_owned(),
-                        fbtrace_id,
-                        sent_at: send_time,
-                        expires_at: ledger_expiry(event.event_time()),
-                    };
-                    marks.push((mark, fact));
-                }
-                EventResult::Invalid(err) => {
-                    release.push(event.event_id().to_owned());
-                    invalid
-                        .entry(owner)
-                        .or_insert_with(|| refused_letter(&event, &err));
-                }
-                EventResult::Unconfirmed(unconfirmed) => {
-                    release.push(event.event_id().to_owned());
-                    invalid
-                        .entry(owner)
-                        .or_insert_with(|| unconfirmed_letter(&event, &unconfirmed));
-                }
-                EventResult::Failed(err) => {
-                    release.push(event.event_id().to_owned());
-                    graph_failed.entry(owner).or_insert(err);
-                }
-            }
-        }
     }
-    for (owner, err) in graph_failed {
-        results[owner].state = State::Failed(format!("graph: {err}"));
-    }
-    for (owner, letter) in invalid {
-        if !results[owner].is_failed() {
-            results[owner].state = State::ToDeadLetter(letter);
-        }
-    }
-    marks
+    settled.apply(results)
 }
 
-/// The dead-letter move of a record whose event Meta (or TikTok) refused for good.
-pub(super) fn refused_letter(event: &Outbound, err: &GraphError) -> DeadLetter {
-    if err.destination == Destination::TikTok {
-        return DeadLetter {
-            reason: err.refusal_reason(),
-            detail: err.message.clone(),
-            extra: [
-                (
-                    graph_attributes::TIKTOK_CODE,
-                    err.code.map(|c| c.to_string()),
-                ),
-                (
-                    graph_attributes::TIKTOK_MESSAGE,
-                    Some(truncate(&err.message, 512)),
-                ),
-                (graph_attributes::TIKTOK_REQUEST_ID, err.fbtrace_id.clone()),
-                (
-                    graph_attributes::EVENT_ID,
-                    Some(event.event_id().to_owned()),
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect(),
-        };
+/// Counts one log's requests, sizes, ambiguous resends, receipt mismatches, version warnings
+/// and errors, and logs the errors (Logs Insights reads `"{api} error"` lines:
+/// infra/queries.tf).
+fn count_log(log: &SendLog, report: &mut DispatchReport, metrics: &mut Metrics) {
+    let profile = log.profile;
+    report.graph_requests += log.requests;
+    metrics.count(profile.requests, log.requests as u64);
+    report.ambiguous_resends += log.ambiguous;
+    metrics.count(m::AMBIGUOUS_RESENDS, log.ambiguous as u64);
+    if log.mismatches > 0 {
+        if let Some(name) = profile.receipt_mismatches {
+            metrics.count(name, log.mismatches as u64);
+        }
+        tracing::error!(
+            requests = log.mismatches,
+            "{}'s answer did not count every event sent: the records go to the dead-letter queue unconfirmed",
+            profile.api
+        );
     }
+    for size in &log.sizes {
+        metrics.observe(m::EVENTS_PER_REQUEST, Unit::Count, *size as f64);
+    }
+    if let Some(name) = profile.version_warnings {
+        metrics.count(name, log.version_warnings as u64);
+        report.graph_version_warnings += log.version_warnings;
+        if report.graph_version_warning.is_none() {
+            report.graph_version_warning = log.version_warning.clone();
+        }
+    }
+    for err in &log.errors {
+        let class = err.class();
+        metrics.count_by(profile.errors, "Code", err.code_label(), 1);
+        tracing::warn!(code = ?err.code, subcode = ?err.subcode, status = ?err.status, trace_id = ?err.trace_id, class = ?class, "{} error", profile.api);
+        // A deprecated version counts here too: like a bad token, nothing is sent until a
+        // person acts, and this alarm says so (next_step logged the version).
+        if class.needs_operator() {
+            metrics.count(profile.needs_operator, 1);
+        }
+        if class.is_auth() {
+            tracing::error!(code = ?err.code, subcode = ?err.subcode, trace_id = ?err.trace_id, "{} refused the access token: events are kept for redrive", profile.api);
+        }
+    }
+}
+
+impl Settled {
+    /// Notes one event's outcome: a sent mark (counted), or a claim released with its record
+    /// bound for the dead-letter queue or failed.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        profile: &Profile,
+        owner: usize,
+        event: Outbound,
+        outcome: EventResult,
+        send_time: i64,
+        facts: &mut HashMap<String, Fact>,
+        release: &mut Vec<String>,
+        report: &mut DispatchReport,
+        metrics: &mut Metrics,
+    ) {
+        let letter = match outcome {
+            EventResult::Sent(trace_id) => {
+                let fact = facts.remove(event.event_id());
+                count_sent(metrics, &event, fact.as_ref());
+                metrics.observe(
+                    m::EVENT_AGE_AT_SEND,
+                    Unit::Seconds,
+                    // Saturating: the event time came from a queue message.
+                    send_time.saturating_sub(event.event_time()) as f64,
+                );
+                report.events_sent += 1;
+                let mark = SentMark {
+                    event_id: event.event_id().to_owned(),
+                    fbtrace_id: trace_id,
+                    sent_at: send_time,
+                    expires_at: ledger_expiry(event.event_time()),
+                };
+                self.marks.push((mark, fact));
+                return;
+            }
+            EventResult::Invalid(err) => refused_letter(&event, &err),
+            EventResult::Unconfirmed(unconfirmed) => {
+                unconfirmed_letter(profile, &event, &unconfirmed)
+            }
+            EventResult::Failed(err) => {
+                release.push(event.event_id().to_owned());
+                self.failed.entry(owner).or_insert(err);
+                return;
+            }
+        };
+        release.push(event.event_id().to_owned());
+        self.invalid.entry(owner).or_insert(letter);
+    }
+
+    /// Each record's fate: failed when one of its events failed, else bound for the
+    /// dead-letter queue when one was refused or unconfirmed.
+    fn apply(self, results: &mut [RecordResult]) -> Vec<(SentMark, Option<Fact>)> {
+        for (owner, err) in self.failed {
+            results[owner].state = State::Failed(format!("{}: {err}", err.destination));
+        }
+        for (owner, letter) in self.invalid {
+            if !results[owner].is_failed() {
+                results[owner].state = State::ToDeadLetter(letter);
+            }
+        }
+        self.marks
+    }
+}
+
+/// The dead-letter move of a record whose event the destination refused for good: its reason
+/// and attributes, as the destination named them, and the event's id.
+pub(super) fn refused_letter(event: &Outbound, err: &DeliveryError) -> DeadLetter {
+    let mut extra = err.verdict.attributes.clone();
+    extra.push((EVENT_ID_ATTRIBUTE, event.event_id().to_owned()));
     DeadLetter {
         reason: err.refusal_reason(),
         detail: err.message.clone(),
-        extra: [
-            (graph_attributes::CODE, err.code.map(|c| c.to_string())),
-            (
-                graph_attributes::SUBCODE,
-                err.subcode.map(|c| c.to_string()),
-            ),
-            (graph_attributes::MESSAGE, Some(truncate(&err.message, 512))),
-            (graph_attributes::FBTRACE_ID, err.fbtrace_id.clone()),
-            (
-                graph_attributes::EVENT_ID,
-                Some(event.event_id().to_owned()),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect(),
+        extra,
     }
 }
 
-/// The dead-letter move of a record whose event Meta may or may not have kept.
-pub(super) fn unconfirmed_letter(event: &Outbound, unconfirmed: &Unconfirmed) -> DeadLetter {
+/// The dead-letter move of a record whose event the destination may or may not have kept.
+pub(super) fn unconfirmed_letter(
+    profile: &Profile,
+    event: &Outbound,
+    unconfirmed: &Unconfirmed,
+) -> DeadLetter {
     let received = unconfirmed
         .received
         .map_or_else(|| "none".to_owned(), |n| n.to_string());
+    let [received_name, sent_name, trace_name] = profile.receipt_attributes;
     DeadLetter {
-        reason: "graph_receipt_mismatch",
+        reason: profile.receipt_mismatch_reason,
         detail: format!(
-            "Meta answered 2xx with events_received {received} for {} events: which were kept is unknown; check Events Manager for the event id before a redrive, which sends it again",
+            "{} answered 2xx with events_received {received} for {} events: which were kept is unknown; check Events Manager for the event id before a redrive, which sends it again",
+            event.destination(),
             unconfirmed.sent
         ),
         extra: [
-            (graph_attributes::EVENTS_RECEIVED, Some(received)),
-            (
-                graph_attributes::EVENTS_SENT,
-                Some(unconfirmed.sent.to_string()),
-            ),
-            (graph_attributes::FBTRACE_ID, unconfirmed.fbtrace_id.clone()),
-            (
-                graph_attributes::EVENT_ID,
-                Some(event.event_id().to_owned()),
-            ),
+            (received_name, Some(received)),
+            (sent_name, Some(unconfirmed.sent.to_string())),
+            (trace_name, unconfirmed.trace_id.clone()),
+            (EVENT_ID_ATTRIBUTE, Some(event.event_id().to_owned())),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

@@ -14,11 +14,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 
-use crate::conversion::rules::Account;
-use crate::meta::capi::EventsRequest;
+use crate::delivery::error::truncate;
+use crate::delivery::{Answer, DeliveryError, ErrorClass, Outbound, Target, Verdict};
 use crate::model::Destination;
 use crate::secrets::{CachedSecret, SecretError, SecretSource};
 
@@ -57,9 +56,9 @@ pub const MAX_VERSION_WARNING_CHARS: usize = 256;
 /// The token used by accounts that name none.
 pub const DEFAULT_TOKEN_NAME: &str = "default";
 
-/// The tokens secret document:
-/// `{"access_tokens": {"default": "EAAG...", "<name>": "..."}, "app_secret": "..."?,
-/// "tiktok_access_tokens": {"default": "..."}?}`.
+/// Meta's part of the tokens secret document:
+/// `{"access_tokens": {"default": "EAAG...", "<name>": "..."}, "app_secret": "..."?}` (other
+/// destinations read their own keys of the same document).
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccessTokens {
     /// System-user access tokens by name (accounts pick one with `token = "<name>"`).
@@ -67,9 +66,6 @@ pub struct AccessTokens {
     /// The Meta app secret; when present, requests carry `appsecret_proof`.
     #[serde(default)]
     pub app_secret: Option<SecretString>,
-    /// TikTok Events API access tokens by name (`tiktok = { token = "<name>" }`).
-    #[serde(default)]
-    pub tiktok_access_tokens: BTreeMap<String, SecretString>,
 }
 
 impl crate::secrets::SecretDocument for AccessTokens {
@@ -77,16 +73,12 @@ impl crate::secrets::SecretDocument for AccessTokens {
         if self.access_tokens.is_empty() {
             return Err("access_tokens is empty".into());
         }
-        for (field, tokens) in [
-            ("access_tokens", &self.access_tokens),
-            ("tiktok_access_tokens", &self.tiktok_access_tokens),
-        ] {
-            if let Some((name, _)) = tokens
-                .iter()
-                .find(|(_, token)| token.expose_secret().trim().is_empty())
-            {
-                return Err(format!("{field}.{name} is empty"));
-            }
+        if let Some((name, _)) = self
+            .access_tokens
+            .iter()
+            .find(|(_, token)| token.expose_secret().trim().is_empty())
+        {
+            return Err(format!("access_tokens.{name} is empty"));
         }
         match &self.app_secret {
             Some(secret) => crate::secrets::check_signing_key("app_secret", secret),
@@ -96,215 +88,124 @@ impl crate::secrets::SecretDocument for AccessTokens {
 }
 
 /// Meta's answer to an accepted request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct GraphSuccess {
+#[derive(Debug, Clone, Default, Deserialize)]
+struct GraphSuccess {
     /// How many events Meta received.
     #[serde(default)]
-    pub events_received: Option<u64>,
-    /// Warnings.
-    #[serde(default)]
-    pub messages: Vec<Value>,
+    events_received: Option<u64>,
     /// Meta's trace id.
     #[serde(default)]
-    pub fbtrace_id: Option<String>,
-    /// Meta's [`VERSION_WARNING_HEADER`], capped to [`MAX_VERSION_WARNING_CHARS`] (a header,
-    /// not part of the body).
-    #[serde(skip)]
-    pub version_warning: Option<Box<str>>,
+    fbtrace_id: Option<String>,
 }
 
-impl GraphSuccess {
-    /// Whether Meta's answer accounts for every event sent: `events_received` must equal the
-    /// number of events in the request. A 200 that counts fewer (or none) is not a success.
-    pub fn receipt(&self, sent: usize) -> Receipt {
-        match self.events_received {
-            Some(n) if n == sent as u64 => Receipt::All,
-            Some(0) => Receipt::None,
-            other => Receipt::Partial(other),
-        }
+/// Meta's verdict on an error, per its error-code table (and the business-messaging subcodes
+/// integrators report); `kind` is Meta's error type (`OAuthException`, ...).
+pub fn verdict(err: &DeliveryError, kind: Option<&str>) -> ErrorClass {
+    if err.subcode == Some(SUBCODE_NO_WABA_LINKED) || is_restrictive_region(err) {
+        return ErrorClass::DatasetRefused;
+    }
+    if matches!(
+        err.subcode,
+        Some(SUBCODE_EVENT_NAME_NOT_ALLOWED | SUBCODE_INVALID_CTWA_CLID)
+    ) {
+        return ErrorClass::InvalidEvent;
+    }
+    match err.code {
+        Some(1 | 2) => ErrorClass::Transient,
+        Some(4 | 17 | 32 | 341 | 613) => ErrorClass::Throttled,
+        Some(368) => ErrorClass::Blocked,
+        Some(100) => ErrorClass::InvalidEvent,
+        Some(190 | 102) => ErrorClass::Auth,
+        Some(CODE_DEPRECATED_VERSION) => ErrorClass::DeprecatedVersion,
+        Some(3 | 10 | 200..=299) => ErrorClass::Permission,
+        None if kind == Some("OAuthException") => ErrorClass::Auth,
+        _ => match err.status {
+            Some(429) => ErrorClass::Throttled,
+            Some(500..=599) => ErrorClass::Transient,
+            _ => ErrorClass::Other,
+        },
     }
 }
 
-/// What a 2xx answer says was received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Receipt {
-    /// Every event.
-    All,
-    /// None of them: safe to send again.
-    None,
-    /// Some other count, or no count: which events Meta kept is unknown.
-    Partial(Option<u64>),
+/// The dead-letter reason of a permanent refusal ([`ErrorClass::InvalidEvent`] or
+/// [`ErrorClass::DatasetRefused`]), by Meta's subcode. README › Operate says what an operator
+/// does about each.
+pub fn refusal_reason(err: &DeliveryError) -> &'static str {
+    if is_restrictive_region(err) {
+        return "graph_restricted_region";
+    }
+    match err.subcode {
+        Some(SUBCODE_EVENT_NAME_NOT_ALLOWED) => "graph_event_name_not_allowed",
+        Some(SUBCODE_INVALID_CTWA_CLID) => "graph_invalid_ctwa_clid",
+        Some(SUBCODE_NO_WABA_LINKED) => "graph_dataset_without_waba",
+        Some(SUBCODE_EVENT_TOO_OLD) => "graph_event_too_old",
+        _ => "graph_invalid_event",
+    }
 }
 
-/// A failed request: Meta's error object (or TikTok's, when `destination` says so), or a
-/// transport failure. One type for both destinations, so retries, splits and dead-letter moves
-/// are one code path; [`GraphError::class`] reads each platform's codes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-#[error("{destination} error (status {status:?}, code {code:?}, subcode {subcode:?}): {message}")]
-pub struct GraphError {
-    /// Whose API answered.
-    pub destination: Destination,
-    /// HTTP status, when a response arrived.
-    pub status: Option<u16>,
+fn is_restrictive_region(err: &DeliveryError) -> bool {
+    err.message
+        .to_ascii_lowercase()
+        .contains(RESTRICTIVE_REGION_MESSAGE)
+}
+
+/// `err` (an answer of Meta's, or a local failure; `kind` Meta's error type) with Meta's
+/// verdict, dead-letter reason and dead-letter attributes.
+pub fn classified(err: DeliveryError, kind: Option<&str>) -> DeliveryError {
+    let attributes = [
+        (attributes::CODE, err.code.map(|c| c.to_string())),
+        (attributes::SUBCODE, err.subcode.map(|c| c.to_string())),
+        (attributes::MESSAGE, Some(truncate(&err.message, 512))),
+        (attributes::FBTRACE_ID, err.trace_id.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    DeliveryError {
+        destination: Destination::Meta,
+        verdict: Box::new(Verdict {
+            class: verdict(&err, kind),
+            refusal: refusal_reason(&err),
+            attributes,
+        }),
+        ..err
+    }
+}
+
+/// A failure of Meta's delivery raised here rather than answered: `class_code` is the Graph
+/// code it stands for (a missing token stands for an invalid one, 190).
+pub(crate) fn local(message: String, class_code: Option<i64>, transport: bool) -> DeliveryError {
+    classified(
+        DeliveryError::local(Destination::Meta, message, class_code, transport),
+        None,
+    )
+}
+
+/// The dead-letter attributes of Meta's refusals and unconfirmed answers.
+pub mod attributes {
     /// Meta's error code.
-    pub code: Option<i64>,
+    pub const CODE: &str = "wacapi_graph_code";
     /// Meta's error subcode.
-    pub subcode: Option<i64>,
-    /// Meta's error type (`OAuthException`, ...). Boxed, like [`GraphError::version_warning`],
-    /// to keep the error small.
-    pub kind: Option<Box<str>>,
-    /// Meta's message, or the transport failure.
-    pub message: String,
-    /// Meta's `is_transient` flag.
-    pub is_transient: bool,
-    /// Meta's trace id (TikTok's `request_id`).
-    pub fbtrace_id: Option<String>,
-    /// A timeout or connection failure (no answer).
-    pub transport: bool,
-    /// The request reached Meta and its fate is unknown (a 5xx, or no answer after it was
-    /// sent): Meta may have processed the events, so sending them again may duplicate them.
-    pub maybe_processed: bool,
-    /// Meta's [`VERSION_WARNING_HEADER`] on the error answer, capped to
-    /// [`MAX_VERSION_WARNING_CHARS`]. Boxed: the error travels in every `Result` of the send
-    /// path, so it stays small (under clippy's `result_large_err`).
-    pub version_warning: Option<Box<str>>,
+    pub const SUBCODE: &str = "wacapi_graph_subcode";
+    /// Meta's message.
+    pub const MESSAGE: &str = "wacapi_graph_message";
+    /// Meta's trace id.
+    pub const FBTRACE_ID: &str = "wacapi_fbtrace_id";
+    /// `events_received` of a 2xx answer that did not count every event (`none` when absent).
+    pub const EVENTS_RECEIVED: &str = "wacapi_graph_events_received";
+    /// The number of events in that request.
+    pub const EVENTS_SENT: &str = "wacapi_graph_events_sent";
 }
 
-/// What to do about a [`GraphError`], per Meta's error-code table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// 1, 2, HTTP 5xx, timeouts, `is_transient`: retry with backoff.
-    Transient,
-    /// 4, 17, 32, 341, 613, HTTP 429: retry, backing off longer.
-    Throttled,
-    /// 368: temporarily blocked; retry slowly.
-    Blocked,
-    /// 100, and the business-messaging refusals of one event (2804066 event name not allowed,
-    /// 2804087 invalid `ctwa_clid`, 2804003 too old): isolate it, the rest of the request is
-    /// fine.
-    InvalidEvent,
-    /// A refusal of every event the dataset receives (2804132 no WhatsApp Business Account
-    /// linked to the dataset; "Messaging Event Within Messaging Restrictive Region"): permanent,
-    /// and splitting the request would only repeat it.
-    DatasetRefused,
-    /// 190, 102, `OAuthException` without a code: token invalid or expired; alert, keep events.
-    Auth,
-    /// 3, 10, 200–299: permission; alert, keep events.
-    Permission,
-    /// 2635: the configured Graph API version is deprecated and Meta did not auto-upgrade the
-    /// call. Retrying cannot help and the events are fine: alert, keep events, until the
-    /// version is moved (README › Operate).
-    DeprecatedVersion,
-    /// Anything else: keep the events (they reach the DLQ after the queue's retries).
-    Other,
-}
-
-impl ErrorClass {
-    /// Whether waiting and retrying inside the invocation can help.
-    pub fn retryable(self) -> bool {
-        matches!(self, Self::Transient | Self::Throttled | Self::Blocked)
-    }
-
-    /// Whether the error means the token or its permissions are wrong (an alarm).
-    pub fn is_auth(self) -> bool {
-        matches!(self, Self::Auth | Self::Permission)
-    }
-
-    /// Whether nothing can be sent until a person fixes the deployment (the token, its
-    /// permissions, or the Graph API version): the events are kept and an alarm fires.
-    pub fn needs_operator(self) -> bool {
-        self.is_auth() || self == Self::DeprecatedVersion
-    }
-}
-
-impl GraphError {
-    /// Classifies the error.
-    pub fn class(&self) -> ErrorClass {
-        if self.transport || self.is_transient {
-            return ErrorClass::Transient;
-        }
-        if self.destination == Destination::TikTok {
-            return crate::tiktok::client::classify(self.code, self.status);
-        }
-        if self.subcode == Some(SUBCODE_NO_WABA_LINKED) || self.is_restrictive_region() {
-            return ErrorClass::DatasetRefused;
-        }
-        if matches!(
-            self.subcode,
-            Some(SUBCODE_EVENT_NAME_NOT_ALLOWED | SUBCODE_INVALID_CTWA_CLID)
-        ) {
-            return ErrorClass::InvalidEvent;
-        }
-        match self.code {
-            Some(1 | 2) => ErrorClass::Transient,
-            Some(4 | 17 | 32 | 341 | 613) => ErrorClass::Throttled,
-            Some(368) => ErrorClass::Blocked,
-            Some(100) => ErrorClass::InvalidEvent,
-            Some(190 | 102) => ErrorClass::Auth,
-            Some(CODE_DEPRECATED_VERSION) => ErrorClass::DeprecatedVersion,
-            Some(3 | 10 | 200..=299) => ErrorClass::Permission,
-            None if self.kind.as_deref() == Some("OAuthException") => ErrorClass::Auth,
-            _ => match self.status {
-                Some(429) => ErrorClass::Throttled,
-                Some(500..=599) => ErrorClass::Transient,
-                _ => ErrorClass::Other,
-            },
-        }
-    }
-
-    /// The dead-letter reason of a permanent refusal ([`ErrorClass::InvalidEvent`] or
-    /// [`ErrorClass::DatasetRefused`]), by Meta's subcode. README › Operate says what an
-    /// operator does about each.
-    pub fn refusal_reason(&self) -> &'static str {
-        if self.destination == Destination::TikTok {
-            return "tiktok_invalid_event";
-        }
-        if self.is_restrictive_region() {
-            return "graph_restricted_region";
-        }
-        match self.subcode {
-            Some(SUBCODE_EVENT_NAME_NOT_ALLOWED) => "graph_event_name_not_allowed",
-            Some(SUBCODE_INVALID_CTWA_CLID) => "graph_invalid_ctwa_clid",
-            Some(SUBCODE_NO_WABA_LINKED) => "graph_dataset_without_waba",
-            Some(SUBCODE_EVENT_TOO_OLD) => "graph_event_too_old",
-            _ => "graph_invalid_event",
-        }
-    }
-
-    fn is_restrictive_region(&self) -> bool {
-        self.message
-            .to_ascii_lowercase()
-            .contains(RESTRICTIVE_REGION_MESSAGE)
-    }
-
-    /// The metric label of the error code (`transport` when there was no answer).
-    pub fn code_label(&self) -> String {
-        match (self.code, self.transport) {
-            (Some(code), _) => code.to_string(),
-            (None, true) => "transport".to_owned(),
-            (None, false) => format!("http_{}", self.status.unwrap_or(0)),
-        }
-    }
-
-    pub(crate) fn local(message: String, class_code: Option<i64>, transport: bool) -> Self {
-        Self {
-            code: class_code,
-            message,
-            transport,
-            ..Self::default()
-        }
-    }
-}
-
-/// Something that delivers event requests.
+/// Something that delivers Meta's event requests.
 pub trait GraphSender: Send + Sync {
-    /// Posts `request` to `account`'s dataset with Graph API `version`.
+    /// Posts `events` to `target` (a [`crate::meta::dataset::Dataset`]: its path names the
+    /// Graph API version and the dataset).
     fn send(
         &self,
-        version: &str,
-        account: &Account,
-        request: &EventsRequest,
-    ) -> impl Future<Output = Result<GraphSuccess, GraphError>> + Send;
+        target: &Target,
+        events: &[&Outbound],
+    ) -> impl Future<Output = Result<Answer, DeliveryError>> + Send;
 }
 
 /// The real Graph API over HTTPS (rustls).
@@ -321,13 +222,13 @@ impl<S: SecretSource> GraphClient<S> {
         base_url: impl Into<String>,
         timeout: Duration,
         tokens: CachedSecret<AccessTokens, S>,
-    ) -> Result<Self, GraphError> {
+    ) -> Result<Self, DeliveryError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("wacapi/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| GraphError::local(format!("http client: {e}"), None, false))?;
+            .map_err(|e| local(format!("http client: {e}"), None, false))?;
         Ok(Self {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
@@ -337,27 +238,22 @@ impl<S: SecretSource> GraphClient<S> {
 }
 
 impl<S: SecretSource> GraphSender for GraphClient<S> {
-    async fn send(
-        &self,
-        version: &str,
-        account: &Account,
-        request: &EventsRequest,
-    ) -> Result<GraphSuccess, GraphError> {
+    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
         let tokens = self.tokens.get().await.map_err(|e| match e {
             // Secrets Manager unreachable: worth retrying. A missing or malformed value is a
             // configuration problem that needs a person, like a bad token.
-            SecretError::Fetch(_) => GraphError::local(e.to_string(), None, true),
-            _ => GraphError::local(e.to_string(), Some(190), false),
+            SecretError::Fetch(_) => local(e.to_string(), None, true),
+            _ => local(e.to_string(), Some(190), false),
         })?;
-        let name = account.token.as_deref().unwrap_or(DEFAULT_TOKEN_NAME);
+        let name = target.token().unwrap_or(DEFAULT_TOKEN_NAME);
         let token = tokens.access_tokens.get(name).ok_or_else(|| {
-            GraphError::local(
+            local(
                 format!("the tokens secret has no access token named {name:?}"),
                 Some(190),
                 false,
             )
         })?;
-        let mut url = format!("{}/{version}/{}/events", self.base_url, account.dataset_id);
+        let mut url = format!("{}{}", self.base_url, target.path());
         if let Some(app_secret) = &tokens.app_secret {
             // Hex only, so it needs no escaping; it proves the token without revealing it.
             url.push_str("?appsecret_proof=");
@@ -366,8 +262,9 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
                 token.expose_secret(),
             ));
         }
-        let body = serde_json::to_vec(request)
-            .map_err(|e| GraphError::local(format!("serialise: {e}"), None, false))?;
+        let body = target
+            .body(events)
+            .map_err(|e| local(format!("serialise: {e}"), None, false))?;
         let response = self
             .http
             .post(&url)
@@ -382,17 +279,17 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
                 } else {
                     "failed"
                 };
-                GraphError {
+                DeliveryError {
                     // A refused connection sent nothing; anything later may have been processed.
                     maybe_processed: !e.is_connect(),
-                    ..GraphError::local(format!("request {what}: {}", e.without_url()), None, true)
+                    ..local(format!("request {what}: {}", e.without_url()), None, true)
                 }
             })?;
         let status = response.status();
         let version_warning = version_warning(response.headers());
-        let bytes = response.bytes().await.map_err(|e| GraphError {
+        let bytes = response.bytes().await.map_err(|e| DeliveryError {
             maybe_processed: true,
-            ..GraphError::local(
+            ..local(
                 format!("reading the response: {}", e.without_url()),
                 None,
                 true,
@@ -400,12 +297,13 @@ impl<S: SecretSource> GraphSender for GraphClient<S> {
         })?;
         if status.is_success() {
             let success: GraphSuccess = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Ok(GraphSuccess {
+            return Ok(Answer {
+                received: success.events_received,
+                trace_id: success.fbtrace_id,
                 version_warning,
-                ..success
             });
         }
-        Err(GraphError {
+        Err(DeliveryError {
             version_warning,
             ..parse_error(status.as_u16(), &bytes)
         })
@@ -455,40 +353,45 @@ struct ErrorBody {
     fbtrace_id: Option<String>,
 }
 
-/// Reads Meta's error object from a non-2xx response.
-pub fn parse_error(status: u16, body: &[u8]) -> GraphError {
-    match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(ErrorEnvelope { error }) => GraphError {
+/// Reads Meta's error object from a non-2xx response, classified.
+pub fn parse_error(status: u16, body: &[u8]) -> DeliveryError {
+    let Ok(ErrorEnvelope { error }) = serde_json::from_slice::<ErrorEnvelope>(body) else {
+        return classified(
+            DeliveryError {
+                status: Some(status),
+                message: format!("HTTP {status} without a Graph error object"),
+                maybe_processed: status >= 500,
+                ..DeliveryError::default()
+            },
+            None,
+        );
+    };
+    let kind = error.kind;
+    classified(
+        DeliveryError {
             destination: Destination::Meta,
             status: Some(status),
             code: error.code,
             subcode: error.error_subcode,
-            kind: error.kind.map(Into::into),
             message: match (error.message, error.error_user_msg) {
                 (Some(m), Some(u)) => format!("{m} ({u})"),
                 (Some(m), None) | (None, Some(m)) => m,
                 (None, None) => format!("HTTP {status}"),
             },
             is_transient: error.is_transient.unwrap_or(false),
-            fbtrace_id: error.fbtrace_id,
-            transport: false,
+            trace_id: error.fbtrace_id,
             maybe_processed: status >= 500,
-            version_warning: None,
+            ..DeliveryError::default()
         },
-        Err(_) => GraphError {
-            status: Some(status),
-            message: format!("HTTP {status} without a Graph error object"),
-            maybe_processed: status >= 500,
-            ..GraphError::default()
-        },
-    }
+        kind.as_deref(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn err(status: u16, body: &str) -> GraphError {
+    fn err(status: u16, body: &str) -> DeliveryError {
         parse_error(status, body.as_bytes())
     }
 
@@ -539,7 +442,8 @@ mod tests {
         );
         assert_eq!(e.code, Some(100));
         assert_eq!(e.subcode, Some(2804003));
-        assert_eq!(e.fbtrace_id.as_deref(), Some("AbC"));
+        assert_eq!(e.trace_id.as_deref(), Some("AbC"));
+        assert_eq!(e.refusal_reason(), "graph_event_too_old");
         assert_eq!(e.message, "Invalid parameter (Event Timestamp Too Old)");
         assert_eq!(e.code_label(), "100");
     }

@@ -113,7 +113,7 @@ mod tests {
         let ingest: std::collections::BTreeSet<&str> =
             crate::metrics::names::INGEST.iter().copied().collect();
         let dispatch: std::collections::BTreeSet<&str> =
-            crate::dispatch::metric_names::ALL.iter().copied().collect();
+            crate::dispatch::metric_names::all().into_iter().collect();
         assert_eq!(listed("webhook-ingest"), ingest);
         assert_eq!(listed("capi-dispatch"), dispatch);
     }

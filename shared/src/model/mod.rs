@@ -3,6 +3,7 @@
 //! [`Destination`] (the ad platform) it is reported to.
 
 pub mod channel;
+pub mod custom_data;
 pub mod destination;
 pub mod event_name;
 

@@ -17,8 +17,8 @@
 
 use serde::Serialize;
 
-use crate::meta::capi::{CustomData, EventName};
-use crate::model::Channel;
+use crate::model::EventName;
+use crate::model::custom_data::CustomData;
 
 /// At most this many events per request (a larger request is refused whole).
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
@@ -197,12 +197,6 @@ pub struct Event {
     /// The TikTok lead (CRM event sets only, where it is required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead: Option<Lead>,
-    /// The channel of the chat (not sent: metrics and reports).
-    #[serde(skip)]
-    pub channel: Channel,
-    /// wacapi's event name (not sent: metrics and reports).
-    #[serde(skip)]
-    pub source_name: EventName,
 }
 
 /// `lead`: the TikTok lead a CRM event concerns.
@@ -286,20 +280,6 @@ impl Properties {
         };
         (properties != Self::default()).then_some(properties)
     }
-}
-
-/// A request body for `event/track/`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrackRequest {
-    /// `crm` or `offline`.
-    pub event_source: EventSource,
-    /// The event set id.
-    pub event_source_id: String,
-    /// Routes events to Events Manager's test events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test_event_code: Option<String>,
-    /// At most [`MAX_EVENTS_PER_REQUEST`] events.
-    pub data: Vec<Event>,
 }
 
 #[cfg(test)]

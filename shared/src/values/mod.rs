@@ -8,4 +8,5 @@
 pub mod geo;
 pub mod hashing;
 pub mod money;
+pub mod pattern;
 pub mod privacy;

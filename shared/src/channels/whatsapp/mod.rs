@@ -934,7 +934,7 @@ mod tests {
                 idempotency_key: "deal-4471".into(),
                 custom_data: None,
                 user_data: Default::default(),
-                tiktok_lead_id: None,
+                lead_id: None,
             },
         };
         use crate::model::EventName::{Purchase, QualifiedLead};
