@@ -260,6 +260,8 @@ pub fn parse(body: &[u8], now: i64) -> Result<Vec<Signal>, EventsError> {
     }
 }
 
+/// One item of the request as a signal, or what is wrong with it: its name, key and time,
+/// its user, its value data (nothing personal) and its hashed user data.
 fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     let raw: RawEvent =
         serde_json::from_value(value).map_err(|e| format!("not an event: {}", field_error(&e)))?;
@@ -271,27 +273,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     if key.is_empty() || key.len() > 256 {
         return Err("idempotency_key must be 1 to 256 characters".into());
     }
-    let event_time = match &raw.event_time {
-        None | Some(Value::Null) => now,
-        Some(Value::Number(n)) => n.as_i64().ok_or("event_time must be whole unix seconds")?,
-        Some(_) => return Err("event_time must be a number of unix seconds".into()),
-    };
-    if event_time <= 0 {
-        return Err("event_time must be positive unix seconds".into());
-    }
-    if event_time > 100_000_000_000 {
-        return Err("event_time looks like milliseconds: send unix seconds".into());
-    }
-    if event_time > now.saturating_add(FUTURE_TOLERANCE_SECONDS) {
-        return Err("event_time is in the future".into());
-    }
-    // Checked: an age that does not fit an i64 is older than any window.
-    if now
-        .checked_sub(event_time)
-        .is_none_or(|age| age > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS)
-    {
-        return Err("event_time is older than 7 days: Meta refuses it".into());
-    }
+    let event_time = event_time(raw.event_time.as_ref(), now)?;
     let (channel, user, scoped_account) = user_ref(&raw.user)?;
     let lead_id = lead_id(raw.lead_id)?;
     let custom_data = match raw.custom_data {
@@ -313,36 +295,7 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
     {
         return Err("Purchase needs custom_data.value and custom_data.currency".into());
     }
-    let mut hashed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in raw.user_data.unwrap_or_default() {
-        let key: UserDataKey = name.parse().map_err(|_| {
-            format!("user_data.{name} is not one of em, ph, fn, ln, ct, st, zp, country, db, ge, external_id")
-        })?;
-        let values = match value {
-            Value::String(s) => vec![s],
-            Value::Array(items) => items
-                .into_iter()
-                .map(|i| match i {
-                    Value::String(s) => Ok(s),
-                    _ => Err(format!(
-                        "user_data.{name} must be a string or a list of strings"
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(format!(
-                    "user_data.{name} must be a string or a list of strings"
-                ));
-            }
-        };
-        for v in values {
-            let h = hash(key, &v).map_err(|e| format!("user_data.{e}"))?;
-            let list = hashed.entry(key.as_str().to_owned()).or_default();
-            if !list.contains(&h) {
-                list.push(h);
-            }
-        }
-    }
+    let hashed = hashed_user_data(raw.user_data.unwrap_or_default())?;
     Ok(Signal {
         v: SIGNAL_VERSION,
         id: format!("business:{key}"),
@@ -362,6 +315,66 @@ fn event_signal(value: Value, now: i64) -> Result<Signal, String> {
             lead_id,
         },
     })
+}
+
+/// The item's `event_time` (now when absent): whole unix seconds, not milliseconds, not in the
+/// future, not older than Meta's 7 days (less the margin retries need).
+fn event_time(value: Option<&Value>, now: i64) -> Result<i64, String> {
+    let event_time = match value {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) => n.as_i64().ok_or("event_time must be whole unix seconds")?,
+        Some(_) => return Err("event_time must be a number of unix seconds".into()),
+    };
+    if event_time <= 0 {
+        return Err("event_time must be positive unix seconds".into());
+    }
+    if event_time > 100_000_000_000 {
+        return Err("event_time looks like milliseconds: send unix seconds".into());
+    }
+    if event_time > now.saturating_add(FUTURE_TOLERANCE_SECONDS) {
+        return Err("event_time is in the future".into());
+    }
+    // Checked: an age that does not fit an i64 is older than any window.
+    if now
+        .checked_sub(event_time)
+        .is_none_or(|age| age > MAX_EVENT_AGE_SECONDS - TOO_OLD_SAFETY_MARGIN_SECONDS)
+    {
+        return Err("event_time is older than 7 days: Meta refuses it".into());
+    }
+    Ok(event_time)
+}
+
+/// `user_data` normalised and hashed by key: each value a string or a list of strings, each
+/// key one of Meta's customer information parameters; duplicates kept once.
+fn hashed_user_data(
+    user_data: BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut hashed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in user_data {
+        let key: UserDataKey = name.parse().map_err(|_| {
+            format!("user_data.{name} is not one of em, ph, fn, ln, ct, st, zp, country, db, ge, external_id")
+        })?;
+        let not_text = || format!("user_data.{name} must be a string or a list of strings");
+        let values = match value {
+            Value::String(s) => vec![s],
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s),
+                    _ => Err(not_text()),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(not_text()),
+        };
+        for v in values {
+            let h = hash(key, &v).map_err(|e| format!("user_data.{e}"))?;
+            let list = hashed.entry(key.as_str().to_owned()).or_default();
+            if !list.contains(&h) {
+                list.push(h);
+            }
+        }
+    }
+    Ok(hashed)
 }
 
 /// A lead id: 1 to 64 letters, digits, `-` or `_`, given as a string (TikTok's numeric ids are

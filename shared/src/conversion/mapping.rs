@@ -152,7 +152,7 @@ pub enum Outcome {
     Skipped {
         /// The rule, when the skip concerns one.
         rule: Option<String>,
-        /// Why.
+        /// Why nothing was sent (the label counted in metrics and the report).
         reason: SkipReason,
     },
 }

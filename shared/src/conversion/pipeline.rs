@@ -25,7 +25,7 @@ impl<'a, C: ClickStore> Processor<'a, C> {
         Self { config, clicks }
     }
 
-    /// The configuration.
+    /// The configuration the processor maps with.
     pub fn config(&self) -> &Config {
         self.config
     }
@@ -239,7 +239,7 @@ pub fn group_by_target<T>(items: impl IntoIterator<Item = (Target, T)>) -> Vec<(
 pub struct Request {
     /// The endpoint (a Meta dataset, a TikTok event set).
     pub target: Target,
-    /// The events.
+    /// The events, each as its destination built it.
     pub events: Vec<Outbound>,
 }
 

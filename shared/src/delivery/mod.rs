@@ -46,7 +46,7 @@ impl Answer {
 /// What a 2xx answer says was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
-    /// Every event.
+    /// Every event was received.
     All,
     /// None of them: safe to send again.
     None,

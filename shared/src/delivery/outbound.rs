@@ -130,7 +130,7 @@ impl Outbound {
         })
     }
 
-    /// The platform.
+    /// The destination the event was built for.
     pub fn destination(&self) -> Destination {
         self.destination
     }
@@ -193,7 +193,7 @@ impl Serialize for Outbound {
 /// Where a request goes, as its destination describes it: the path, the token, and the body
 /// around the events.
 pub trait Endpoint: Send + Sync + fmt::Debug {
-    /// The platform.
+    /// The destination whose endpoint this is.
     fn destination(&self) -> Destination;
     /// The platform's id of the place events go (a dataset id, an event set id).
     fn id(&self) -> &str;

@@ -99,11 +99,11 @@ pub mod names {
 /// CloudWatch units used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unit {
-    /// A count.
+    /// A count of things (CloudWatch's `Count`).
     Count,
-    /// Seconds.
+    /// A duration in seconds (CloudWatch's `Seconds`).
     Seconds,
-    /// Milliseconds.
+    /// A duration in milliseconds (CloudWatch's `Milliseconds`).
     Milliseconds,
 }
 

@@ -13,19 +13,19 @@ pub struct CustomData {
     /// ISO 4217 currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
-    /// Monetary value.
+    /// The monetary value in `currency`, rounded to cents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// Line items.
+    /// The line items: product id, units and unit price each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contents: Option<Vec<Content>>,
-    /// Product ids.
+    /// The product ids of the line items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_ids: Option<Vec<String>>,
     /// `product` or `product_group`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    /// Units.
+    /// The number of units across the line items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_items: Option<u64>,
     /// The advertiser's order id.
@@ -46,11 +46,11 @@ impl CustomData {
 /// One line item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Content {
-    /// Product id.
+    /// The product id (the catalog's retailer id).
     pub id: String,
-    /// Units.
+    /// How many units of the product.
     pub quantity: u64,
-    /// Unit price.
+    /// The price of one unit, in the event's currency.
     pub item_price: f64,
     /// `home_delivery`, `curbside` or `in_store`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,7 +32,7 @@ pub struct SpendLine {
     pub ad_id: Option<String>,
     /// Its name in Ads Manager.
     pub ad_name: Option<String>,
-    /// The campaign.
+    /// The campaign the ad belongs to (its id and name, as Ads Insights gives them).
     pub campaign_id: Option<String>,
     /// The campaign's name.
     pub campaign_name: Option<String>,
@@ -103,7 +103,7 @@ struct Names {
 pub struct Day {
     /// `YYYY-MM-DD`.
     pub day: String,
-    /// Events sent.
+    /// Events sent for the ad that day.
     pub events: u64,
     /// Of which `Purchase`.
     pub purchases: u64,

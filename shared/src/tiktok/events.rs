@@ -239,7 +239,7 @@ pub struct Properties {
     /// `product` or `product_group`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    /// Line items.
+    /// The line items, as TikTok names their fields.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contents: Vec<Content>,
     /// The business's order id.
@@ -250,11 +250,11 @@ pub struct Properties {
 /// One line item of `properties.contents`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Content {
-    /// Product id.
+    /// The product id (`content_id`).
     pub content_id: String,
-    /// Units.
+    /// How many units of the product.
     pub quantity: u64,
-    /// Unit price.
+    /// The price of one unit, in the event's currency.
     pub price: f64,
 }
 

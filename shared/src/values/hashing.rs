@@ -35,25 +35,25 @@ pub fn is_sha256_hex(value: &str) -> bool {
 /// The hashed `user_data` keys of the Conversions API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UserDataKey {
-    /// Email.
+    /// Email address (`em`).
     Em,
     /// Phone number with country code.
     Ph,
-    /// First name.
+    /// First name (`fn`).
     Fn,
-    /// Last name.
+    /// Last name (`ln`).
     Ln,
-    /// City.
+    /// City (`ct`).
     Ct,
     /// State or province code.
     St,
-    /// Postal code.
+    /// Postal code (`zp`).
     Zp,
     /// ISO 3166-1 alpha-2 country code.
     Country,
     /// Date of birth.
     Db,
-    /// Gender.
+    /// Gender (`ge`).
     Ge,
     /// The advertiser's own id for the user.
     ExternalId,
@@ -123,7 +123,7 @@ pub enum NormalizeError {
     /// The value does not have the key's format.
     #[error("{key}: {why}")]
     Invalid {
-        /// The key.
+        /// The key whose value could not be normalised.
         key: UserDataKey,
         /// What is wrong, without the value.
         why: &'static str,
