@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const APP_SECRET: &str = "serve-test-app-secret";
+const EVENTS_KEY: &str = "serve-test-events-key";
 const TOKEN: &str = "EAAG-serve-test-token";
 
 fn repo() -> PathBuf {
@@ -40,6 +41,8 @@ fn serve(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Child {
     cmd.args(extra)
         .current_dir(repo())
         .env("WACAPI_APP_SECRET", APP_SECRET)
+        .env("WACAPI_EVENTS_KEY", EVENTS_KEY)
+        .env("WACAPI_VERIFY_TOKEN", "serve-test-verify-token")
         .env_remove("WACAPI_GRAPH_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -148,7 +151,7 @@ fn empty_or_short_secrets_refuse_to_start() {
         ("WACAPI_VERIFY_TOKEN", " "),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_wacapi"))
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--demo-secrets"])
             .env("WACAPI_APP_SECRET", APP_SECRET)
             .env(name, value)
             .output()
@@ -160,6 +163,120 @@ fn empty_or_short_secrets_refuse_to_start() {
             "{err}"
         );
     }
+}
+
+/// `serve` without one of its secrets, as the environment gives them (none of `WACAPI_*`).
+fn serve_without(keep: &[(&str, &str)], extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wacapi"));
+    cmd.arg("serve").args(extra).current_dir(repo());
+    for name in [
+        "WACAPI_APP_SECRET",
+        "WACAPI_EVENTS_KEY",
+        "WACAPI_VERIFY_TOKEN",
+        "WACAPI_GRAPH_TOKEN",
+        "WACAPI_DATA_DIR",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in keep {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn without_its_secrets_serve_refuses_to_start_and_names_what_is_missing() {
+    let all = [
+        ("WACAPI_APP_SECRET", APP_SECRET),
+        ("WACAPI_EVENTS_KEY", EVENTS_KEY),
+        ("WACAPI_VERIFY_TOKEN", "serve-test-verify-token"),
+    ];
+    // Each one missing, and all of them.
+    let mut cases: Vec<Vec<(&str, &str)>> = (0..all.len())
+        .map(|skip| {
+            all.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, kv)| *kv)
+                .collect()
+        })
+        .collect();
+    cases.push(Vec::new());
+    for keep in cases {
+        let out = serve_without(&keep, &["--port", "0"]).output().unwrap();
+        assert!(!out.status.success(), "{keep:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("refusing to start") && err.contains("--demo-secrets"),
+            "{err}"
+        );
+        for (name, _) in all {
+            assert_eq!(
+                err.contains(name),
+                !keep.iter().any(|(k, _)| *k == name),
+                "{name} in {err}"
+            );
+        }
+        // The README's demo values never appear in the refusal.
+        assert!(!err.contains("wacapi-local"), "{err}");
+    }
+}
+
+#[test]
+fn demo_secrets_are_used_only_when_asked_and_said_so_on_every_start() {
+    let port = free_port();
+    let mut child = serve_without(&[], &["--demo-secrets"])
+        .args(["--port", &port.to_string()])
+        .args(["--config", "cli/tests/fixtures/ad-clicks.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = clicks(1, "demo-secrets", 10);
+    let demo = wacapi_shared::signature::sign(b"wacapi-local-app-secret", &body);
+    assert_eq!(
+        post(port, &body, &[demo]),
+        200,
+        "signed with the demo secret"
+    );
+    signal(&child, "-TERM");
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let warning = err
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("--demo-secrets"))
+        .unwrap_or_else(|| panic!("no warning in {err}"));
+    for name in [
+        "WACAPI_APP_SECRET",
+        "WACAPI_EVENTS_KEY",
+        "WACAPI_VERIFY_TOKEN",
+    ] {
+        assert!(warning.contains(name), "{warning}");
+    }
+    // With its own app secret, only the others are demo values.
+    let out = serve_without(
+        &[("WACAPI_APP_SECRET", APP_SECRET)],
+        &["--demo-secrets", "--config", "no-such-file.toml"],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let warning = err.lines().find(|l| l.contains("WARN")).unwrap_or("");
+    assert!(
+        warning.contains("WACAPI_EVENTS_KEY") && !warning.contains("WACAPI_APP_SECRET"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -221,6 +338,50 @@ fn a_thousand_idle_connections_do_not_stop_serve_from_answering() {
     let status = post(port, &body, &[sign(&body)]);
     assert_eq!(status, 200, "answered after {:?}", started.elapsed());
     drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A raw HTTP/1.1 POST with repeated headers as given; the status line's code.
+fn post_raw(port: u16, path: &str, headers: &[(String, String)], body: &[u8]) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The requests the Lambda is held to as well (tests/tests/ingest_handler.rs).
+#[test]
+fn the_edge_requests_get_the_answers_the_lambda_gives() {
+    let port = free_port();
+    let mut child = serve(port, &[], &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for case in wacapi_tests::edge::edge_requests(APP_SECRET, EVENTS_KEY, now) {
+        assert_eq!(
+            post_raw(port, case.path, &case.headers, &case.body),
+            case.status,
+            "{} {}",
+            case.name,
+            case.path
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -146,11 +146,13 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
     }
 
     /// Handles `POST /events`: authenticate, validate every item (all or nothing), enqueue.
-    /// `now` is unix seconds, for the timestamp window and the 7-day check.
+    /// `timestamps` and `signatures` hold every `X-Wacapi-Timestamp` and `X-Wacapi-Signature`
+    /// value the request carries (two of either is 401, as two `X-Hub-Signature-256` are on
+    /// `/webhook`). `now` is unix seconds, for the timestamp window and the 7-day check.
     pub async fn receive_events(
         &self,
-        timestamp: Option<&[u8]>,
-        signature: Option<&[u8]>,
+        timestamps: &[&[u8]],
+        signatures: &[&[u8]],
         body: &[u8],
         now: i64,
         metrics: &mut Metrics,
@@ -174,12 +176,16 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 return error(500, "signing keys unavailable".into());
             }
         };
-        let mut verdict = business::verify(timestamp, signature, body, &active.keys, now);
+        let claimed = business::one_header(timestamps)
+            .and_then(|t| Ok((t, business::one_header(signatures)?)));
+        let mut verdict =
+            claimed.and_then(|(t, s)| business::verify(t, s, body, &active.keys, now));
         if verdict == Err(EventAuthError::Mismatch)
+            && let Ok((t, s)) = claimed
             && let Ok(Some(fresh)) = keys.refresh().await
         {
             // A key may have been added since the keys were cached.
-            verdict = business::verify(timestamp, signature, body, &fresh.keys, now);
+            verdict = business::verify(t, s, body, &fresh.keys, now);
         }
         if let Err(err) = verdict {
             metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
