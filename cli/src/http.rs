@@ -4,13 +4,15 @@
 //! [`MAX_CONNECTIONS`] are served at once, further ones wait in the listen backlog. Idle or slow
 //! clients therefore cannot hold the server: each is closed within seconds.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Body as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -76,12 +78,60 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
-/// Reads a request body of at most `limit` bytes within [`BODY_READ_TIMEOUT`]; 413 above the
-/// limit, 408 when the client is too slow.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+/// Why a body was not read.
+enum BodyError {
+    /// More than the limit.
+    TooLarge,
+    /// Not a well-formed HTTP/1.1 body (a malformed chunk size, say), or the client left.
+    Malformed,
+}
+
+/// Reads a request body of at most `limit` bytes within [`BODY_READ_TIMEOUT`]: 413 at once
+/// when its declared `Content-Length` is above the limit (nothing is read, so a client cannot
+/// hold the connection by announcing a body it never sends), 413 as soon as a chunked body
+/// passes it, 400 for a body that is not well-formed HTTP/1.1 (a malformed chunk size), 408
+/// when the client is too slow.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds the {limit}-byte limit"),
+        )
+            .into_response()
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, collect(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err((StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response()),
+        Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+        Ok(Err(BodyError::Malformed)) => {
+            Err((StatusCode::BAD_REQUEST, "malformed request body").into_response())
+        }
         Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "body not received in time").into_response()),
+    }
+}
+
+/// The body's bytes, refusing it as soon as it passes `limit`.
+async fn collect(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut out = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(Bytes::from(out)),
+            Some(Err(_)) => return Err(BodyError::Malformed),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
     }
 }

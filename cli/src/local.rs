@@ -697,7 +697,7 @@ async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
 }
 
 async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(body, MAX_BODY_BYTES + 1).await {
+    let body = match crate::http::read_body(&headers, body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
@@ -711,7 +711,7 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
 }
 
 async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(body, MAX_EVENTS_BODY_BYTES + 1).await {
+    let body = match crate::http::read_body(&headers, body, MAX_EVENTS_BODY_BYTES).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };

@@ -386,6 +386,77 @@ fn the_edge_requests_get_the_answers_the_lambda_gives() {
     let _ = child.wait();
 }
 
+/// Sends `raw` (a request head, perhaps a partial body) and reads the answer's status; the
+/// read gives up after a minute, well past the body timeout, so a server that waits for a
+/// body never sent fails the test instead of hanging it.
+fn exchange(port: u16, raw: &[u8]) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_declared_body_above_the_limit_is_413_unread_and_a_malformed_chunk_is_400() {
+    let port = free_port();
+    let mut child = serve(port, &[], &[]);
+    let webhook_limit = wacapi_shared::ingest::MAX_BODY_BYTES as u64;
+    let events_limit = wacapi_shared::ingest::MAX_EVENTS_BODY_BYTES as u64;
+    for (path, limit) in [
+        ("/webhook", webhook_limit),
+        ("/events", events_limit),
+        ("/webhook/", webhook_limit),
+    ] {
+        // Announced, never sent: the answer cannot wait for the body (the body timeout is 30 s,
+        // after which the old answer was 408).
+        for length in [limit + 1, 2 * limit, 1_000_000_000_000, 1 << 62] {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
+            );
+            assert_eq!(exchange(port, head.as_bytes()), 413, "{path} {length}");
+        }
+        for size in [
+            "zz",
+            "-1",
+            "1x",
+            "0x10",
+            "ffffffffffffffffffff",
+            " ",
+            "1;\x01",
+        ] {
+            let raw = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{size}\r\nabc\r\n0\r\n\r\n"
+            );
+            assert_eq!(
+                exchange(port, raw.as_bytes()),
+                400,
+                "{path} chunk size {size:?}"
+            );
+        }
+    }
+    // A well-formed chunked body is read as usual.
+    let body = clicks(1, "chunked", 10);
+    let mut raw = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nX-Hub-Signature-256: {}\r\n\r\n{:x}\r\n",
+        sign(&body),
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    raw.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(exchange(port, &raw), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A loopback Graph API: hangs (never answers) while `hang` is set, else accepts and records.
 struct Graph {
     hang: AtomicBool,
