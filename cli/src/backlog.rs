@@ -27,7 +27,9 @@ pub struct Queued {
 pub trait Backlog: Send + Sync + 'static {
     /// Appends the messages whose deduplication id was not seen within [`DEDUP_WINDOW_US`];
     /// returns how many were new. When it returns, they are kept (durably, for a durable
-    /// backlog). A message larger than a queue message is refused, as SQS refuses it.
+    /// backlog). A message larger than a queue message is refused, as SQS refuses it; new
+    /// messages beyond the backlog's bound ([`check_bound`]) are refused whole with
+    /// [`QueueError::Full`], and none of their ids is remembered, so the retry is taken.
     fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError>;
     /// Up to `max` messages ready at `now_us`, in order, none of a group that has a message in
     /// flight or waiting; they are in flight until finished or retried.
@@ -38,6 +40,22 @@ pub trait Backlog: Send + Sync + 'static {
     fn retry(&self, ids: &[u64], visible_us: i64) -> Result<(), QueueError>;
     /// Messages waiting or in flight.
     fn pending(&self) -> usize;
+}
+
+/// Signals a backlog holds at most by default (`serve --max-backlog`): what an outage of
+/// Meta's API can pile up before webhooks are answered 503 (Meta retries them later).
+pub const DEFAULT_MAX_BACKLOG: usize = 50_000;
+
+/// Whether `new` more signals fit beside `pending` under `max`. A backlog that holds nothing
+/// takes any one webhook, however many signals it carries, so none is refused for ever.
+pub fn check_bound(pending: usize, new: usize, max: usize) -> Result<(), QueueError> {
+    if new == 0 || pending == 0 || pending + new <= max {
+        Ok(())
+    } else {
+        Err(QueueError::Full(format!(
+            "the backlog holds {pending} signal(s), {new} more would pass its bound of {max}"
+        )))
+    }
 }
 
 /// Refuses messages SQS would refuse, so `serve` answers what the Lambda answers.
@@ -71,12 +89,27 @@ struct Inner {
 }
 
 /// The in-memory backlog: lost with the process (`serve --data-dir` keeps it on disk).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryBacklog {
     inner: Mutex<Inner>,
+    max: usize,
+}
+
+impl Default for MemoryBacklog {
+    fn default() -> Self {
+        Self::with_bound(DEFAULT_MAX_BACKLOG)
+    }
 }
 
 impl MemoryBacklog {
+    /// An empty backlog holding at most `max` signals (see [`check_bound`]).
+    pub fn with_bound(max: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max,
+        }
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, QueueError> {
         self.inner
             .lock()
@@ -99,12 +132,19 @@ impl Backlog for MemoryBacklog {
                 inner.seen.remove(&id);
             }
         }
-        let mut added = 0;
+        // Copies within the batch count once, as they would one after the other.
+        let mut batch: HashSet<[u8; 32]> = HashSet::with_capacity(messages.len());
+        let mut fresh = Vec::with_capacity(messages.len());
         for message in messages {
             let key = wacapi_shared::conversion::hashing::key32(&message.dedup_id);
-            if inner.seen.get(&key).is_some_and(|until| *until > now_us) {
-                continue;
+            let seen = inner.seen.get(&key).is_some_and(|until| *until > now_us);
+            if !seen && batch.insert(key) {
+                fresh.push((key, message));
             }
+        }
+        check_bound(inner.entries.len(), fresh.len(), self.max)?;
+        let added = fresh.len();
+        for (key, message) in fresh {
             let until = now_us + DEDUP_WINDOW_US;
             inner.seen.insert(key, until);
             inner.expiry.push_back((until, key));
@@ -119,7 +159,6 @@ impl Backlog for MemoryBacklog {
                     in_flight: false,
                 },
             );
-            added += 1;
         }
         Ok(added)
     }
@@ -227,5 +266,40 @@ pub(crate) mod tests {
     #[test]
     fn memory_backlog_is_fifo_per_group_deduplicates_and_retries() {
         fifo_dedup_and_retry(&MemoryBacklog::default());
+    }
+
+    /// The bound every backlog keeps, for a backlog bounded at 3.
+    pub(crate) fn bounded_at_three(backlog: &dyn Backlog) {
+        let full = |r: Result<usize, QueueError>| matches!(r, Err(QueueError::Full(_)));
+        let push = |ids: &[&str]| backlog.push(ids.iter().map(|i| message("g", i)).collect(), 1);
+        assert_eq!(push(&["a", "b"]).unwrap(), 2);
+        assert!(full(push(&["c", "d"])), "2 + 2 > 3: refused whole");
+        assert_eq!(backlog.pending(), 2);
+        assert_eq!(push(&["a", "b"]).unwrap(), 0, "copies are still taken");
+        assert_eq!(push(&["c", "c", "a"]).unwrap(), 1, "c counts once");
+        assert!(full(push(&["d"])), "at the bound");
+        assert!(full(push(&["e", "e"])));
+        let taken = backlog.take(10, 1).unwrap();
+        backlog
+            .finish(&taken.iter().map(|q| q.id).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(backlog.pending(), 0);
+        // A refused id was not remembered; an empty backlog takes any one batch.
+        assert_eq!(push(&["d", "e", "f", "g", "h"]).unwrap(), 5);
+        assert!(full(push(&["i"])));
+    }
+
+    #[test]
+    fn memory_backlog_refuses_what_passes_its_bound() {
+        bounded_at_three(&MemoryBacklog::with_bound(3));
+    }
+
+    #[test]
+    fn the_bound_takes_any_batch_into_an_empty_backlog_and_copies_always() {
+        assert!(check_bound(0, 1_000_000, 3).is_ok());
+        assert!(check_bound(5, 0, 3).is_ok());
+        assert!(check_bound(2, 1, 3).is_ok());
+        assert!(check_bound(3, 1, 3).is_err());
+        assert!(check_bound(1, 3, 3).is_err());
     }
 }

@@ -13,7 +13,7 @@
 //!   duplicate this allows is the documented window: a crash between Meta's 200 and the sent
 //!   mark.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,6 +118,29 @@ pub struct Recovered {
     pub released_claims: usize,
 }
 
+/// What a data directory may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Signals waiting or in flight, at most (see [`crate::backlog::check_bound`]).
+    pub max_backlog: usize,
+    /// Below this many free bytes on the directory's filesystem, new signals are refused
+    /// (503): a full disk would fail every commit, and SQLite needs room to checkpoint.
+    pub min_free_bytes: u64,
+}
+
+/// `serve --min-free-mb`'s default: room for SQLite to checkpoint its journal and for the
+/// rest of the machine.
+pub const DEFAULT_MIN_FREE_MB: u64 = 256;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_backlog: crate::backlog::DEFAULT_MAX_BACKLOG,
+            min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
+        }
+    }
+}
+
 /// The database of one data directory.
 #[derive(Debug)]
 pub struct Database {
@@ -125,6 +148,8 @@ pub struct Database {
     pending: AtomicUsize,
     purged_at: Mutex<i64>,
     click_ttl_seconds: i64,
+    dir: PathBuf,
+    limits: Limits,
     _lock: File,
 }
 
@@ -138,7 +163,11 @@ fn store_err(e: rusqlite::Error) -> StoreError {
 
 impl Database {
     /// Opens (or creates) the database in `dir`, taking the directory's lock.
-    pub fn open(dir: &Path, click_ttl_seconds: i64) -> Result<(Self, Recovered), String> {
+    pub fn open(
+        dir: &Path,
+        click_ttl_seconds: i64,
+        limits: Limits,
+    ) -> Result<(Self, Recovered), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let lock_path: PathBuf = dir.join("wacapi.lock");
         let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
@@ -171,10 +200,38 @@ impl Database {
                 pending: AtomicUsize::new(recovered.pending),
                 purged_at: Mutex::new(0),
                 click_ttl_seconds,
+                dir: dir.to_path_buf(),
+                limits,
                 _lock: lock,
             },
             recovered,
         ))
+    }
+
+    /// Refuses new signals while the directory's filesystem has less free space than the floor.
+    /// A filesystem that cannot be asked is not a reason to refuse.
+    fn check_disk(&self) -> Result<(), QueueError> {
+        if self.limits.min_free_bytes == 0 {
+            return Ok(());
+        }
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(fs) => {
+                let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+                if free < self.limits.min_free_bytes {
+                    Err(QueueError::Full(format!(
+                        "the data directory's filesystem has {} MiB free, under the floor of {} MiB",
+                        free / (1024 * 1024),
+                        self.limits.min_free_bytes / (1024 * 1024)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "free space of the data directory unknown");
+                Ok(())
+            }
+        }
     }
 
     /// The report's aggregates (`GET /report` of `serve --data-dir`).
@@ -226,9 +283,10 @@ impl Database {
 impl Backlog for Database {
     fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError> {
         check_sizes(&messages)?;
+        self.check_disk()?;
         let mut conn = self.lock().map_err(QueueError::Transport)?;
         let tx = conn.transaction().map_err(queue_err)?;
-        let mut added = 0;
+        let added;
         {
             let mut seen = tx
                 .prepare_cached("SELECT expires_us FROM dedup WHERE dedup_id = ?1")
@@ -244,14 +302,26 @@ impl Backlog for Database {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 )
                 .map_err(queue_err)?;
+            // Copies within the batch count once, as they would one after the other.
+            let mut batch = HashSet::with_capacity(messages.len());
+            let mut fresh = Vec::with_capacity(messages.len());
             for m in &messages {
                 let until: Option<i64> = seen
                     .query_row([&m.dedup_id], |r| r.get(0))
                     .optional()
                     .map_err(queue_err)?;
-                if until.is_some_and(|u| u > now_us) {
-                    continue;
+                if until.is_none_or(|u| u <= now_us) && batch.insert(m.dedup_id.as_str()) {
+                    fresh.push(m);
                 }
+            }
+            // Refused whole: the transaction is dropped, so no id of the batch is remembered.
+            crate::backlog::check_bound(
+                self.pending.load(Ordering::SeqCst),
+                fresh.len(),
+                self.limits.max_backlog,
+            )?;
+            added = fresh.len();
+            for m in fresh {
                 remember
                     .execute(params![m.dedup_id, now_us + DEDUP_WINDOW_US])
                     .map_err(queue_err)?;
@@ -260,7 +330,6 @@ impl Backlog for Database {
                 insert
                     .execute(params![m.group_id, m.dedup_id, m.body, attributes, now_us])
                     .map_err(queue_err)?;
-                added += 1;
             }
         }
         tx.commit().map_err(queue_err)?;
@@ -520,8 +589,49 @@ mod tests {
     #[test]
     fn the_durable_backlog_behaves_as_the_memory_one() {
         let d = dir("backlog");
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         crate::backlog::tests::fifo_dedup_and_retry(&db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_durable_backlog_keeps_the_same_bound_in_rows_and_across_a_restart() {
+        let d = dir("bound");
+        let limits = Limits {
+            max_backlog: 3,
+            min_free_bytes: 0,
+        };
+        {
+            let (db, _) = Database::open(&d, 100, limits).unwrap();
+            crate::backlog::tests::bounded_at_three(&db);
+        }
+        // The 5 rows left are counted again after a restart.
+        let (db, recovered) = Database::open(&d, 100, limits).unwrap();
+        assert_eq!(recovered.pending, 5);
+        let m = OutboundMessage::new("x".into(), "g".into(), "new".into());
+        assert!(matches!(db.push(vec![m], 2), Err(QueueError::Full(_))));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn below_the_free_space_floor_nothing_is_accepted() {
+        let d = dir("disk");
+        let limits = Limits {
+            max_backlog: 10,
+            // More than any disk this runs on.
+            min_free_bytes: u64::MAX,
+        };
+        let (db, _) = Database::open(&d, 100, limits).unwrap();
+        let m = OutboundMessage::new("x".into(), "g".into(), "1".into());
+        let refused = db.push(vec![m.clone()], 1);
+        assert!(
+            matches!(&refused, Err(QueueError::Full(why)) if why.contains("free")),
+            "{refused:?}"
+        );
+        assert_eq!(db.pending(), 0);
+        drop(db);
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
+        assert_eq!(db.push(vec![m], 1).unwrap(), 1, "its id was not remembered");
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -529,10 +639,10 @@ mod tests {
     async fn a_restart_keeps_what_was_accepted_and_sent_and_frees_dead_claims() {
         let d = dir("restart");
         {
-            let (db, recovered) = Database::open(&d, 100).unwrap();
+            let (db, recovered) = Database::open(&d, 100, Limits::default()).unwrap();
             assert_eq!(recovered, Recovered::default());
             assert!(
-                Database::open(&d, 100).is_err(),
+                Database::open(&d, 100, Limits::default()).is_err(),
                 "one process per directory"
             );
             let m = |id: &str| OutboundMessage::new(id.into(), "g".into(), id.into());
@@ -568,7 +678,7 @@ mod tests {
             db.mark_sent(&[mark], &[]).await.unwrap();
             // The process dies here: "1" in flight, "e2" claimed but never sent.
         }
-        let (db, recovered) = Database::open(&d, 100).unwrap();
+        let (db, recovered) = Database::open(&d, 100, Limits::default()).unwrap();
         assert_eq!(
             recovered,
             Recovered {
@@ -611,7 +721,7 @@ mod tests {
             )
             .unwrap();
         }
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         let old = &db.clicks(&["old".into()]).await.unwrap()["old"];
         assert_eq!(old.ctwa_clid.as_deref(), Some("c0"));
         assert_eq!(old.channel, wacapi_shared::channels::Channel::Whatsapp);
@@ -633,7 +743,7 @@ mod tests {
             messenger.click
         );
         drop(db);
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         assert_eq!(
             db.clicks(&["m".into()]).await.unwrap().len(),
             1,

@@ -45,7 +45,7 @@ use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokSuccess};
 use wacapi_shared::tiktok::events::TrackRequest;
 
 use crate::backlog::{Backlog, MemoryBacklog, Queued};
-use crate::durable::Database;
+use crate::durable::{Database, Limits};
 
 /// Records per local dispatch batch: SQS FIFO hands over at most 10, but locally a larger batch
 /// means fewer Graph requests under load.
@@ -102,6 +102,8 @@ pub struct LocalOptions {
     pub tiktok: Option<TikTokLive>,
     /// Keep backlog, clicks and ledger in this directory (SQLite) instead of memory.
     pub data_dir: Option<PathBuf>,
+    /// The backlog's bound (both modes) and the data directory's free-space floor.
+    pub limits: Limits,
 }
 
 /// A uniform sample of accepted→sent latencies (microseconds).
@@ -483,7 +485,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
     let graph = graph_sender(&options.graph, &options.config)?;
     match options.data_dir.clone() {
         Some(dir) => {
-            let (db, recovered) = Database::open(&dir, click_ttl)?;
+            let (db, recovered) = Database::open(&dir, click_ttl, options.limits)?;
             let db = Arc::new(db);
             if recovered.pending > 0 || recovered.released_claims > 0 {
                 let _ = writeln!(
@@ -500,7 +502,8 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
             launch(options, backlog, db, report, graph, true).await
         }
         None => {
-            let backlog: Arc<dyn Backlog> = Arc::new(MemoryBacklog::default());
+            let backlog: Arc<dyn Backlog> =
+                Arc::new(MemoryBacklog::with_bound(options.limits.max_backlog));
             let store = Arc::new(MemoryStore::with_click_ttl(click_ttl));
             let reader = Arc::clone(&store);
             let report: ReportReader = Arc::new(move || Ok(reader.report()));
@@ -733,12 +736,18 @@ async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 
 fn into_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, reply.content_type)],
         reply.body,
     )
-        .into_response()
+        .into_response();
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave

@@ -125,6 +125,15 @@ struct ServeArgs {
     /// On SIGTERM or Ctrl-C, how long to keep dispatching what was accepted before exiting.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
+    /// Signals accepted and not yet dispatched, at most (in memory, or rows with --data-dir).
+    /// At the bound, POST /webhook and /events answer 503 with Retry-After (Meta retries
+    /// later) rather than accept what could not be kept.
+    #[arg(long, env = "WACAPI_MAX_BACKLOG", default_value_t = backlog::DEFAULT_MAX_BACKLOG)]
+    max_backlog: usize,
+    /// With --data-dir: below this many MiB free on its filesystem, POST /webhook and /events
+    /// answer 503 with Retry-After (0: no floor).
+    #[arg(long, env = "WACAPI_MIN_FREE_MB", default_value_t = durable::DEFAULT_MIN_FREE_MB)]
+    min_free_mb: u64,
     #[command(flatten)]
     graph: GraphArgs,
 }
@@ -302,6 +311,7 @@ fn demo(
             graph,
             tiktok,
             data_dir: None,
+            limits: durable::Limits::default(),
         })
         .await?;
         let url = format!("http://{}/webhook", pipeline.addr);
@@ -468,6 +478,10 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         tiktok: args.graph.tiktok(),
         graph: args.graph.mode(),
         data_dir: args.data_dir,
+        limits: durable::Limits {
+            max_backlog: args.max_backlog,
+            min_free_bytes: args.min_free_mb.saturating_mul(1024 * 1024),
+        },
     };
     runtime()?.block_on(async move {
         // Docker, systemd and `kill` send SIGTERM, a terminal SIGINT: both drain.

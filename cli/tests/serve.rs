@@ -457,6 +457,129 @@ fn a_declared_body_above_the_limit_is_413_unread_and_a_malformed_chunk_is_400() 
     let _ = child.wait();
 }
 
+/// A signed `POST /events` of `n` events for `n` users, tagged `tag`; the whole answer.
+fn post_events(port: u16, tag: &str, n: usize) -> String {
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"event_name": "QualifiedLead", "idempotency_key": format!("{tag}-{i}"),
+                   "user": {"wa_id": format!("1555{i:07}")}, "waba_id": "1"})
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signature = wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now, &body);
+    let mut raw = format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Wacapi-Timestamp: {now}\r\nX-Wacapi-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    answer(port, &raw)
+}
+
+/// A signed `POST /webhook` of `body`; the whole answer.
+fn post_webhook(port: u16, body: &[u8]) -> String {
+    let mut raw = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        sign(body),
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    answer(port, &raw)
+}
+
+fn answer(port: u16, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+/// Meta unreachable (nothing listens on the Graph URL): every signal stays in the backlog, and
+/// what would pass its bound is answered 503 with Retry-After on both routes, never 200.
+fn an_outage_fills_the_backlog_to_its_bound_and_no_further(extra: &[&str]) {
+    let dead = free_port();
+    let graph = format!("http://127.0.0.1:{dead}");
+    let port = free_port();
+    let mut args = vec!["--max-backlog", "100", "--graph-base-url", &graph];
+    args.extend_from_slice(extra);
+    let mut child = serve(port, &args, &[("WACAPI_GRAPH_TOKEN", TOKEN)]);
+    let ok = |a: &str| a.starts_with("HTTP/1.1 200");
+    let full = |a: &str| {
+        a.starts_with("HTTP/1.1 503") && a.to_ascii_lowercase().contains("\r\nretry-after: 30\r\n")
+    };
+    let first = clicks(60, "outage-a", 10);
+    let a = post_webhook(port, &first);
+    assert!(ok(&a), "{a}");
+    let a = post_webhook(port, &clicks(60, "outage-b", 10));
+    assert!(full(&a), "60 + 60 > 100: {a}");
+    let a = post_webhook(port, &first);
+    assert!(ok(&a), "Meta's retry of what was taken is still 200: {a}");
+    let a = post_events(port, "outage-e", 2);
+    assert!(ok(&a), "{a}");
+    let a = post_events(port, "outage-f", 39);
+    assert!(full(&a), "62 + 39 > 100: {a}");
+    let a = post_webhook(port, &clicks(38, "outage-c", 10));
+    assert!(ok(&a), "62 + 38 = 100: {a}");
+    for a in [
+        post_webhook(port, &clicks(1, "outage-d", 10)),
+        post_events(port, "outage-g", 1),
+        post_webhook(port, &clicks(1, "outage-b", 10)),
+    ] {
+        assert!(full(&a), "at the bound: {a}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn in_memory_an_outage_of_meta_is_answered_503_at_the_backlog_s_bound() {
+    an_outage_fills_the_backlog_to_its_bound_and_no_further(&[]);
+}
+
+#[test]
+fn with_a_data_dir_an_outage_of_meta_is_answered_503_at_the_backlog_s_bound() {
+    let dir = std::env::temp_dir().join(format!("wacapi-serve-bound-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    an_outage_fills_the_backlog_to_its_bound_and_no_further(&["--data-dir", dir.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_a_data_dir_below_the_free_space_floor_nothing_is_acknowledged() {
+    let dir = std::env::temp_dir().join(format!("wacapi-serve-disk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_port();
+    // A floor of 2^40 MiB: more than any disk this runs on.
+    let mut child = serve(
+        port,
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--min-free-mb",
+            "1099511627776",
+        ],
+        &[],
+    );
+    for a in [
+        post_webhook(port, &clicks(1, "disk", 10)),
+        post_events(port, "disk", 1),
+    ] {
+        assert!(
+            a.starts_with("HTTP/1.1 503") && a.to_ascii_lowercase().contains("retry-after: 30"),
+            "{a}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A loopback Graph API: hangs (never answers) while `hang` is set, else accepts and records.
 struct Graph {
     hang: AtomicBool,

@@ -9,7 +9,8 @@
 //!   kept, 200: Meta's retries for seven days could not make it fit either.
 //! - signed webhook: every signal queued (signals are bounded: long texts and Flow fields are
 //!   cut, see [`crate::channels::whatsapp::MAX_TEXT_CHARS`]), every bad part dead-lettered, then 200; any
-//!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
+//!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless); a
+//!   full queue (`wacapi serve`'s bounded backlog) answers 503 with `Retry-After`.
 //! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
 
 use base64::Engine;
@@ -56,6 +57,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The body.
     pub body: String,
+    /// Seconds for a `Retry-After` header (a 503 when the queue is full).
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -65,6 +68,7 @@ impl Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            retry_after: None,
         }
     }
 
@@ -74,9 +78,20 @@ impl Reply {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            retry_after: None,
         }
     }
+
+    /// The same answer with a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
 }
+
+/// The `Retry-After` of a 503 answered when the queue is full: Meta retries a webhook on its
+/// own schedule whatever it says; a CRM posting events may wait this long.
+pub const FULL_RETRY_AFTER_SECONDS: u32 = 30;
 
 /// Largest `POST /events` body: 100 events with generous custom data.
 pub const MAX_EVENTS_BODY_BYTES: usize = 512 * 1024;
@@ -105,6 +120,7 @@ impl IngestError {
             Self::TooLarge(_) => 413,
             Self::Signature(SignatureError::Missing | SignatureError::Malformed) => 401,
             Self::Signature(SignatureError::Mismatch) => 403,
+            Self::Queue(QueueError::Full(_)) => 503,
             Self::Secret(_) | Self::Queue(_) => 500,
         }
     }
@@ -224,6 +240,14 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         };
         if let Err(err) = self.signals.send_all(messages).await {
             metrics.count(names::ENQUEUE_FAILURES, 1);
+            if let QueueError::Full(why) = &err {
+                tracing::warn!(reason = %why, "business events not queued: the queue is full");
+                return error(
+                    503,
+                    "the queue is full; retry later with the same idempotency keys".into(),
+                )
+                .with_retry_after(FULL_RETRY_AFTER_SECONDS);
+            }
             tracing::error!(error = %err, "business events not queued; the caller should retry");
             return error(
                 500,
@@ -317,6 +341,11 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                     IngestError::Queue(_) => metrics.count(names::ENQUEUE_FAILURES, 1),
                 }
                 let status = err.status();
+                if status == 503 {
+                    tracing::warn!(error = %err, status, "webhook not accepted: the queue is full; Meta will retry");
+                    return Reply::new(status, err.to_string())
+                        .with_retry_after(FULL_RETRY_AFTER_SECONDS);
+                }
                 if status >= 500 {
                     tracing::error!(error = %err, status, "webhook not accepted; Meta will retry");
                 } else {
@@ -607,6 +636,10 @@ mod tests {
         assert_eq!(
             IngestError::from(QueueError::Transport("x".into())).status(),
             500
+        );
+        assert_eq!(
+            IngestError::from(QueueError::Full("backlog".into())).status(),
+            503
         );
     }
 }

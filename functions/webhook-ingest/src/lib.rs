@@ -166,6 +166,11 @@ fn into_response(reply: Reply) -> Response<Body> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
     response
 }
 
