@@ -40,6 +40,12 @@ pub trait Backlog: Send + Sync + 'static {
     fn retry(&self, ids: &[u64], visible_us: i64) -> Result<(), QueueError>;
     /// Messages waiting or in flight.
     fn pending(&self) -> usize;
+    /// Clears what finished messages left behind (the durable backlog empties its
+    /// write-ahead log, so a dispatched signal's text leaves the disk); called when the
+    /// dispatcher is idle and when it stops.
+    fn settle(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
 }
 
 /// Signals a backlog holds at most by default (`serve --max-backlog`): what an outage of

@@ -15,11 +15,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::queue::{OutboundMessage, QueueError};
@@ -150,7 +152,87 @@ pub struct Database {
     click_ttl_seconds: i64,
     dir: PathBuf,
     limits: Limits,
+    wal: Mutex<Wal>,
     _lock: File,
+}
+
+/// Whether the write-ahead log may hold deleted rows, and when it was last emptied.
+#[derive(Debug)]
+struct Wal {
+    dirty: bool,
+    checkpointed: Instant,
+}
+
+/// Under steady load (the backlog never idle), the log is emptied at least this often, so a
+/// dispatched signal's text stays on disk at most about this long.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+const LOCK_FILE: &str = "wacapi.lock";
+const DB_FILE: &str = "wacapi.db";
+const WAL_FILE: &str = "wacapi.db-wal";
+const SHM_FILE: &str = "wacapi.db-shm";
+
+/// Copies every page of the write-ahead log into the database (where `secure_delete` has
+/// zeroed deleted rows) and truncates the log to nothing, so the old versions of those pages,
+/// a dispatched signal's text among them, are no longer in any file.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        // Only another connection could hold it; this process has one.
+        tracing::warn!("the write-ahead log could not be emptied; retrying later");
+    }
+    Ok(())
+}
+
+/// Refuses a path that is a symbolic link: the data would live wherever the link points,
+/// outside the directory the operator chose and secured.
+fn refuse_symlink(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{} is a symbolic link; refusing to keep data through it (give the real path)",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Sets `path`'s mode (owner-only), if it exists.
+fn owner_only(path: &Path, mode: u32) -> Result<(), String> {
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("{}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The data directory, created (or fixed) readable by its owner only (0700); never a link.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    refuse_symlink(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    refuse_symlink(dir)?;
+    owner_only(dir, 0o700)
+}
+
+/// A file of the data directory, opened (or created) without following a link and made
+/// readable by its owner only (0600).
+fn private_file(path: &Path) -> Result<File, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file)
 }
 
 fn queue_err(e: rusqlite::Error) -> QueueError {
@@ -168,9 +250,13 @@ impl Database {
         click_ttl_seconds: i64,
         limits: Limits,
     ) -> Result<(Self, Recovered), String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let lock_path: PathBuf = dir.join("wacapi.lock");
-        let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        private_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        for name in [LOCK_FILE, DB_FILE, WAL_FILE, SHM_FILE] {
+            refuse_symlink(&dir.join(name))?;
+        }
+        let lock_path: PathBuf = dir.join(LOCK_FILE);
+        let lock = private_file(&lock_path)?;
         lock.try_lock().map_err(|_| {
             format!(
                 "{} is in use by another wacapi serve (lock {})",
@@ -178,9 +264,19 @@ impl Database {
                 lock_path.display()
             )
         })?;
-        let path = dir.join("wacapi.db");
-        let conn = Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
+        // database file's mode.
+        drop(private_file(&path)?);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
         let setup = || -> rusqlite::Result<Recovered> {
+            // Deleted rows (a dispatched signal's text) are overwritten with zeros, and sorts
+            // never spill to temporary files.
+            conn.pragma_update(None, "secure_delete", "ON")?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
@@ -193,7 +289,13 @@ impl Database {
                 released_claims,
             })
         };
-        let recovered = setup().map_err(|e| format!("{}: {e}", path.display()))?;
+        let recovered = setup()
+            .and_then(|r| checkpoint(&conn).map(|()| r))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Files an earlier version (or another umask) left readable by others.
+        for name in [WAL_FILE, SHM_FILE] {
+            owner_only(&dir.join(name), 0o600)?;
+        }
         Ok((
             Self {
                 conn: Mutex::new(conn),
@@ -202,6 +304,10 @@ impl Database {
                 click_ttl_seconds,
                 dir: dir.to_path_buf(),
                 limits,
+                wal: Mutex::new(Wal {
+                    dirty: false,
+                    checkpointed: Instant::now(),
+                }),
                 _lock: lock,
             },
             recovered,
@@ -394,6 +500,32 @@ impl Backlog for Database {
         }
         tx.commit().map_err(queue_err)?;
         self.pending.fetch_sub(removed, Ordering::SeqCst);
+        if let Ok(mut wal) = self.wal.lock() {
+            wal.dirty = true;
+            if wal.checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
+                checkpoint(&conn).map_err(queue_err)?;
+                *wal = Wal {
+                    dirty: false,
+                    checkpointed: Instant::now(),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn settle(&self) -> Result<(), QueueError> {
+        // The connection first, then the log's state, as `finish` takes them.
+        let conn = self.lock().map_err(QueueError::Transport)?;
+        let Ok(mut wal) = self.wal.lock() else {
+            return Ok(());
+        };
+        if wal.dirty {
+            checkpoint(&conn).map_err(queue_err)?;
+            *wal = Wal {
+                dirty: false,
+                checkpointed: Instant::now(),
+            };
+        }
         Ok(())
     }
 
@@ -610,6 +742,44 @@ mod tests {
         assert_eq!(recovered.pending, 5);
         let m = OutboundMessage::new("x".into(), "g".into(), "new".into());
         assert!(matches!(db.push(vec![m], 2), Err(QueueError::Full(_))));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Whether any file of `dir` holds `needle`.
+    fn on_disk(dir: &Path, needle: &str) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            std::fs::read(e.unwrap().path())
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    }
+
+    #[test]
+    fn a_finished_message_leaves_no_byte_beside_those_still_waiting() {
+        let d = dir("at-rest");
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
+        // Small and large (overflow pages) bodies, finished beside one that stays.
+        let text = |tag: &str, n: usize| format!("{{\"text\": \"{}\"}}", tag.repeat(n));
+        let m = |group: &str, id: &str, body: String| {
+            OutboundMessage::new(body, group.into(), id.into())
+        };
+        db.push(
+            vec![
+                m("a", "1", text("sent-short-marker ", 1)),
+                m("b", "2", text("sent-long-marker ", 2_000)),
+                m("c", "3", text("waiting-marker ", 1)),
+            ],
+            1,
+        )
+        .unwrap();
+        let taken = db.take(2, 1).unwrap();
+        db.finish(&taken.iter().map(|q| q.id).collect::<Vec<_>>())
+            .unwrap();
+        db.settle().unwrap();
+        assert!(!on_disk(&d, "sent-short-marker"));
+        assert!(!on_disk(&d, "sent-long-marker"));
+        assert!(on_disk(&d, "waiting-marker"), "what waits is kept");
+        drop(db);
+        assert!(!on_disk(&d, "sent-short-marker"), "closed");
         let _ = std::fs::remove_dir_all(&d);
     }
 

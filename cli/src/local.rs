@@ -472,6 +472,9 @@ impl LocalPipeline {
         let _ = tokio::time::timeout(drain, idle).await;
         let _ = stop_dispatch.send(true);
         let _ = dispatch.await;
+        if let Err(err) = backlog.settle() {
+            tracing::warn!(error = %err, "the backlog could not be settled at stop");
+        }
         Stopped {
             left: backlog.pending(),
             durable,
@@ -773,6 +776,9 @@ async fn dispatch_loop<S: DispatchStore>(
             }
         };
         if batch.is_empty() {
+            if let Err(err) = backlog.settle() {
+                tracing::warn!(error = %err, "the backlog could not be settled; retrying");
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}

@@ -580,6 +580,167 @@ fn with_a_data_dir_below_the_free_space_floor_nothing_is_acknowledged() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Lower-cased forms of the personal data in `fixtures/at-rest` (see its README).
+const AT_REST_MARKERS: &[&str] = &[
+    "15557654321",
+    "555-765-4321",
+    "555 765 4321",
+    "zebediah",
+    "quux",
+    "xylophone-marmalade-orbit",
+];
+
+/// Every marker found in any byte of any file under `dir`, with the file's name.
+fn personal_data_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let lower = bytes.to_ascii_lowercase();
+        for marker in AT_REST_MARKERS {
+            if lower.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                found.push(format!("{marker} in {}", path.display()));
+            }
+        }
+    }
+    found
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The data directory is 0700 and every file in it 0600.
+fn assert_owner_only(dir: &Path) {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
+
+fn at_rest_fixture(name: &str, now: u64) -> Vec<u8> {
+    std::fs::read_to_string(repo().join("cli/tests/fixtures/at-rest").join(name))
+        .unwrap()
+        .replace("__NOW__", &now.to_string())
+        .into_bytes()
+}
+
+#[test]
+fn nothing_personal_outlives_its_dispatch_in_the_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("wacapi-serve-at-rest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Left by an earlier version or another umask: readable by everyone.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("wacapi.db"), b"").unwrap();
+    std::fs::set_permissions(
+        dir.join("wacapi.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+
+    let port = free_port();
+    let child = serve(port, &["--data-dir", dir.to_str().unwrap()], &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for name in ["whatsapp-text.json", "whatsapp-flow.json"] {
+        let a = post_webhook(port, &at_rest_fixture(name, now));
+        assert!(a.starts_with("HTTP/1.1 200"), "{name}: {a}");
+    }
+    let events = at_rest_fixture("events.json", now);
+    let signature = wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now as i64, &events);
+    let mut raw = format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Wacapi-Timestamp: {now}\r\nX-Wacapi-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        events.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&events);
+    let a = answer(port, &raw);
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+
+    // Running: once dispatched, nothing personal is left in any file (the -wal included).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = personal_data_in(&dir);
+        if found.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still on disk: {found:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_owner_only(&dir);
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).is_empty(),
+        "the signals were dispatched"
+    );
+    assert_eq!(personal_data_in(&dir), Vec::<String>::new(), "after a stop");
+    assert_owner_only(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_data_dir_or_database_that_is_a_symbolic_link_is_refused() {
+    let base = std::env::temp_dir().join(format!("wacapi-serve-links-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let real = base.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let linked_dir = base.join("linked");
+    std::os::unix::fs::symlink(&real, &linked_dir).unwrap();
+    let with_linked_db = base.join("with-linked-db");
+    std::fs::create_dir_all(&with_linked_db).unwrap();
+    std::os::unix::fs::symlink(real.join("elsewhere.db"), with_linked_db.join("wacapi.db"))
+        .unwrap();
+    let with_linked_wal = base.join("with-linked-wal");
+    std::fs::create_dir_all(&with_linked_wal).unwrap();
+    std::os::unix::fs::symlink(
+        real.join("elsewhere.wal"),
+        with_linked_wal.join("wacapi.db-wal"),
+    )
+    .unwrap();
+    for (dir, link) in [
+        (&linked_dir, linked_dir.clone()),
+        (&with_linked_db, with_linked_db.join("wacapi.db")),
+        (&with_linked_wal, with_linked_wal.join("wacapi.db-wal")),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wacapi"))
+            .args(["serve", "--port", "0", "--demo-secrets", "--data-dir"])
+            .arg(dir)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: {err}", dir.display());
+        assert!(
+            err.contains("symbolic link") && err.contains(&link.display().to_string()),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "nothing was written through a link"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// A loopback Graph API: hangs (never answers) while `hang` is set, else accepts and records.
 struct Graph {
     hang: AtomicBool,
