@@ -8,6 +8,7 @@
 //!   as the Graph requests that would be sent (no network).
 //! - `wacapi hash KEY VALUE`: one value normalised and hashed as Meta requires.
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
+//! - `wacapi probe`: measures a running `serve` (idle-connection floods, signal floods).
 //! - `wacapi check-config FILE`: validates a configuration and explains every error; warns of a
 //!   Graph API version expiring within 90 days and refuses an expired one.
 
@@ -16,6 +17,7 @@ mod durable;
 mod http;
 mod load;
 mod local;
+mod probe;
 mod replay;
 mod report;
 
@@ -204,6 +206,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Measures a running `wacapi serve` on loopback: idle-connection floods beside
+    /// legitimate webhooks, and floods of signals (answers and memory).
+    #[command(subcommand)]
+    Probe(probe::Probe),
     /// Prints the normalised value and its SHA-256, tab-separated.
     Hash {
         /// em, ph, fn, ln, ct, st, zp, country, db, ge or external_id.
@@ -268,6 +274,7 @@ fn main() -> ExitCode {
             seconds,
             data_dir,
         } => load::run(&rates, seconds, data_dir),
+        Command::Probe(p) => probe::run(p),
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
         Command::CheckConfig { file } => check_config(&file),

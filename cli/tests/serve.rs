@@ -325,19 +325,72 @@ fn two_signature_headers_and_oversized_garbage_answer_as_the_lambda_does() {
     );
 }
 
+/// One client holding `n` idle connections (it sends nothing), each reopened as soon as the
+/// server closes it, until `stop`; counts the reopenings.
+fn idle_flood(port: u16, n: usize, stop: Arc<AtomicBool>, reopened: Arc<AtomicUsize>) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let open = || {
+        // Never waits long: a full listen backlog drops the SYN, and the flood tries again on
+        // its next pass rather than stalling behind the kernel's retries.
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(50)).ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    };
+    let mut held: Vec<Option<TcpStream>> = (0..n).map(|_| open()).collect();
+    let mut byte = [0u8; 1];
+    loop {
+        for slot in held.iter_mut() {
+            let closed = match slot {
+                Some(s) => match s.read(&mut byte) {
+                    Ok(_) => true,
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                },
+                None => true,
+            };
+            if closed {
+                *slot = open();
+                reopened.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One client trying to keep more idle connections open than the cap (512) and the listen
+/// backlog (1,024) hold, reopening each as soon as it is closed, does not keep the others out:
+/// legitimate webhooks, each on a new connection, are all answered. Before, the server stopped
+/// accepting at the cap, the flood's connections filled the listen backlog, and a legitimate
+/// connection got in only when its SYN, retried with the kernel's back-off, found room before
+/// the flood's next attempt; the bound here is only a generous overall limit (the measured
+/// latencies are in BENCHMARKS.md, from `wacapi probe idle-flood`).
 #[test]
-fn a_thousand_idle_connections_do_not_stop_serve_from_answering() {
+fn one_client_reopening_idle_connections_does_not_starve_the_others() {
     let port = free_port();
     let mut child = serve(port, &[], &[]);
-    let idle: Vec<TcpStream> = (0..1_100)
-        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
-        .collect();
-    assert!(idle.len() >= 1_000, "{} idle connections", idle.len());
-    let started = Instant::now();
-    let body = clicks(1, "idle", 10);
-    let status = post(port, &body, &[sign(&body)]);
-    assert_eq!(status, 200, "answered after {:?}", started.elapsed());
-    drop(idle);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reopened = Arc::new(AtomicUsize::new(0));
+    let flood = std::thread::spawn({
+        let (stop, reopened) = (Arc::clone(&stop), Arc::clone(&reopened));
+        move || idle_flood(port, 2_000, stop, reopened)
+    });
+    // The flood fills the cap (and is closed and back) before the first legitimate request.
+    let filled = Instant::now() + Duration::from_secs(60);
+    while reopened.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < filled, "the flood never filled the cap");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // About 0.2 s for the 10 here; 25 to 30 s before.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..10 {
+        let body = clicks(1, &format!("legit-{i}"), 10);
+        assert_eq!(post(port, &body, &[sign(&body)]), 200, "request {i}");
+        assert!(Instant::now() < deadline, "only {i} of 10 answered in 20 s");
+    }
+    stop.store(true, Ordering::SeqCst);
+    flood.join().unwrap();
     let _ = child.kill();
     let _ = child.wait();
 }
