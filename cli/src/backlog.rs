@@ -4,7 +4,7 @@
 //! a deduplication id seen in the last five minutes is dropped (SQS's window). The durable
 //! adapter is [`crate::durable::Database`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use wacapi_shared::queue::{MAX_MESSAGE_BYTES, OutboundMessage, QueueError};
@@ -81,17 +81,64 @@ struct Entry {
 }
 
 /// Deduplication ids remembered at most: under a sustained flood the window shortens rather
-/// than memory growing (about 100 bytes each; the ledger still sends each event once).
+/// than memory growing (at most 100 bytes each, see [`DedupWindow`]; the ledger still sends
+/// each event once).
 const MAX_DEDUP_IDS: usize = 500_000;
+
+/// The deduplication ids seen within [`DEDUP_WINDOW_US`]: 16 bytes of each id's digest
+/// ([`key16`](wacapi_shared::conversion::hashing::key16)) in a set, and the same with its expiry
+/// in a ring, oldest first. An id is in the ring once: it is remembered again only after it
+/// left. 17 bytes a set slot and 24 a ring slot, both grown by doubling: 40 to 90 bytes per id.
+#[derive(Debug, Default)]
+struct DedupWindow {
+    ids: HashSet<[u8; 16]>,
+    ring: VecDeque<(i64, [u8; 16])>,
+}
+
+impl DedupWindow {
+    /// Forgets the ids whose window ended by `now_us`, and the oldest beyond `max`.
+    fn expire(&mut self, now_us: i64, max: usize) {
+        while self
+            .ring
+            .front()
+            .is_some_and(|(until, _)| *until <= now_us || self.ids.len() > max)
+        {
+            if let Some((_, key)) = self.ring.pop_front() {
+                self.ids.remove(&key);
+            }
+        }
+    }
+
+    /// Whether `key` was remembered and has not expired (after [`Self::expire`]).
+    fn contains(&self, key: &[u8; 16]) -> bool {
+        self.ids.contains(key)
+    }
+
+    /// Remembers `key` until `until_us` (it is not remembered already).
+    fn remember(&mut self, key: [u8; 16], until_us: i64) {
+        if self.ids.insert(key) {
+            self.ring.push_back((until_us, key));
+        }
+    }
+
+    /// The heap bytes the window holds: its set's slots and control bytes, and its ring.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        let slots = match self.ids.capacity() {
+            0 => 0,
+            // hashbrown keeps 1/8 of its slots free.
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        slots * (std::mem::size_of::<[u8; 16]>() + 1)
+            + self.ring.capacity() * std::mem::size_of::<(i64, [u8; 16])>()
+    }
+}
 
 #[derive(Debug, Default)]
 struct Inner {
     entries: BTreeMap<u64, Entry>,
     next_id: u64,
-    /// Deduplication ids (32 bytes each) and until when they are remembered.
-    seen: HashMap<[u8; 32], i64>,
-    /// The same, by expiry, oldest first.
-    expiry: VecDeque<(i64, [u8; 32])>,
+    seen: DedupWindow,
 }
 
 /// The in-memory backlog: lost with the process (`serve --data-dir` keeps it on disk).
@@ -127,33 +174,20 @@ impl Backlog for MemoryBacklog {
     fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError> {
         check_sizes(&messages)?;
         let mut inner = self.lock()?;
-        while inner
-            .expiry
-            .front()
-            .is_some_and(|(at, _)| *at <= now_us || inner.seen.len() > MAX_DEDUP_IDS)
-        {
-            if let Some((at, id)) = inner.expiry.pop_front()
-                && inner.seen.get(&id) == Some(&at)
-            {
-                inner.seen.remove(&id);
-            }
-        }
+        inner.seen.expire(now_us, MAX_DEDUP_IDS);
         // Copies within the batch count once, as they would one after the other.
-        let mut batch: HashSet<[u8; 32]> = HashSet::with_capacity(messages.len());
+        let mut batch: HashSet<[u8; 16]> = HashSet::with_capacity(messages.len());
         let mut fresh = Vec::with_capacity(messages.len());
         for message in messages {
-            let key = wacapi_shared::conversion::hashing::key32(&message.dedup_id);
-            let seen = inner.seen.get(&key).is_some_and(|until| *until > now_us);
-            if !seen && batch.insert(key) {
+            let key = wacapi_shared::conversion::hashing::key16(&message.dedup_id);
+            if !inner.seen.contains(&key) && batch.insert(key) {
                 fresh.push((key, message));
             }
         }
         check_bound(inner.entries.len(), fresh.len(), self.max)?;
         let added = fresh.len();
         for (key, message) in fresh {
-            let until = now_us + DEDUP_WINDOW_US;
-            inner.seen.insert(key, until);
-            inner.expiry.push_back((until, key));
+            inner.seen.remember(key, now_us + DEDUP_WINDOW_US);
             let id = inner.next_id;
             inner.next_id += 1;
             inner.entries.insert(
@@ -293,6 +327,38 @@ pub(crate) mod tests {
         // A refused id was not remembered; an empty backlog takes any one batch.
         assert_eq!(push(&["d", "e", "f", "g", "h"]).unwrap(), 5);
         assert!(full(push(&["i"])));
+    }
+
+    #[test]
+    fn a_remembered_deduplication_id_takes_at_most_100_bytes() {
+        // Counts around each doubling of the set and the ring (the worst fill), up to the most
+        // the window keeps.
+        for n in [1_000, 100_000, 262_145, 300_000, 458_753, MAX_DEDUP_IDS] {
+            let mut window = DedupWindow::default();
+            for i in 0..n as u64 {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&i.to_le_bytes());
+                window.remember(key, DEDUP_WINDOW_US);
+            }
+            let per_id = window.bytes() as f64 / n as f64;
+            assert!(per_id <= 100.0, "{n} ids: {per_id:.1} bytes each");
+        }
+    }
+
+    #[test]
+    fn the_window_forgets_in_order_and_keeps_at_most_its_maximum() {
+        let mut window = DedupWindow::default();
+        let key = |i: u8| [i; 16];
+        for i in 0..5 {
+            window.remember(key(i), 10 + i64::from(i));
+        }
+        window.remember(key(0), 99);
+        window.expire(11, 10);
+        assert!(!window.contains(&key(0)) && !window.contains(&key(1)));
+        assert!(window.contains(&key(2)));
+        window.expire(0, 2);
+        assert!(!window.contains(&key(2)) && window.contains(&key(3)) && window.contains(&key(4)));
+        assert_eq!(window.ring.len(), 2);
     }
 
     #[test]

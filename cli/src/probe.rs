@@ -121,11 +121,12 @@ fn loopback(url: &str) -> Result<SocketAddr, String> {
     }
 }
 
-/// A webhook of `n` text messages from distinct users, with ids unique to `tag`.
-fn webhook(tag: &str, n: u64, now: i64) -> Vec<u8> {
+/// A webhook of `n` text messages with ids unique to `tag`, from users `first`, `first + 1`...
+/// (each with their own ad click, as a real flood of new conversations would be).
+fn webhook(tag: &str, first: u64, n: u64, now: i64) -> Vec<u8> {
     let messages: Vec<_> = (0..n)
         .map(|i| {
-            json!({"from": format!("1555{:07}", i % 10_000_000), "id": format!("wamid.probe.{tag}.{i}"),
+            json!({"from": format!("1555{:07}", (first + i) % 10_000_000), "id": format!("wamid.probe.{tag}.{i}"),
                    "timestamp": now.to_string(), "type": "text", "text": {"body": "hi"},
                    "referral": {"source_id": "ad", "source_type": "ad", "ctwa_clid": format!("clid-{tag}-{i}")}})
         })
@@ -209,7 +210,12 @@ async fn idle_flood(
             let mut outcomes = Vec::new();
             let mut n = 0u64;
             while started.elapsed() < length {
-                let body = webhook(&format!("flood-{now}-{c}-{n}"), 1, now);
+                let body = webhook(
+                    &format!("flood-{now}-{c}-{n}"),
+                    c as u64 * 1_000_000 + n,
+                    1,
+                    now,
+                );
                 let sent = Instant::now();
                 let status = post(addr, &body, &secret).await;
                 outcomes.push((status, sent.elapsed()));
@@ -296,7 +302,7 @@ async fn flood(
     let webhooks = signals.div_ceil(per_webhook);
     for w in 0..webhooks {
         let n = per_webhook.min(signals - w * per_webhook);
-        let body = webhook(&format!("{now}-{w}"), n, now);
+        let body = webhook(&format!("{now}-{w}"), w * per_webhook, n, now);
         match post(addr, &body, &secret).await {
             200 => ok += n,
             503 => full += n,

@@ -27,6 +27,16 @@ pub fn key32(text: &str) -> [u8; 32] {
     key
 }
 
+/// The first 16 bytes of [`key32`]: for what is remembered per signal or event (deduplication
+/// ids, ledger records), half the memory. 128 bits of a SHA-256 make a collision among even
+/// billions of keys vanishingly unlikely (about n² / 2^129).
+pub fn key16(text: &str) -> [u8; 16] {
+    let full = key32(text);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&full[..16]);
+    key
+}
+
 /// True when `value` is exactly 64 hex digits (already a SHA-256).
 pub fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
