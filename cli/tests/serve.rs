@@ -99,25 +99,50 @@ fn clicks(n: usize, tag: &str, text_len: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn post(port: u16, body: &[u8], signatures: &[String]) -> u16 {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut head = format!(
-        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+/// A raw HTTP/1.1 `POST` of `body` to `path` with `headers` (a repeated name once per value),
+/// `Connection: close`.
+fn request(path: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
-    for s in signatures {
-        head.push_str(&format!("X-Hub-Signature-256: {s}\r\n"));
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
+    raw.push_str("\r\n");
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// Sends `raw` and reads the whole answer; the read gives up after a minute, well past the body
+/// timeout, so a server that waits for a body never sent fails the test instead of hanging it.
+fn answer(port: u16, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The status code of an answer (0: none).
+fn status(answer: &str) -> u16 {
+    answer
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+fn post(port: u16, body: &[u8], signatures: &[String]) -> u16 {
+    let headers: Vec<(&str, String)> = signatures
+        .iter()
+        .map(|s| ("X-Hub-Signature-256", s.clone()))
+        .collect();
+    status(&answer(port, &request("/webhook", &headers, body)))
 }
 
 fn sign(body: &[u8]) -> String {
@@ -395,28 +420,6 @@ fn one_client_reopening_idle_connections_does_not_starve_the_others() {
     let _ = child.wait();
 }
 
-/// A raw HTTP/1.1 POST with repeated headers as given; the status line's code.
-fn post_raw(port: u16, path: &str, headers: &[(String, String)], body: &[u8]) -> u16 {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The requests the Lambda is held to as well (tests/tests/ingest_handler.rs).
 #[test]
 fn the_edge_requests_get_the_answers_the_lambda_gives() {
@@ -428,7 +431,14 @@ fn the_edge_requests_get_the_answers_the_lambda_gives() {
         .as_secs() as i64;
     for case in wacapi_tests::edge::edge_requests(APP_SECRET, EVENTS_KEY, now) {
         assert_eq!(
-            post_raw(port, case.path, &case.headers, &case.body),
+            {
+                let headers: Vec<(&str, String)> = case
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                status(&answer(port, &request(case.path, &headers, &case.body)))
+            },
             case.status,
             "{} {}",
             case.name,
@@ -437,24 +447,6 @@ fn the_edge_requests_get_the_answers_the_lambda_gives() {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Sends `raw` (a request head, perhaps a partial body) and reads the answer's status; the
-/// read gives up after a minute, well past the body timeout, so a server that waits for a
-/// body never sent fails the test instead of hanging it.
-fn exchange(port: u16, raw: &[u8]) -> u16 {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(raw).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -474,7 +466,11 @@ fn a_declared_body_above_the_limit_is_413_unread_and_a_malformed_chunk_is_400() 
             let head = format!(
                 "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
             );
-            assert_eq!(exchange(port, head.as_bytes()), 413, "{path} {length}");
+            assert_eq!(
+                status(&answer(port, head.as_bytes())),
+                413,
+                "{path} {length}"
+            );
         }
         for size in [
             "zz",
@@ -489,7 +485,7 @@ fn a_declared_body_above_the_limit_is_413_unread_and_a_malformed_chunk_is_400() 
                 "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{size}\r\nabc\r\n0\r\n\r\n"
             );
             assert_eq!(
-                exchange(port, raw.as_bytes()),
+                status(&answer(port, raw.as_bytes())),
                 400,
                 "{path} chunk size {size:?}"
             );
@@ -505,9 +501,21 @@ fn a_declared_body_above_the_limit_is_413_unread_and_a_malformed_chunk_is_400() 
     .into_bytes();
     raw.extend_from_slice(&body);
     raw.extend_from_slice(b"\r\n0\r\n\r\n");
-    assert_eq!(exchange(port, &raw), 200);
+    assert_eq!(status(&answer(port, &raw)), 200);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A signed `POST /events` of `body` at `now`; the whole answer.
+fn post_events_body(port: u16, body: &[u8], now: i64) -> String {
+    let headers = [
+        ("X-Wacapi-Timestamp", now.to_string()),
+        (
+            "X-Wacapi-Signature",
+            wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now, body),
+        ),
+    ];
+    answer(port, &request("/events", &headers, body))
 }
 
 /// A signed `POST /events` of `n` events for `n` users, tagged `tag`; the whole answer.
@@ -523,34 +531,15 @@ fn post_events(port: u16, tag: &str, n: usize) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let signature = wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now, &body);
-    let mut raw = format!(
-        "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Wacapi-Timestamp: {now}\r\nX-Wacapi-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&body);
-    answer(port, &raw)
+    post_events_body(port, &body, now)
 }
 
 /// A signed `POST /webhook` of `body`; the whole answer.
 fn post_webhook(port: u16, body: &[u8]) -> String {
-    let mut raw = format!(
-        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
-        sign(body),
-        body.len()
+    answer(
+        port,
+        &request("/webhook", &[("X-Hub-Signature-256", sign(body))], body),
     )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    answer(port, &raw)
-}
-
-fn answer(port: u16, raw: &[u8]) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(raw).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
 }
 
 /// Meta unreachable (nothing listens on the Graph URL): every signal stays in the backlog, and
@@ -711,15 +700,7 @@ fn nothing_personal_outlives_its_dispatch_in_the_data_dir() {
         let a = post_webhook(port, &at_rest_fixture(name, now));
         assert!(a.starts_with("HTTP/1.1 200"), "{name}: {a}");
     }
-    let events = at_rest_fixture("events.json", now);
-    let signature = wacapi_shared::business::sign(EVENTS_KEY.as_bytes(), now as i64, &events);
-    let mut raw = format!(
-        "POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Wacapi-Timestamp: {now}\r\nX-Wacapi-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-        events.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&events);
-    let a = answer(port, &raw);
+    let a = post_events_body(port, &at_rest_fixture("events.json", now), now as i64);
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
 
     // Running: once dispatched, nothing personal is left in any file (the -wal included).

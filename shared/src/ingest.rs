@@ -184,32 +184,10 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         if body.len() > MAX_EVENTS_BODY_BYTES {
             return error(413, format!("body exceeds {MAX_EVENTS_BODY_BYTES} bytes"));
         }
-        let active = match keys.get().await {
-            Ok(k) => k,
-            Err(err) => {
-                metrics.count(names::SECRET_ERRORS, 1);
-                tracing::error!(error = %err, "events keys unavailable");
-                return error(500, "signing keys unavailable".into());
-            }
-        };
-        let claimed = business::one_header(timestamps)
-            .and_then(|t| Ok((t, business::one_header(signatures)?)));
-        let mut verdict =
-            claimed.and_then(|(t, s)| business::verify(t, s, body, &active.keys, now));
-        if verdict == Err(EventAuthError::Mismatch)
-            && let Ok((t, s)) = claimed
-            && let Ok(Some(fresh)) = keys.refresh().await
+        if let Err(refused) =
+            authenticate_events(keys, timestamps, signatures, body, now, metrics).await
         {
-            // A key may have been added since the keys were cached.
-            verdict = business::verify(t, s, body, &fresh.keys, now);
-        }
-        if let Err(err) = verdict {
-            metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
-            tracing::warn!(
-                reason = err.reason(),
-                "business events refused: authentication"
-            );
-            return error(401, err.to_string());
+            return refused;
         }
         let signals = match business::parse(body, now) {
             Ok(signals) => signals,
@@ -544,6 +522,45 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                 .collect::<String>(),
         )
     }
+}
+
+/// Checks a `POST /events` request's timestamp and signature (one of each) against the active
+/// keys, re-reading them once on a mismatch; the answer to give when it fails.
+async fn authenticate_events<S: SecretSource>(
+    keys: &CachedSecret<EventKeys, S>,
+    timestamps: &[&[u8]],
+    signatures: &[&[u8]],
+    body: &[u8],
+    now: i64,
+    metrics: &mut Metrics,
+) -> Result<(), Reply> {
+    let error = |status, message: String| Reply::json(status, &json!({ "error": message }));
+    let active = match keys.get().await {
+        Ok(k) => k,
+        Err(err) => {
+            metrics.count(names::SECRET_ERRORS, 1);
+            tracing::error!(error = %err, "events keys unavailable");
+            return Err(error(500, "signing keys unavailable".into()));
+        }
+    };
+    let claimed =
+        business::one_header(timestamps).and_then(|t| Ok((t, business::one_header(signatures)?)));
+    let mut verdict = claimed.and_then(|(t, s)| business::verify(t, s, body, &active.keys, now));
+    if verdict == Err(EventAuthError::Mismatch)
+        && let Ok((t, s)) = claimed
+        && let Ok(Some(fresh)) = keys.refresh().await
+    {
+        // A key may have been added since the keys were cached.
+        verdict = business::verify(t, s, body, &fresh.keys, now);
+    }
+    verdict.map_err(|err| {
+        metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
+        tracing::warn!(
+            reason = err.reason(),
+            "business events refused: authentication"
+        );
+        error(401, err.to_string())
+    })
 }
 
 /// `wacapi_kind` of a dead-letter message that holds only the digest of what was quarantined.
