@@ -95,22 +95,20 @@ impl Connections {
     /// make room; `None` when every one is busy with a request.
     fn admit(&self) -> Option<(u64, Arc<Slot>)> {
         let mut slots = self.slots.lock().ok()?;
-        if slots.len() >= self.max {
-            let mut idle: Vec<(u64, u64)> = slots
+        while slots.len() >= self.max {
+            // The idle one that has waited longest: one pass, as this runs on every accept at
+            // the cap. It may turn busy while this looks; then the next is chosen.
+            let (id, slot) = slots
                 .iter()
                 .filter(|(_, s)| s.state.load(Ordering::Acquire) == IDLE)
-                .map(|(id, s)| (s.idle_since.load(Ordering::Acquire), *id))
-                .collect();
-            idle.sort_unstable();
-            // The oldest that is still idle (one may turn busy while this looks).
-            let closed = idle.into_iter().find_map(|(_, id)| {
-                let slot = slots.get(&id)?;
-                slot.state
-                    .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
-                    .ok()
-                    .map(|_| id)
-            })?;
-            if let Some(slot) = slots.remove(&closed) {
+                .min_by_key(|(_, s)| s.idle_since.load(Ordering::Acquire))
+                .map(|(id, s)| (*id, Arc::clone(s)))?;
+            if slot
+                .state
+                .compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                slots.remove(&id);
                 slot.close.notify_one();
             }
         }
