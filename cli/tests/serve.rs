@@ -420,6 +420,72 @@ fn one_client_reopening_idle_connections_does_not_starve_the_others() {
     let _ = child.wait();
 }
 
+/// `serve` never stops accepting: with every one of its 512 connections busy with a request (a
+/// body still arriving), a new connection is answered 503 with Retry-After instead of waiting
+/// unseen in the listen backlog; once the requests finish, new ones are served again.
+#[test]
+fn with_every_connection_busy_a_new_one_is_answered_503_not_left_waiting() {
+    let port = free_port();
+    let mut child = serve(port, &[], &[]);
+    let body = clicks(1, "busy", 10);
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+        sign(&body),
+        body.len()
+    );
+    // Requests whose body is still arriving, until a new connection is refused: each takes a
+    // slot (one whose head was not read yet may be closed to make room, and is replaced).
+    let start_busy = || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body[..1]).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s
+    };
+    let mut busy: Vec<TcpStream> = (0..512).map(|_| start_busy()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let mut s = start_busy();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        if status(&answer) == 503 {
+            break answer;
+        }
+        // No answer yet: its request is being read (or, before, it waited unaccepted).
+        busy.push(s);
+        assert!(
+            Instant::now() < deadline,
+            "{} connections, none refused",
+            busy.len()
+        );
+    };
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    let mut answered = 0;
+    for s in &mut busy {
+        // One closed to make room refuses the write; the others finish their requests.
+        let _ = s.write_all(&body[1..]);
+    }
+    for mut s in busy {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response);
+        answered += usize::from(status(&String::from_utf8_lossy(&response)) == 200);
+    }
+    assert!(
+        answered >= 512,
+        "{answered} of the busy requests answered 200"
+    );
+    let fresh = clicks(1, "after-busy", 10);
+    assert_eq!(post(port, &fresh, &[sign(&fresh)]), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The requests the Lambda is held to as well (tests/tests/ingest_handler.rs).
 #[test]
 fn the_edge_requests_get_the_answers_the_lambda_gives() {
