@@ -13,13 +13,15 @@
 //!   duplicate this allows is the documented window: a crash between Meta's 200 and the sent
 //!   mark.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::queue::{OutboundMessage, QueueError};
@@ -118,6 +120,29 @@ pub struct Recovered {
     pub released_claims: usize,
 }
 
+/// What a data directory may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Signals waiting or in flight, at most (see [`crate::backlog::check_bound`]).
+    pub max_backlog: usize,
+    /// Below this many free bytes on the directory's filesystem, new signals are refused
+    /// (503): a full disk would fail every commit, and SQLite needs room to checkpoint.
+    pub min_free_bytes: u64,
+}
+
+/// `serve --min-free-mb`'s default: room for SQLite to checkpoint its journal and for the
+/// rest of the machine.
+pub const DEFAULT_MIN_FREE_MB: u64 = 256;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_backlog: crate::backlog::DEFAULT_MAX_BACKLOG,
+            min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
+        }
+    }
+}
+
 /// The database of one data directory.
 #[derive(Debug)]
 pub struct Database {
@@ -125,7 +150,89 @@ pub struct Database {
     pending: AtomicUsize,
     purged_at: Mutex<i64>,
     click_ttl_seconds: i64,
+    dir: PathBuf,
+    limits: Limits,
+    wal: Mutex<Wal>,
     _lock: File,
+}
+
+/// Whether the write-ahead log may hold deleted rows, and when it was last emptied.
+#[derive(Debug)]
+struct Wal {
+    dirty: bool,
+    checkpointed: Instant,
+}
+
+/// Under steady load (the backlog never idle), the log is emptied at least this often, so a
+/// dispatched signal's text stays on disk at most about this long.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+const LOCK_FILE: &str = "wacapi.lock";
+const DB_FILE: &str = "wacapi.db";
+const WAL_FILE: &str = "wacapi.db-wal";
+const SHM_FILE: &str = "wacapi.db-shm";
+
+/// Copies every page of the write-ahead log into the database (where `secure_delete` has
+/// zeroed deleted rows) and truncates the log to nothing, so the old versions of those pages,
+/// a dispatched signal's text among them, are no longer in any file.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        // Only another connection could hold it; this process has one.
+        tracing::warn!("the write-ahead log could not be emptied; retrying later");
+    }
+    Ok(())
+}
+
+/// Refuses a path that is a symbolic link: the data would live wherever the link points,
+/// outside the directory the operator chose and secured.
+fn refuse_symlink(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{} is a symbolic link; refusing to keep data through it (give the real path)",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Sets `path`'s mode (owner-only), if it exists.
+fn owner_only(path: &Path, mode: u32) -> Result<(), String> {
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("{}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The data directory, created (or fixed) readable by its owner only (0700); never a link.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    refuse_symlink(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    refuse_symlink(dir)?;
+    owner_only(dir, 0o700)
+}
+
+/// A file of the data directory, opened (or created) without following a link and made
+/// readable by its owner only (0600).
+fn private_file(path: &Path) -> Result<File, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file)
 }
 
 fn queue_err(e: rusqlite::Error) -> QueueError {
@@ -138,10 +245,18 @@ fn store_err(e: rusqlite::Error) -> StoreError {
 
 impl Database {
     /// Opens (or creates) the database in `dir`, taking the directory's lock.
-    pub fn open(dir: &Path, click_ttl_seconds: i64) -> Result<(Self, Recovered), String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let lock_path: PathBuf = dir.join("wacapi.lock");
-        let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    pub fn open(
+        dir: &Path,
+        click_ttl_seconds: i64,
+        limits: Limits,
+    ) -> Result<(Self, Recovered), String> {
+        private_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        for name in [LOCK_FILE, DB_FILE, WAL_FILE, SHM_FILE] {
+            refuse_symlink(&dir.join(name))?;
+        }
+        let lock_path: PathBuf = dir.join(LOCK_FILE);
+        let lock = private_file(&lock_path)?;
         lock.try_lock().map_err(|_| {
             format!(
                 "{} is in use by another wacapi serve (lock {})",
@@ -149,9 +264,19 @@ impl Database {
                 lock_path.display()
             )
         })?;
-        let path = dir.join("wacapi.db");
-        let conn = Connection::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
+        // database file's mode.
+        drop(private_file(&path)?);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
         let setup = || -> rusqlite::Result<Recovered> {
+            // Deleted rows (a dispatched signal's text) are overwritten with zeros, and sorts
+            // never spill to temporary files.
+            conn.pragma_update(None, "secure_delete", "ON")?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
@@ -164,17 +289,55 @@ impl Database {
                 released_claims,
             })
         };
-        let recovered = setup().map_err(|e| format!("{}: {e}", path.display()))?;
+        let recovered = setup()
+            .and_then(|r| checkpoint(&conn).map(|()| r))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Files an earlier version (or another umask) left readable by others.
+        for name in [WAL_FILE, SHM_FILE] {
+            owner_only(&dir.join(name), 0o600)?;
+        }
         Ok((
             Self {
                 conn: Mutex::new(conn),
                 pending: AtomicUsize::new(recovered.pending),
                 purged_at: Mutex::new(0),
                 click_ttl_seconds,
+                dir: dir.to_path_buf(),
+                limits,
+                wal: Mutex::new(Wal {
+                    dirty: false,
+                    checkpointed: Instant::now(),
+                }),
                 _lock: lock,
             },
             recovered,
         ))
+    }
+
+    /// Refuses new signals while the directory's filesystem has less free space than the floor.
+    /// A filesystem that cannot be asked is not a reason to refuse.
+    fn check_disk(&self) -> Result<(), QueueError> {
+        if self.limits.min_free_bytes == 0 {
+            return Ok(());
+        }
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(fs) => {
+                let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+                if free < self.limits.min_free_bytes {
+                    Err(QueueError::Full(format!(
+                        "the data directory's filesystem has {} MiB free, under the floor of {} MiB",
+                        free / (1024 * 1024),
+                        self.limits.min_free_bytes / (1024 * 1024)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "free space of the data directory unknown");
+                Ok(())
+            }
+        }
     }
 
     /// The report's aggregates (`GET /report` of `serve --data-dir`).
@@ -226,9 +389,10 @@ impl Database {
 impl Backlog for Database {
     fn push(&self, messages: Vec<OutboundMessage>, now_us: i64) -> Result<usize, QueueError> {
         check_sizes(&messages)?;
+        self.check_disk()?;
         let mut conn = self.lock().map_err(QueueError::Transport)?;
         let tx = conn.transaction().map_err(queue_err)?;
-        let mut added = 0;
+        let added;
         {
             let mut seen = tx
                 .prepare_cached("SELECT expires_us FROM dedup WHERE dedup_id = ?1")
@@ -244,14 +408,26 @@ impl Backlog for Database {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 )
                 .map_err(queue_err)?;
+            // Copies within the batch count once, as they would one after the other.
+            let mut batch = HashSet::with_capacity(messages.len());
+            let mut fresh = Vec::with_capacity(messages.len());
             for m in &messages {
                 let until: Option<i64> = seen
                     .query_row([&m.dedup_id], |r| r.get(0))
                     .optional()
                     .map_err(queue_err)?;
-                if until.is_some_and(|u| u > now_us) {
-                    continue;
+                if until.is_none_or(|u| u <= now_us) && batch.insert(m.dedup_id.as_str()) {
+                    fresh.push(m);
                 }
+            }
+            // Refused whole: the transaction is dropped, so no id of the batch is remembered.
+            crate::backlog::check_bound(
+                self.pending.load(Ordering::SeqCst),
+                fresh.len(),
+                self.limits.max_backlog,
+            )?;
+            added = fresh.len();
+            for m in fresh {
                 remember
                     .execute(params![m.dedup_id, now_us + DEDUP_WINDOW_US])
                     .map_err(queue_err)?;
@@ -260,7 +436,6 @@ impl Backlog for Database {
                 insert
                     .execute(params![m.group_id, m.dedup_id, m.body, attributes, now_us])
                     .map_err(queue_err)?;
-                added += 1;
             }
         }
         tx.commit().map_err(queue_err)?;
@@ -325,6 +500,32 @@ impl Backlog for Database {
         }
         tx.commit().map_err(queue_err)?;
         self.pending.fetch_sub(removed, Ordering::SeqCst);
+        if let Ok(mut wal) = self.wal.lock() {
+            wal.dirty = true;
+            if wal.checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
+                checkpoint(&conn).map_err(queue_err)?;
+                *wal = Wal {
+                    dirty: false,
+                    checkpointed: Instant::now(),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn settle(&self) -> Result<(), QueueError> {
+        // The connection first, then the log's state, as `finish` takes them.
+        let conn = self.lock().map_err(QueueError::Transport)?;
+        let Ok(mut wal) = self.wal.lock() else {
+            return Ok(());
+        };
+        if wal.dirty {
+            checkpoint(&conn).map_err(queue_err)?;
+            *wal = Wal {
+                dirty: false,
+                checkpointed: Instant::now(),
+            };
+        }
         Ok(())
     }
 
@@ -520,8 +721,87 @@ mod tests {
     #[test]
     fn the_durable_backlog_behaves_as_the_memory_one() {
         let d = dir("backlog");
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         crate::backlog::tests::fifo_dedup_and_retry(&db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_durable_backlog_keeps_the_same_bound_in_rows_and_across_a_restart() {
+        let d = dir("bound");
+        let limits = Limits {
+            max_backlog: 3,
+            min_free_bytes: 0,
+        };
+        {
+            let (db, _) = Database::open(&d, 100, limits).unwrap();
+            crate::backlog::tests::bounded_at_three(&db);
+        }
+        // The 5 rows left are counted again after a restart.
+        let (db, recovered) = Database::open(&d, 100, limits).unwrap();
+        assert_eq!(recovered.pending, 5);
+        let m = OutboundMessage::new("x".into(), "g".into(), "new".into());
+        assert!(matches!(db.push(vec![m], 2), Err(QueueError::Full(_))));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Whether any file of `dir` holds `needle`.
+    fn on_disk(dir: &Path, needle: &str) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            std::fs::read(e.unwrap().path())
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    }
+
+    #[test]
+    fn a_finished_message_leaves_no_byte_beside_those_still_waiting() {
+        let d = dir("at-rest");
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
+        // Small and large (overflow pages) bodies, finished beside one that stays.
+        let text = |tag: &str, n: usize| format!("{{\"text\": \"{}\"}}", tag.repeat(n));
+        let m = |group: &str, id: &str, body: String| {
+            OutboundMessage::new(body, group.into(), id.into())
+        };
+        db.push(
+            vec![
+                m("a", "1", text("sent-short-marker ", 1)),
+                m("b", "2", text("sent-long-marker ", 2_000)),
+                m("c", "3", text("waiting-marker ", 1)),
+            ],
+            1,
+        )
+        .unwrap();
+        let taken = db.take(2, 1).unwrap();
+        db.finish(&taken.iter().map(|q| q.id).collect::<Vec<_>>())
+            .unwrap();
+        db.settle().unwrap();
+        assert!(!on_disk(&d, "sent-short-marker"));
+        assert!(!on_disk(&d, "sent-long-marker"));
+        assert!(on_disk(&d, "waiting-marker"), "what waits is kept");
+        drop(db);
+        assert!(!on_disk(&d, "sent-short-marker"), "closed");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn below_the_free_space_floor_nothing_is_accepted() {
+        let d = dir("disk");
+        let limits = Limits {
+            max_backlog: 10,
+            // More than any disk this runs on.
+            min_free_bytes: u64::MAX,
+        };
+        let (db, _) = Database::open(&d, 100, limits).unwrap();
+        let m = OutboundMessage::new("x".into(), "g".into(), "1".into());
+        let refused = db.push(vec![m.clone()], 1);
+        assert!(
+            matches!(&refused, Err(QueueError::Full(why)) if why.contains("free")),
+            "{refused:?}"
+        );
+        assert_eq!(db.pending(), 0);
+        drop(db);
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
+        assert_eq!(db.push(vec![m], 1).unwrap(), 1, "its id was not remembered");
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -529,10 +809,10 @@ mod tests {
     async fn a_restart_keeps_what_was_accepted_and_sent_and_frees_dead_claims() {
         let d = dir("restart");
         {
-            let (db, recovered) = Database::open(&d, 100).unwrap();
+            let (db, recovered) = Database::open(&d, 100, Limits::default()).unwrap();
             assert_eq!(recovered, Recovered::default());
             assert!(
-                Database::open(&d, 100).is_err(),
+                Database::open(&d, 100, Limits::default()).is_err(),
                 "one process per directory"
             );
             let m = |id: &str| OutboundMessage::new(id.into(), "g".into(), id.into());
@@ -568,7 +848,7 @@ mod tests {
             db.mark_sent(&[mark], &[]).await.unwrap();
             // The process dies here: "1" in flight, "e2" claimed but never sent.
         }
-        let (db, recovered) = Database::open(&d, 100).unwrap();
+        let (db, recovered) = Database::open(&d, 100, Limits::default()).unwrap();
         assert_eq!(
             recovered,
             Recovered {
@@ -611,7 +891,7 @@ mod tests {
             )
             .unwrap();
         }
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         let old = &db.clicks(&["old".into()]).await.unwrap()["old"];
         assert_eq!(old.ctwa_clid.as_deref(), Some("c0"));
         assert_eq!(old.channel, wacapi_shared::channels::Channel::Whatsapp);
@@ -633,7 +913,7 @@ mod tests {
             messenger.click
         );
         drop(db);
-        let (db, _) = Database::open(&d, 100).unwrap();
+        let (db, _) = Database::open(&d, 100, Limits::default()).unwrap();
         assert_eq!(
             db.clicks(&["m".into()]).await.unwrap().len(),
             1,

@@ -79,6 +79,7 @@ pub fn run(
             graph: GraphMode::Count,
             tiktok: None,
             data_dir,
+            limits: crate::durable::Limits::default(),
         })
         .await?;
         let url = format!("http://{}/webhook", pipeline.addr);

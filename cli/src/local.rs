@@ -42,7 +42,7 @@ use wacapi_shared::store::{DispatchStore, MemoryStore};
 use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokTokens};
 
 use crate::backlog::{Backlog, MemoryBacklog, Queued};
-use crate::durable::Database;
+use crate::durable::{Database, Limits};
 
 /// Records per local dispatch batch: SQS FIFO hands over at most 10, but locally a larger batch
 /// means fewer Graph requests under load.
@@ -99,6 +99,8 @@ pub struct LocalOptions {
     pub tiktok: Option<TikTokLive>,
     /// Keep backlog, clicks and ledger in this directory (SQLite) instead of memory.
     pub data_dir: Option<PathBuf>,
+    /// The backlog's bound (both modes) and the data directory's free-space floor.
+    pub limits: Limits,
 }
 
 /// A uniform sample of accepted→sent latencies (microseconds).
@@ -440,6 +442,9 @@ impl LocalPipeline {
         let _ = tokio::time::timeout(drain, idle).await;
         let _ = stop_dispatch.send(true);
         let _ = dispatch.await;
+        if let Err(err) = backlog.settle() {
+            tracing::warn!(error = %err, "the backlog could not be settled at stop");
+        }
         Stopped {
             left: backlog.pending(),
             durable,
@@ -453,7 +458,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
     let graph = graph_sender(&options.graph, &options.config)?;
     match options.data_dir.clone() {
         Some(dir) => {
-            let (db, recovered) = Database::open(&dir, click_ttl)?;
+            let (db, recovered) = Database::open(&dir, click_ttl, options.limits)?;
             let db = Arc::new(db);
             if recovered.pending > 0 || recovered.released_claims > 0 {
                 let _ = writeln!(
@@ -470,7 +475,8 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
             launch(options, backlog, db, report, graph, true).await
         }
         None => {
-            let backlog: Arc<dyn Backlog> = Arc::new(MemoryBacklog::default());
+            let backlog: Arc<dyn Backlog> =
+                Arc::new(MemoryBacklog::with_bound(options.limits.max_backlog));
             let store = Arc::new(MemoryStore::with_click_ttl(click_ttl));
             let reader = Arc::clone(&store);
             let report: ReportReader = Arc::new(move || Ok(reader.report()));
@@ -570,8 +576,11 @@ async fn launch<S: DispatchStore + 'static>(
 
     let app = Arc::new(App { ingest, report });
     let router = Router::new()
+        // A trailing slash names the same route, as it does for the Lambda behind API Gateway.
         .route("/webhook", get(handshake).post(receive))
+        .route("/webhook/", get(handshake).post(receive))
         .route("/events", axum::routing::post(receive_events))
+        .route("/events/", axum::routing::post(receive_events))
         .route("/report", get(report_route))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
@@ -592,14 +601,63 @@ async fn launch<S: DispatchStore + 'static>(
     })
 }
 
+/// Whether a `Host` (or absolute-form authority) names this machine: `localhost`, an address
+/// of 127.0.0.0/8 or `[::1]`, with or without a port. A page on another site that rebinds its
+/// own name to 127.0.0.1 still sends its own name here, so it is refused.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6] or [v6]:port
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => {
+                return v6
+                    .parse::<std::net::Ipv6Addr>()
+                    .is_ok_and(|a| a.is_loopback());
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+/// A port after a host's colon: 1 to 5 digits.
+fn is_port(text: &str) -> bool {
+    (1..=5).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// `GET /report`: the conversion report of what this server sent, filtered and rendered as the
 /// query says (`since`, `until`, `ad`, `event`, `format` = json (default), csv or table,
-/// `show` = rows, skips or coverage). `serve` listens on loopback only, so the report never
-/// leaves the machine.
+/// `show` = rows, skips or coverage). `serve` listens on loopback only, and answers only a
+/// request that names a loopback host ([`is_loopback_host`]; 403 otherwise), so the report never
+/// leaves the machine, not even through a browser tricked by DNS rebinding.
 async fn report_route(
     State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => h.to_str().ok().filter(|h| is_loopback_host(h)),
+        _ => None,
+    };
+    // An absolute-form request names its host in the request line, which then wins over Host.
+    let authority_ok = uri.authority().is_none_or(|a| is_loopback_host(a.as_str()));
+    if host.is_none() || !authority_ok {
+        return (
+            StatusCode::FORBIDDEN,
+            "GET /report answers only requests to a loopback host (localhost, 127.0.0.1, [::1])\n",
+        )
+            .into_response();
+    }
     let args = crate::report::ReportArgs::from_query(&query);
     let rendered = (app.report)().and_then(|aggregates| args.render(&aggregates));
     match rendered {
@@ -619,7 +677,7 @@ async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
 }
 
 async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(body, MAX_BODY_BYTES + 1).await {
+    let body = match crate::http::read_body(&headers, body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
@@ -633,17 +691,18 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
 }
 
 async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(body, MAX_EVENTS_BODY_BYTES + 1).await {
+    let body = match crate::http::read_body(&headers, body, MAX_EVENTS_BODY_BYTES).await {
         Ok(b) => b,
         Err(refused) => return refused,
     };
     let mut metrics = Metrics::new("wacapi", "local");
-    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    let all =
+        |name: &str| -> Vec<&[u8]> { headers.get_all(name).iter().map(|v| v.as_bytes()).collect() };
     into_response(
         app.ingest
             .receive_events(
-                header(wacapi_shared::business::TIMESTAMP_HEADER),
-                header(wacapi_shared::business::SIGNATURE_HEADER),
+                &all(wacapi_shared::business::TIMESTAMP_HEADER),
+                &all(wacapi_shared::business::SIGNATURE_HEADER),
                 &body,
                 crate::replay::clock(),
                 &mut metrics,
@@ -654,12 +713,18 @@ async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 
 fn into_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, reply.content_type)],
         reply.body,
     )
-        .into_response()
+        .into_response();
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
@@ -685,6 +750,9 @@ async fn dispatch_loop<S: DispatchStore>(
             }
         };
         if batch.is_empty() {
+            if let Err(err) = backlog.settle() {
+                tracing::warn!(error = %err, "the backlog could not be settled; retrying");
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -758,5 +826,49 @@ async fn dispatch_batch<S: DispatchStore>(
     }
     if let Err(err) = backlog.retry(&retry, now_us() + RETRY_DELAY.as_micros() as i64) {
         tracing::error!(error = %err, "failed records could not be scheduled again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_and_addresses_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "LocalHost:8080",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.255.0.9:1",
+            "[::1]",
+            "[::1]:8080",
+            "[0:0:0:0:0:0:0:1]:80",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "evil.localhost",
+            "128.0.0.1",
+            "0.0.0.0:8080",
+            "10.0.0.1",
+            "127.1",
+            "[::2]",
+            "[::1]evil",
+            "[::1]:",
+            "127.0.0.1:",
+            "127.0.0.1:80:80",
+            "127.0.0.1:123456",
+            "::1",
+            "[::ffff:8.8.8.8]",
+            "localhost:http",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //!   as the Graph requests that would be sent (no network).
 //! - `wacapi hash KEY VALUE`: one value normalised and hashed as Meta requires.
 //! - `wacapi sign --secret S FILE`: the `X-Hub-Signature-256` Meta would send for a body.
+//! - `wacapi probe`: measures a running `serve` (idle-connection floods, signal floods).
 //! - `wacapi check-config FILE`: validates a configuration and explains every error; warns of a
 //!   Graph API version expiring within 90 days and refuses an expired one.
 
@@ -16,6 +17,7 @@ mod durable;
 mod http;
 mod load;
 mod local;
+mod probe;
 mod replay;
 mod report;
 
@@ -75,11 +77,15 @@ impl GraphArgs {
     }
 }
 
-/// The local app secret the demo signs with (`serve` takes yours).
+/// The local app secret the demo signs with. Public (it is in the README): `serve` uses it
+/// only with `--demo-secrets`.
 const DEMO_APP_SECRET: &str = "wacapi-local-app-secret";
 
-/// The local business events key (`serve` and `send-event` take yours).
+/// The local business events key (public, as [`DEMO_APP_SECRET`]; `send-event`'s default).
 const DEMO_EVENTS_KEY: &str = "wacapi-local-events-key";
+
+/// The local verify token of the subscription handshake (public, as [`DEMO_APP_SECRET`]).
+const DEMO_VERIFY_TOKEN: &str = "wacapi-local-verify-token";
 
 /// The rules and the clock every pipeline command takes.
 #[derive(clap::Args)]
@@ -90,6 +96,48 @@ struct PipelineArgs {
     /// "Now" in unix seconds, for Meta's 7-day window (default: the clock).
     #[arg(long)]
     now: Option<i64>,
+}
+
+/// `wacapi serve`'s options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// The loopback port.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The Meta app secret webhooks are signed with (required unless --demo-secrets).
+    #[arg(long, env = "WACAPI_APP_SECRET", hide_env_values = true)]
+    app_secret: Option<String>,
+    /// The verify token of the subscription handshake (required unless --demo-secrets).
+    #[arg(long, env = "WACAPI_VERIFY_TOKEN", hide_env_values = true)]
+    verify_token: Option<String>,
+    /// The key `POST /events` requests are signed with (required unless --demo-secrets).
+    #[arg(long, env = "WACAPI_EVENTS_KEY", hide_env_values = true)]
+    events_key: Option<String>,
+    /// Use the README's public demo values for whichever of the app secret, events key and
+    /// verify token is not set. Anyone who read the README can then sign webhooks and events:
+    /// for trying `serve` out only (a warning says so on every start).
+    #[arg(long)]
+    demo_secrets: bool,
+    /// Keep the queue, clicks and sent-ledger in this directory (SQLite), so a crash or a
+    /// restart loses nothing acknowledged; without it they live in memory.
+    #[arg(long, env = "WACAPI_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// On SIGTERM or Ctrl-C, how long to keep dispatching what was accepted before exiting.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Signals accepted and not yet dispatched, at most (in memory, or rows with --data-dir).
+    /// At the bound, POST /webhook and /events answer 503 with Retry-After (Meta retries
+    /// later) rather than accept what could not be kept.
+    #[arg(long, env = "WACAPI_MAX_BACKLOG", default_value_t = backlog::DEFAULT_MAX_BACKLOG)]
+    max_backlog: usize,
+    /// With --data-dir: below this many MiB free on its filesystem, POST /webhook and /events
+    /// answer 503 with Retry-After (0: no floor).
+    #[arg(long, env = "WACAPI_MIN_FREE_MB", default_value_t = durable::DEFAULT_MIN_FREE_MB)]
+    min_free_mb: u64,
+    #[command(flatten)]
+    graph: GraphArgs,
 }
 
 #[derive(Subcommand)]
@@ -106,36 +154,7 @@ enum Command {
         graph: GraphArgs,
     },
     /// Serves the ingest routes on loopback and dispatches what arrives, until Ctrl-C.
-    Serve {
-        #[command(flatten)]
-        pipeline: PipelineArgs,
-        /// The loopback port.
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// The Meta app secret webhooks are signed with.
-        #[arg(long, env = "WACAPI_APP_SECRET", hide_env_values = true, default_value = DEMO_APP_SECRET)]
-        app_secret: String,
-        /// The verify token of the subscription handshake.
-        #[arg(
-            long,
-            env = "WACAPI_VERIFY_TOKEN",
-            hide_env_values = true,
-            default_value = "wacapi-local-verify-token"
-        )]
-        verify_token: String,
-        /// The key `POST /events` requests are signed with.
-        #[arg(long, env = "WACAPI_EVENTS_KEY", hide_env_values = true, default_value = DEMO_EVENTS_KEY)]
-        events_key: String,
-        /// Keep the queue, clicks and sent-ledger in this directory (SQLite), so a crash or a
-        /// restart loses nothing acknowledged; without it they live in memory.
-        #[arg(long, env = "WACAPI_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// On SIGTERM or Ctrl-C, how long to keep dispatching what was accepted before exiting.
-        #[arg(long, default_value_t = 30)]
-        drain_seconds: u64,
-        #[command(flatten)]
-        graph: GraphArgs,
-    },
+    Serve(ServeArgs),
     /// Signs business events and posts them to a deployment's or `wacapi serve`'s /events.
     SendEvent {
         /// The events URL (`terraform output -raw events_url`, or http://127.0.0.1:8080/events).
@@ -187,6 +206,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Measures a running `wacapi serve` on loopback: idle-connection floods beside
+    /// legitimate webhooks, and floods of signals (answers and memory).
+    #[command(subcommand)]
+    Probe(probe::Probe),
     /// Prints the normalised value and its SHA-256, tab-separated.
     Hash {
         /// em, ph, fn, ln, ct, st, zp, country, db, ge or external_id.
@@ -225,35 +248,7 @@ fn main() -> ExitCode {
             graph.mode(),
         ),
         Command::SendEvent { url, key, file } => send_event(&url, &key, &file),
-        Command::Serve {
-            pipeline,
-            port,
-            app_secret,
-            verify_token,
-            events_key,
-            data_dir,
-            drain_seconds,
-            graph,
-        } => serve(
-            local::LocalOptions {
-                config: match replay::load_config(pipeline.config.as_deref()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = writeln!(std::io::stderr(), "wacapi: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                now: pipeline.now,
-                port,
-                app_secret,
-                verify_token,
-                events_key,
-                tiktok: graph.tiktok(),
-                graph: graph.mode(),
-                data_dir,
-            },
-            std::time::Duration::from_secs(drain_seconds),
-        ),
+        Command::Serve(args) => serve(args),
         Command::Replay {
             pipeline,
             report,
@@ -279,6 +274,7 @@ fn main() -> ExitCode {
             seconds,
             data_dir,
         } => load::run(&rates, seconds, data_dir),
+        Command::Probe(p) => probe::run(p),
         Command::Hash { key, value } => hash(&key, &value),
         Command::Sign { secret, file } => sign(&secret, &file),
         Command::CheckConfig { file } => check_config(&file),
@@ -317,11 +313,12 @@ fn demo(
             now,
             port: 0,
             app_secret: DEMO_APP_SECRET.to_owned(),
-            verify_token: "wacapi-local-verify-token".to_owned(),
+            verify_token: DEMO_VERIFY_TOKEN.to_owned(),
             events_key: DEMO_EVENTS_KEY.to_owned(),
             graph,
             tiktok,
             data_dir: None,
+            limits: durable::Limits::default(),
         })
         .await?;
         let url = format!("http://{}/webhook", pipeline.addr);
@@ -397,27 +394,102 @@ fn send_event(url: &str, key: &str, file: &std::path::Path) -> Result<(), String
     })
 }
 
-/// `serve` refuses keys anybody could guess or forge with: empty, or shorter than
+/// The secrets `serve` runs with: the operator's, or with `--demo-secrets` the README's public
+/// demo values for those not set (`demo` lists which). Refused when one is missing without
+/// `--demo-secrets`, empty, or shorter than
 /// [`MIN_SIGNING_KEY_CHARS`](wacapi_shared::secrets::MIN_SIGNING_KEY_CHARS).
-fn check_serve_secrets(options: &local::LocalOptions) -> Result<(), String> {
-    use secrecy::SecretString;
-    use wacapi_shared::secrets::check_signing_key;
-    let check =
-        |what: &str, value: &str| check_signing_key(what, &SecretString::from(value.to_owned()));
-    check("WACAPI_APP_SECRET (--app-secret)", &options.app_secret)
-        .and_then(|()| check("WACAPI_EVENTS_KEY (--events-key)", &options.events_key))
-        .and_then(|()| {
-            if options.verify_token.trim().is_empty() {
-                Err("WACAPI_VERIFY_TOKEN (--verify-token) is empty".to_owned())
-            } else {
-                Ok(())
-            }
-        })
-        .map_err(|e| format!("refusing to start: {e}"))
+struct ServeSecrets {
+    app_secret: String,
+    verify_token: String,
+    events_key: String,
+    demo: Vec<&'static str>,
 }
 
-fn serve(options: local::LocalOptions, drain: std::time::Duration) -> Result<(), String> {
-    check_serve_secrets(&options)?;
+impl ServeSecrets {
+    fn resolve(args: &mut ServeArgs) -> Result<Self, String> {
+        use secrecy::SecretString;
+        use wacapi_shared::secrets::check_signing_key;
+        let mut demo = Vec::new();
+        let mut missing = Vec::new();
+        let mut take = |value: Option<String>, name: &'static str, demo_value: &str| {
+            value.unwrap_or_else(|| {
+                if args.demo_secrets {
+                    demo.push(name);
+                } else {
+                    missing.push(name);
+                }
+                demo_value.to_owned()
+            })
+        };
+        let app_secret = take(
+            args.app_secret.take(),
+            "WACAPI_APP_SECRET (--app-secret)",
+            DEMO_APP_SECRET,
+        );
+        let events_key = take(
+            args.events_key.take(),
+            "WACAPI_EVENTS_KEY (--events-key)",
+            DEMO_EVENTS_KEY,
+        );
+        let verify_token = take(
+            args.verify_token.take(),
+            "WACAPI_VERIFY_TOKEN (--verify-token)",
+            DEMO_VERIFY_TOKEN,
+        );
+        if !missing.is_empty() {
+            return Err(format!(
+                "refusing to start: {} not set. Set your own, or pass --demo-secrets to use the \
+                 README's public demo values (anyone who read the README can then sign webhooks \
+                 and events)",
+                missing.join(", ")
+            ));
+        }
+        let check = |what: &str, value: &str| {
+            check_signing_key(what, &SecretString::from(value.to_owned()))
+        };
+        check("WACAPI_APP_SECRET (--app-secret)", &app_secret)
+            .and_then(|()| check("WACAPI_EVENTS_KEY (--events-key)", &events_key))
+            .and_then(|()| {
+                if verify_token.trim().is_empty() {
+                    Err("WACAPI_VERIFY_TOKEN (--verify-token) is empty".to_owned())
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| format!("refusing to start: {e}"))?;
+        Ok(Self {
+            app_secret,
+            verify_token,
+            events_key,
+            demo,
+        })
+    }
+}
+
+fn serve(mut args: ServeArgs) -> Result<(), String> {
+    let secrets = ServeSecrets::resolve(&mut args)?;
+    if !secrets.demo.is_empty() {
+        tracing::warn!(
+            "--demo-secrets: {} use the README's public demo values; anyone who read the README can sign webhooks and events for this server",
+            secrets.demo.join(", ")
+        );
+    }
+    let drain = std::time::Duration::from_secs(args.drain_seconds);
+    let options = local::LocalOptions {
+        config: replay::load_config(args.pipeline.config.as_deref())?,
+        now: args.pipeline.now,
+        port: args.port,
+        app_secret: secrets.app_secret,
+        verify_token: secrets.verify_token,
+        events_key: secrets.events_key,
+        tiktok: args.graph.tiktok(),
+        graph: args.graph.mode(),
+        data_dir: args.data_dir,
+        limits: durable::Limits {
+            max_backlog: args.max_backlog,
+            min_free_bytes: args.min_free_mb.saturating_mul(1024 * 1024),
+        },
+    };
     runtime()?.block_on(async move {
         // Docker, systemd and `kill` send SIGTERM, a terminal SIGINT: both drain.
         let mut terminate =

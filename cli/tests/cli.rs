@@ -687,6 +687,8 @@ fn start_serve(extra_env: &[(&str, &str)]) -> (std::process::Child, u16) {
         &port.to_string(),
         "--config",
         "examples/wacapi.toml",
+        // Secrets the test does not set are the README's demo values.
+        "--demo-secrets",
     ])
     .current_dir(repo())
     .stdout(std::process::Stdio::null())
@@ -757,6 +759,8 @@ fn serve_answers_the_handshake_and_refuses_bad_signatures() {
             &port.to_string(),
             "--verify-token",
             "vt-123",
+            "--events-key",
+            "handshake-test-events-key",
         ])
         .current_dir(repo())
         .env("WACAPI_APP_SECRET", "s3cret-app-secret-0123")

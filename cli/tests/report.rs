@@ -345,6 +345,8 @@ fn serve_reports_what_it_sent_on_loopback() {
             "examples/wacapi.toml",
         ])
         .env("WACAPI_APP_SECRET", SECRET)
+        .env("WACAPI_EVENTS_KEY", "report-test-events-key")
+        .env("WACAPI_VERIFY_TOKEN", "report-test-verify-token")
         .current_dir(repo())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -375,8 +377,10 @@ fn serve_reports_what_it_sent_on_loopback() {
     let get = |query: &str| {
         http(
             port,
-            format!("GET /report{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /report{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
     };
     let body_of = |response: &str| response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
@@ -419,6 +423,51 @@ fn serve_reports_what_it_sent_on_loopback() {
     );
     let bad = get("?since=soon");
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+
+    // DNS rebinding: a page of another site that made its name resolve to 127.0.0.1 still
+    // sends its own name. Only loopback names and addresses are answered.
+    let head = |host_lines: &str| {
+        http(
+            port,
+            format!("GET /report HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    for host in [
+        "localhost",
+        "LOCALHOST:8080",
+        "127.0.0.1",
+        "127.3.2.1:1",
+        "[::1]",
+        "[::1]:8080",
+    ] {
+        let answer = head(&format!("Host: {host}\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    for host_lines in [
+        "Host: evil.example\r\n".to_owned(),
+        format!("Host: evil.example:{port}\r\n"),
+        "Host: 127.0.0.1.evil.example\r\n".to_owned(),
+        "Host: localhost.evil.example\r\n".to_owned(),
+        "Host: 0.0.0.0\r\n".to_owned(),
+        "Host: 192.168.1.10\r\n".to_owned(),
+        "Host: \r\n".to_owned(),
+        "Host: 127.0.0.1\r\nHost: evil.example\r\n".to_owned(),
+        // No Host at all.
+        String::new(),
+    ] {
+        let answer = head(&host_lines);
+        assert!(
+            answer.starts_with("HTTP/1.1 403") || answer.starts_with("HTTP/1.1 400"),
+            "{host_lines:?}: {answer}"
+        );
+        assert!(!answer.contains("ad_id"), "{host_lines:?}: {answer}");
+    }
+    // The request line's absolute form names the host too.
+    let absolute = http(
+        port,
+        b"GET http://evil.example/report HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(absolute.starts_with("HTTP/1.1 403"), "{absolute}");
 
     // `wacapi report --url` reads the same.
     let out = wacapi(&[

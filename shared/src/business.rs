@@ -99,6 +99,17 @@ pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// The one value of a header as a request carries it: none is `None`, more than one is
+/// `Malformed`, so a request never gets to choose which claim is checked (API Gateway joins
+/// repeated headers with commas, which [`verify`] refuses as malformed too).
+pub fn one_header<'a>(values: &[&'a [u8]]) -> Result<Option<&'a [u8]>, EventAuthError> {
+    match values {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(EventAuthError::Malformed),
+    }
+}
+
 /// Verifies the headers against the body with any of `keys`, in constant time per key.
 pub fn verify(
     timestamp: Option<&[u8]>,

@@ -9,7 +9,8 @@
 //!   kept, 200: Meta's retries for seven days could not make it fit either.
 //! - signed webhook: every signal queued (signals are bounded: long texts and Flow fields are
 //!   cut, see [`crate::channels::whatsapp::MAX_TEXT_CHARS`]), every bad part dead-lettered, then 200; any
-//!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless).
+//!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless); a
+//!   full queue (`wacapi serve`'s bounded backlog) answers 503 with `Retry-After`.
 //! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
 
 use base64::Engine;
@@ -59,6 +60,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The body.
     pub body: String,
+    /// Seconds for a `Retry-After` header (a 503 when the queue is full).
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -68,6 +71,7 @@ impl Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            retry_after: None,
         }
     }
 
@@ -77,9 +81,20 @@ impl Reply {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            retry_after: None,
         }
     }
+
+    /// The same answer with a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
 }
+
+/// The `Retry-After` of a 503 answered when the queue is full: Meta retries a webhook on its
+/// own schedule whatever it says; a CRM posting events may wait this long.
+pub const FULL_RETRY_AFTER_SECONDS: u32 = 30;
 
 /// Largest `POST /events` body: 100 events with generous custom data.
 pub const MAX_EVENTS_BODY_BYTES: usize = 512 * 1024;
@@ -108,6 +123,7 @@ impl IngestError {
             Self::TooLarge(_) => 413,
             Self::Signature(SignatureError::Missing | SignatureError::Malformed) => 401,
             Self::Signature(SignatureError::Mismatch) => 403,
+            Self::Queue(QueueError::Full(_)) => 503,
             Self::Secret(_) | Self::Queue(_) => 500,
         }
     }
@@ -149,11 +165,13 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
     }
 
     /// Handles `POST /events`: authenticate, validate every item (all or nothing), enqueue.
-    /// `now` is unix seconds, for the timestamp window and the 7-day check.
+    /// `timestamps` and `signatures` hold every `X-Wacapi-Timestamp` and `X-Wacapi-Signature`
+    /// value the request carries (two of either is 401, as two `X-Hub-Signature-256` are on
+    /// `/webhook`). `now` is unix seconds, for the timestamp window and the 7-day check.
     pub async fn receive_events(
         &self,
-        timestamp: Option<&[u8]>,
-        signature: Option<&[u8]>,
+        timestamps: &[&[u8]],
+        signatures: &[&[u8]],
         body: &[u8],
         now: i64,
         metrics: &mut Metrics,
@@ -169,28 +187,10 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         if body.len() > MAX_EVENTS_BODY_BYTES {
             return error(413, format!("body exceeds {MAX_EVENTS_BODY_BYTES} bytes"));
         }
-        let active = match keys.get().await {
-            Ok(k) => k,
-            Err(err) => {
-                metrics.count(names::SECRET_ERRORS, 1);
-                tracing::error!(error = %err, "events keys unavailable");
-                return error(500, "signing keys unavailable".into());
-            }
-        };
-        let mut verdict = business::verify(timestamp, signature, body, &active.keys, now);
-        if verdict == Err(EventAuthError::Mismatch)
-            && let Ok(Some(fresh)) = keys.refresh().await
+        if let Err(refused) =
+            authenticate_events(keys, timestamps, signatures, body, now, metrics).await
         {
-            // A key may have been added since the keys were cached.
-            verdict = business::verify(timestamp, signature, body, &fresh.keys, now);
-        }
-        if let Err(err) = verdict {
-            metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
-            tracing::warn!(
-                reason = err.reason(),
-                "business events refused: authentication"
-            );
-            return error(401, err.to_string());
+            return refused;
         }
         let signals = match business::parse(body, now) {
             Ok(signals) => signals,
@@ -221,6 +221,14 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         };
         if let Err(err) = self.signals.send_all(messages).await {
             metrics.count(names::ENQUEUE_FAILURES, 1);
+            if let QueueError::Full(why) = &err {
+                tracing::warn!(reason = %why, "business events not queued: the queue is full");
+                return error(
+                    503,
+                    "the queue is full; retry later with the same idempotency keys".into(),
+                )
+                .with_retry_after(FULL_RETRY_AFTER_SECONDS);
+            }
             tracing::error!(error = %err, "business events not queued; the caller should retry");
             return error(
                 500,
@@ -314,6 +322,11 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
                     IngestError::Queue(_) => metrics.count(names::ENQUEUE_FAILURES, 1),
                 }
                 let status = err.status();
+                if status == 503 {
+                    tracing::warn!(error = %err, status, "webhook not accepted: the queue is full; Meta will retry");
+                    return Reply::new(status, err.to_string())
+                        .with_retry_after(FULL_RETRY_AFTER_SECONDS);
+                }
                 if status >= 500 {
                     tracing::error!(error = %err, status, "webhook not accepted; Meta will retry");
                 } else {
@@ -521,6 +534,45 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
     }
 }
 
+/// Checks a `POST /events` request's timestamp and signature (one of each) against the active
+/// keys, re-reading them once on a mismatch; the answer to give when it fails.
+async fn authenticate_events<S: SecretSource>(
+    keys: &CachedSecret<EventKeys, S>,
+    timestamps: &[&[u8]],
+    signatures: &[&[u8]],
+    body: &[u8],
+    now: i64,
+    metrics: &mut Metrics,
+) -> Result<(), Reply> {
+    let error = |status, message: String| Reply::json(status, &json!({ "error": message }));
+    let active = match keys.get().await {
+        Ok(k) => k,
+        Err(err) => {
+            metrics.count(names::SECRET_ERRORS, 1);
+            tracing::error!(error = %err, "events keys unavailable");
+            return Err(error(500, "signing keys unavailable".into()));
+        }
+    };
+    let claimed =
+        business::one_header(timestamps).and_then(|t| Ok((t, business::one_header(signatures)?)));
+    let mut verdict = claimed.and_then(|(t, s)| business::verify(t, s, body, &active.keys, now));
+    if verdict == Err(EventAuthError::Mismatch)
+        && let Ok((t, s)) = claimed
+        && let Ok(Some(fresh)) = keys.refresh().await
+    {
+        // A key may have been added since the keys were cached.
+        verdict = business::verify(t, s, body, &fresh.keys, now);
+    }
+    verdict.map_err(|err| {
+        metrics.count_by(names::BUSINESS_AUTH_FAILURES, "Reason", err.reason(), 1);
+        tracing::warn!(
+            reason = err.reason(),
+            "business events refused: authentication"
+        );
+        error(401, err.to_string())
+    })
+}
+
 /// `wacapi_kind` of a dead-letter message that holds only the digest of what was quarantined.
 pub const DIGEST_KIND: &str = "digest";
 
@@ -611,6 +663,10 @@ mod tests {
         assert_eq!(
             IngestError::from(QueueError::Transport("x".into())).status(),
             500
+        );
+        assert_eq!(
+            IngestError::from(QueueError::Full("backlog".into())).status(),
+            503
         );
     }
 }

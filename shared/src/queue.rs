@@ -69,6 +69,10 @@ pub enum QueueError {
     /// The call itself failed (network, credentials, missing queue).
     #[error("queue call failed: {0}")]
     Transport(String),
+    /// The queue is at its bound (`wacapi serve`'s backlog, or the disk under it): nothing was
+    /// queued, and the sender should retry later (HTTP 503 with `Retry-After`).
+    #[error("queue full: {0}")]
+    Full(String),
 }
 
 /// Somewhere FIFO messages can be sent.

@@ -270,18 +270,32 @@ impl BatchState {
     }
 }
 
+/// A ledger record in 12 bytes: its times in unix seconds as `u32` (enough until 2106; see
+/// [`secs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    Pending { lease_until: i64, expires_at: i64 },
-    Sent { expires_at: i64 },
+    Pending { lease_until: u32, expires_at: u32 },
+    Sent { expires_at: u32 },
 }
 
 impl Entry {
     fn expires_at(self) -> i64 {
         match self {
-            Self::Pending { expires_at, .. } | Self::Sent { expires_at } => expires_at,
+            Self::Pending { expires_at, .. } | Self::Sent { expires_at } => i64::from(expires_at),
         }
     }
+}
+
+/// Unix seconds as a ledger record keeps them: before 1970 is 1970, after 2106 is 2106 (a
+/// lease or a TTL that far out is as good as for ever).
+fn secs(unix: i64) -> u32 {
+    u32::try_from(unix.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The ledger's key of an event id: 16 bytes (see
+/// [`key16`](crate::values::hashing::key16)), what memory holds per event sent.
+fn ledger_key(event_id: &str) -> [u8; 16] {
+    crate::values::hashing::key16(event_id)
 }
 
 /// A click kept in memory, with when it stops mattering.
@@ -295,8 +309,8 @@ struct StoredClick {
 struct Tables {
     /// By the 32 bytes of the hashed user key.
     clicks: HashMap<[u8; 32], StoredClick>,
-    /// By the 32 bytes of the event id (a SHA-256 in hex): half the memory of the text.
-    ledger: HashMap<[u8; 32], Entry>,
+    /// By 16 bytes of the event id's digest ([`ledger_key`]): 29 bytes a slot.
+    ledger: HashMap<[u8; 16], Entry>,
     /// The report's aggregates.
     report: BTreeMap<FactKey, Tally>,
     /// When expired entries were last dropped.
@@ -441,18 +455,18 @@ impl DispatchStore for MemoryStore {
         Ok(claims
             .iter()
             .map(|c| {
-                let key = crate::values::hashing::key32(&c.event_id);
+                let key = ledger_key(&c.event_id);
                 match tables.ledger.get(&key) {
                     Some(Entry::Sent { .. }) => Claim::AlreadySent,
-                    Some(Entry::Pending { lease_until, .. }) if *lease_until >= now => {
+                    Some(Entry::Pending { lease_until, .. }) if i64::from(*lease_until) >= now => {
                         Claim::Leased
                     }
                     _ => {
                         tables.ledger.insert(
                             key,
                             Entry::Pending {
-                                lease_until: c.lease_until,
-                                expires_at: c.expires_at,
+                                lease_until: secs(c.lease_until),
+                                expires_at: secs(c.expires_at),
                             },
                         );
                         Claim::Claimed
@@ -470,9 +484,9 @@ impl DispatchStore for MemoryStore {
         let mut tables = self.lock()?;
         for mark in marks {
             tables.ledger.insert(
-                crate::values::hashing::key32(&mark.event_id),
+                ledger_key(&mark.event_id),
                 Entry::Sent {
-                    expires_at: mark.expires_at,
+                    expires_at: secs(mark.expires_at),
                 },
             );
         }
@@ -485,7 +499,7 @@ impl DispatchStore for MemoryStore {
     async fn release(&self, event_ids: &[String]) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for id in event_ids {
-            let key = crate::values::hashing::key32(id);
+            let key = ledger_key(id);
             if matches!(tables.ledger.get(&key), Some(Entry::Pending { .. })) {
                 tables.ledger.remove(&key);
             }
@@ -576,6 +590,44 @@ mod tests {
         assert_eq!(s.len(), (0, 1));
         s.commit(&[], &[], 6_000).await.unwrap();
         assert!(s.is_empty());
+    }
+
+    /// What memory keeps per event in the ledger: its slot (key, record, control byte) in a
+    /// table grown by doubling, at most 100 bytes whatever the fill.
+    #[tokio::test]
+    async fn a_ledger_record_takes_at_most_100_bytes() {
+        assert_eq!(std::mem::size_of::<([u8; 16], Entry)>(), 28);
+        for n in [1_000usize, 100_000, 229_377, 300_000] {
+            let s = MemoryStore::new();
+            let marks: Vec<SentMark> = (0..n)
+                .map(|i| SentMark {
+                    event_id: format!("{i:064x}"),
+                    fbtrace_id: None,
+                    sent_at: 1,
+                    expires_at: 9_999_999_999,
+                })
+                .collect();
+            s.mark_sent(&marks, &[]).await.unwrap();
+            let tables = s.tables.lock().unwrap();
+            let slots = (tables.ledger.capacity() * 8 / 7).next_power_of_two();
+            let per_event =
+                (slots * (std::mem::size_of::<([u8; 16], Entry)>() + 1)) as f64 / n as f64;
+            assert!(per_event <= 100.0, "{n} events: {per_event:.1} bytes each");
+            // Times past 2106 are kept as 2106, never wrapped into the past.
+            assert!(
+                tables
+                    .ledger
+                    .values()
+                    .all(|e| e.expires_at() == i64::from(u32::MAX))
+            );
+        }
+    }
+
+    #[test]
+    fn ledger_times_are_clamped_not_wrapped() {
+        assert_eq!(secs(-5), 0);
+        assert_eq!(secs(1_750_000_000), 1_750_000_000);
+        assert_eq!(secs(i64::MAX), u32::MAX);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use base64::Engine;
 use serde_json::{Value, json};
 
+pub mod edge;
 pub mod graph_mock;
 pub mod insights_mock;
 pub mod runtime_api;

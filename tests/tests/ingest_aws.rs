@@ -440,8 +440,8 @@ async fn empty_or_short_keys_accept_nothing() {
         let signature = wacapi_shared::business::sign(key.as_bytes(), now, events);
         let reply = ingest
             .receive_events(
-                Some(now.to_string().as_bytes()),
-                Some(signature.as_bytes()),
+                &[now.to_string().as_bytes()],
+                &[signature.as_bytes()],
                 events,
                 now,
                 &mut metrics,

@@ -17,6 +17,8 @@ use wacapi_shared::signal::Signal;
 use wacapi_tests::*;
 use webhook_ingest::{State, handler};
 
+const EVENTS_KEY: &str = "handler-test-events-key";
+
 struct Harness {
     state: State<StaticSecret, Arc<MemoryQueue>, Arc<MemoryQueue>>,
     signals: Arc<MemoryQueue>,
@@ -33,7 +35,14 @@ fn harness() -> Harness {
     );
     Harness {
         state: State {
-            ingest: Ingest::new(secrets, Arc::clone(&signals), Arc::clone(&dead_letters)),
+            ingest: Ingest::new(secrets, Arc::clone(&signals), Arc::clone(&dead_letters))
+                .with_event_keys(CachedSecret::new(
+                    StaticSecret(SecretString::from(
+                        serde_json::json!({ "keys": [EVENTS_KEY] }).to_string(),
+                    )),
+                    Duration::from_secs(300),
+                    Duration::from_secs(30),
+                )),
             metrics_namespace: "wacapi".into(),
             emit_metrics: false,
         },
@@ -628,6 +637,47 @@ async fn two_signature_headers_are_refused() {
         .await;
     assert_eq!(reply.status, 401);
     assert!(h.signals.is_empty());
+}
+
+/// The requests `wacapi serve` is held to as well (cli/tests/serve.rs): trailing slashes and
+/// repeated signature headers, as API Gateway delivers them (repeated headers joined with
+/// commas) and as separate values (a Function URL or a test harness).
+#[tokio::test]
+async fn the_edge_requests_get_the_answers_serve_gives() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for case in wacapi_tests::edge::edge_requests(APP_SECRET, EVENTS_KEY, now) {
+        let mut joined: Vec<(String, String)> = Vec::new();
+        for (name, value) in &case.headers {
+            match joined.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => *v = format!("{v},{value}"),
+                None => joined.push((name.clone(), value.clone())),
+            }
+        }
+        let headers: Vec<(&str, &str)> = joined
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let request = apigw_request("POST", case.path, "", &headers, Some(&case.body), false);
+        let (status, answer) = call(&harness(), request).await;
+        assert_eq!(status, case.status, "{} {}: {answer}", case.name, case.path);
+
+        let mut request = apigw_request("POST", case.path, "", &[], Some(&case.body), false);
+        for (name, value) in &case.headers {
+            request.headers_mut().append(
+                lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let (status, answer) = call(&harness(), request).await;
+        assert_eq!(
+            status, case.status,
+            "{} {} (separate values): {answer}",
+            case.name, case.path
+        );
+    }
 }
 
 fn attr(m: &OutboundMessage, name: &str) -> String {

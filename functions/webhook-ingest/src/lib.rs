@@ -113,7 +113,14 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
         if request.method() != Method::POST {
             return Reply::new(405, "method not allowed");
         }
-        let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
+        let all = |name: &str| -> Vec<&[u8]> {
+            request
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect()
+        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -121,8 +128,8 @@ async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
         return state
             .ingest
             .receive_events(
-                header(business::TIMESTAMP_HEADER),
-                header(business::SIGNATURE_HEADER),
+                &all(business::TIMESTAMP_HEADER),
+                &all(business::SIGNATURE_HEADER),
                 request.body().as_ref(),
                 now,
                 metrics,
@@ -159,6 +166,11 @@ fn into_response(reply: Reply) -> Response<Body> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
     response
 }
 

@@ -27,6 +27,17 @@ pub fn key32(text: &str) -> [u8; 32] {
     key
 }
 
+/// 16 bytes standing for a key, for what is remembered per signal or event (deduplication ids,
+/// ledger records): the first half of the text's SHA-256, always hashed (a hex text that is not
+/// itself a digest, such as a counter, would otherwise lose its distinct bytes). 128 bits make
+/// a collision among even billions of keys vanishingly unlikely (about n² / 2^129).
+pub fn key16(text: &str) -> [u8; 16] {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 /// True when `value` is exactly 64 hex digits (already a SHA-256).
 pub fn is_sha256_hex(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
@@ -347,6 +358,23 @@ fn normalize_date_of_birth(value: &str) -> Result<String, NormalizeError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn compact_keys_differ_for_digests_counters_and_text_alike() {
+        let texts: std::collections::HashSet<String> = (0..1_000u64)
+            .flat_map(|i| {
+                [
+                    format!("{i:064x}"),
+                    format!("{:064x}", u128::from(i) << 64),
+                    sha256_hex(&i.to_le_bytes()),
+                    format!("wamid.{i}"),
+                ]
+            })
+            .collect();
+        let keys: std::collections::HashSet<[u8; 16]> = texts.iter().map(|t| key16(t)).collect();
+        assert_eq!(keys.len(), texts.len());
+        assert!(texts.len() > 3_990);
+    }
 
     #[test]
     fn documented_vectors() {
