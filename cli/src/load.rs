@@ -104,7 +104,7 @@ pub fn run(
             let refused = Arc::new(AtomicU64::new(0));
             let permits = Arc::new(Semaphore::new(CONCURRENCY));
             let started = Instant::now();
-            let now = crate::replay::clock();
+            let now = wacapi_shared::clock::now();
             let mut tasks = tokio::task::JoinSet::new();
             for i in 0..total {
                 // Pace: request i is due at i / rate seconds after the start.

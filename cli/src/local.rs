@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::SecretString;
@@ -31,13 +31,12 @@ use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::delivery::{Answer, DeliveryError, Outbound, Target};
 use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::ingest::{Ingest, MAX_BODY_BYTES, MAX_EVENTS_BODY_BYTES, Reply, attributes};
+use wacapi_shared::ingest::{Ingest, Route, attributes};
 use wacapi_shared::meta::graph::{AccessTokens, GraphClient, GraphSender};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
-use wacapi_shared::signature::SIGNATURE_HEADER;
 use wacapi_shared::store::{DispatchStore, MemoryStore};
 use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokTokens};
 
@@ -576,12 +575,8 @@ async fn launch<S: DispatchStore + 'static>(
 
     let app = Arc::new(App { ingest, report });
     let router = Router::new()
-        // A trailing slash names the same route, as it does for the Lambda behind API Gateway.
-        .route("/webhook", get(handshake).post(receive))
-        .route("/webhook/", get(handshake).post(receive))
-        .route("/events", axum::routing::post(receive_events))
-        .route("/events/", axum::routing::post(receive_events))
         .route("/report", get(report_route))
+        .fallback(edge)
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
@@ -671,60 +666,38 @@ async fn report_route(
     }
 }
 
-async fn handshake(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
-    let mut metrics = Metrics::new("wacapi", "local");
-    into_response(app.ingest.handshake(query.as_deref(), &mut metrics).await)
-}
-
-async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(&headers, body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
+/// Every request but `/report`: the shared edge's routes ([`Route`], [`Ingest::handle`]), the
+/// body read only up to its route's limit (413 before any byte of a larger declared body).
+async fn edge(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let route = Route::of(&method, uri.path());
+    let body = match route {
+        Route::Webhook | Route::Events => {
+            match crate::http::read_body(&headers, body, route.max_body()).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            }
+        }
+        Route::Handshake | Route::NotFound | Route::MethodNotAllowed => Default::default(),
     };
     let mut metrics = Metrics::new("wacapi", "local");
-    let signatures: Vec<&[u8]> = headers
-        .get_all(SIGNATURE_HEADER)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    into_response(app.ingest.receive(&signatures, &body, &mut metrics).await)
-}
-
-async fn receive_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match crate::http::read_body(&headers, body, MAX_EVENTS_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let mut metrics = Metrics::new("wacapi", "local");
-    let all =
-        |name: &str| -> Vec<&[u8]> { headers.get_all(name).iter().map(|v| v.as_bytes()).collect() };
-    into_response(
-        app.ingest
-            .receive_events(
-                &all(wacapi_shared::business::TIMESTAMP_HEADER),
-                &all(wacapi_shared::business::SIGNATURE_HEADER),
-                &body,
-                crate::replay::clock(),
-                &mut metrics,
-            )
-            .await,
-    )
-}
-
-fn into_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, reply.content_type)],
-        reply.body,
-    )
-        .into_response();
-    if let Some(seconds) = reply.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-    }
-    response
+    let reply = app
+        .ingest
+        .handle(
+            route,
+            uri.query(),
+            &headers,
+            &body,
+            wacapi_shared::clock::now(),
+            &mut metrics,
+        )
+        .await;
+    reply.into_http::<Body>().into_response()
 }
 
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
@@ -780,7 +753,7 @@ async fn dispatch_batch<S: DispatchStore>(
             attributes: q.message.attributes.iter().cloned().collect(),
         })
         .collect();
-    let now = fixed_now.unwrap_or_else(crate::replay::clock);
+    let now = fixed_now.unwrap_or_else(wacapi_shared::clock::now);
     let mut metrics = Metrics::new("wacapi", "local");
     let report = dispatcher
         .dispatch(

@@ -368,7 +368,7 @@ fn send_event(url: &str, key: &str, file: &std::path::Path) -> Result<(), String
     } else {
         serde_json::to_vec(&serde_json::json!({ "events": [value] })).map_err(|e| e.to_string())?
     };
-    let timestamp = replay::clock();
+    let timestamp = wacapi_shared::clock::now();
     let signature = wacapi_shared::business::sign(key.as_bytes(), timestamp, &body);
     runtime()?.block_on(async move {
         let response = reqwest::Client::new()

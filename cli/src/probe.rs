@@ -202,7 +202,7 @@ async fn idle_flood(
     // Let the flood fill the server before the first legitimate request.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
-    let now = crate::replay::clock();
+    let now = wacapi_shared::clock::now();
     let mut legit = tokio::task::JoinSet::new();
     for c in 0..clients {
         let secret = secret.clone();
@@ -296,7 +296,7 @@ async fn flood(
             .map_or("n/a".into(), |m| format!("{m:.1} MiB"))
     };
     let before = rss();
-    let now = crate::replay::clock();
+    let now = wacapi_shared::clock::now();
     let (mut ok, mut full, mut other) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     let webhooks = signals.div_ceil(per_webhook);

@@ -58,11 +58,6 @@ pub(crate) fn check_version(config: &Config, source: &str) -> Result<(), String>
     }
 }
 
-/// Unix seconds by the clock.
-pub(crate) fn clock() -> i64 {
-    wacapi_shared::clock::now()
-}
-
 /// Replays `files`: prints the requests, or with `report`, the conversion report of what the
 /// requests would send (the same rows `wacapi report` reads from a deployment).
 pub(crate) fn run(
@@ -75,7 +70,7 @@ pub(crate) fn run(
         args.check()?;
     }
     let config = load_config(config)?;
-    let now = now.unwrap_or_else(clock);
+    let now = now.unwrap_or_else(wacapi_shared::clock::now);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

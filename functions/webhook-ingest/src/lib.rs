@@ -7,17 +7,14 @@
 use std::convert::Infallible;
 use std::io::Write;
 
-use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use wacapi_shared::aws::secrets_manager::SecretsManagerSource;
 use wacapi_shared::aws::sqs::SqsQueue;
-use wacapi_shared::business;
 use wacapi_shared::config::{IngestSettings, SECRET_FORCED_REFRESH_INTERVAL};
-use wacapi_shared::ingest::{Ingest, Reply};
+use wacapi_shared::ingest::{Ingest, Route};
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::queue::MessageSink;
 use wacapi_shared::secrets::{CachedSecret, SecretSource};
-use wacapi_shared::signature::SIGNATURE_HEADER;
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "webhook-ingest";
@@ -88,90 +85,32 @@ impl State<SecretsManagerSource, SqsQueue, SqsQueue> {
     }
 }
 
-/// Handles one API Gateway request. Never fails: every outcome is an HTTP answer.
+/// Handles one API Gateway request. Never fails: every outcome is an HTTP answer. The routes
+/// and their answers are the shared edge's ([`Route`], [`Ingest::handle`]); this only
+/// translates API Gateway's request and writes the metrics.
 pub async fn handler<S: SecretSource, Q: MessageSink, D: MessageSink>(
     state: &State<S, Q, D>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
     let mut metrics = Metrics::new(state.metrics_namespace.clone(), SERVICE);
-    let reply = route(state, &request, &mut metrics).await;
+    let route = Route::of(request.method(), request.raw_http_path());
+    let reply = state
+        .ingest
+        .handle(
+            route,
+            request.uri().query(),
+            request.headers(),
+            request.body().as_ref(),
+            wacapi_shared::clock::now(),
+            &mut metrics,
+        )
+        .await;
     if state.emit_metrics
         && let Err(err) = metrics.flush_to(&mut std::io::stdout().lock())
     {
         tracing::warn!(error = %err, "metrics could not be written");
     }
-    Ok(into_response(reply))
-}
-
-async fn route<S: SecretSource, Q: MessageSink, D: MessageSink>(
-    state: &State<S, Q, D>,
-    request: &Request,
-    metrics: &mut Metrics,
-) -> Reply {
-    let path = request.raw_http_path().trim_end_matches('/');
-    if path.ends_with("/events") {
-        if request.method() != Method::POST {
-            return Reply::new(405, "method not allowed");
-        }
-        let all = |name: &str| -> Vec<&[u8]> {
-            request
-                .headers()
-                .get_all(name)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect()
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        return state
-            .ingest
-            .receive_events(
-                &all(business::TIMESTAMP_HEADER),
-                &all(business::SIGNATURE_HEADER),
-                request.body().as_ref(),
-                now,
-                metrics,
-            )
-            .await;
-    }
-    if !path.ends_with("/webhook") {
-        return Reply::new(404, "not found");
-    }
-    match *request.method() {
-        Method::GET => state.ingest.handshake(request.uri().query(), metrics).await,
-        Method::POST => {
-            let signatures: Vec<&[u8]> = request
-                .headers()
-                .get_all(SIGNATURE_HEADER)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
-            state
-                .ingest
-                .receive(&signatures, request.body().as_ref(), metrics)
-                .await
-        }
-        _ => Reply::new(405, "method not allowed"),
-    }
-}
-
-fn into_response(reply: Reply) -> Response<Body> {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = reply.content_type;
-    let mut response = Response::new(Body::Text(reply.body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    if let Some(seconds) = reply.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-    }
-    response
+    Ok(reply.into_http())
 }
 
 /// Writes a line to stderr before the runtime starts (tracing may not be set up yet).

@@ -1,6 +1,7 @@
-//! The webhook ingest, independent of the HTTP edge: the subscription handshake and the signed
-//! POST path (limit → verify → parse → split → enqueue). The Lambda and `wacapi serve` both
-//! call it, so they answer identically.
+//! The webhook ingest: the subscription handshake, the signed POST path (limit → verify → parse
+//! → split → enqueue) and the business events path, behind one HTTP edge ([`Route`],
+//! [`Ingest::handle`]) that the Lambda and `wacapi serve` both translate to, so they answer
+//! identically.
 //!
 //! Outcomes of a POST:
 //! - too large: 413; no or malformed signature: 401; wrong signature: 403. Nothing is queued.
@@ -12,6 +13,10 @@
 //!   queue failure answers 500 so Meta retries (the FIFO dedup id makes the retry harmless); a
 //!   full queue (`wacapi serve`'s bounded backlog) answers 503 with `Retry-After`.
 //! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
+
+mod edge;
+
+pub use edge::Route;
 
 use base64::Engine;
 use secrecy::ExposeSecret;
