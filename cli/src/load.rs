@@ -15,7 +15,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use wacapi_shared::conversion::rules::Config;
 
-use crate::local::{self, GraphMode, LocalOptions};
+use crate::delivery::DryRunMode;
+use crate::local::{self, LocalOptions};
 
 /// Every webhook carries an ad click, so this one rule yields one event per webhook.
 const LOAD_RULES: &str = r#"
@@ -76,8 +77,8 @@ pub fn run(
             app_secret: SECRET.to_owned(),
             verify_token: "load".to_owned(),
             events_key: "load-test-events-key".to_owned(),
-            graph: GraphMode::Count,
-            tiktok: None,
+            dry_run: DryRunMode::Count,
+            live: Default::default(),
             data_dir,
             limits: crate::durable::Limits::default(),
         })

@@ -28,19 +28,17 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use wacapi_shared::conversion::rules::Config;
-use wacapi_shared::delivery::{Answer, DeliveryError, Outbound, Target};
-use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::{Ingest, Route, attributes};
-use wacapi_shared::meta::graph::{AccessTokens, GraphClient, GraphSender};
 use wacapi_shared::metrics::Metrics;
+use wacapi_shared::model::Destination;
 use wacapi_shared::queue::{MessageSink, OutboundMessage, QueueError};
 use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::secrets::{CachedSecret, StaticSecret};
 use wacapi_shared::store::{DispatchStore, MemoryStore};
-use wacapi_shared::tiktok::client::{TikTokClient, TikTokSender, TikTokTokens};
 
 use crate::backlog::{Backlog, MemoryBacklog, Queued};
+use crate::delivery::{DryRunMode, Live, LocalDestinations};
 use crate::durable::{Database, Limits};
 
 /// Records per local dispatch batch: SQS FIFO hands over at most 10, but locally a larger batch
@@ -53,30 +51,6 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Latency samples kept (a uniform reservoir): memory stays bounded however long `serve` runs.
 const LATENCY_SAMPLES: usize = 100_000;
-
-/// Where events go.
-pub enum GraphMode {
-    /// Print each request; send nothing.
-    DryRun,
-    /// Count requests and events; print and send nothing (load tests).
-    Count,
-    /// Send to the Graph API at `base_url` with one token for every account.
-    Live {
-        /// The access token.
-        token: SecretString,
-        /// Meta's Graph API, or another endpoint.
-        base_url: String,
-    },
-}
-
-/// Where TikTok events go when a token is set (without one they follow [`GraphMode`]:
-/// printed in a dry run, counted in a load test).
-pub struct TikTokLive {
-    /// The Events API access token (one for every event set).
-    pub token: SecretString,
-    /// TikTok's API for Business, or another endpoint.
-    pub base_url: String,
-}
 
 /// Options of the local pipeline.
 pub struct LocalOptions {
@@ -92,10 +66,10 @@ pub struct LocalOptions {
     pub verify_token: String,
     /// The key `POST /events` requests are signed with.
     pub events_key: String,
-    /// Where events go.
-    pub graph: GraphMode,
-    /// Send TikTok events for real.
-    pub tiktok: Option<TikTokLive>,
+    /// What a dry run does with the requests of destinations not sent to for real.
+    pub dry_run: DryRunMode,
+    /// The destinations sent to for real, each with its token and API.
+    pub live: BTreeMap<Destination, Live>,
     /// Keep backlog, clicks and ledger in this directory (SQLite) instead of memory.
     pub data_dir: Option<PathBuf>,
     /// The backlog's bound (both modes) and the data directory's free-space floor.
@@ -278,109 +252,6 @@ impl MessageSink for LocalDeadLetters {
     }
 }
 
-/// The dry-run destinations: print each request on stdout as its target writes it (unless
-/// only counting), and take it whole.
-struct DryRun {
-    counter: AtomicU64,
-    print: bool,
-}
-
-impl DryRun {
-    fn take(&self, target: &Target, events: &[&Outbound]) -> Answer {
-        if self.print {
-            let line = target.line(events);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-        let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        Answer {
-            received: Some(events.len() as u64),
-            trace_id: Some(format!("dry-run-{n}")),
-            version_warning: None,
-        }
-    }
-}
-
-impl GraphSender for DryRun {
-    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
-        Ok(self.take(target, events))
-    }
-}
-
-impl TikTokSender for DryRun {
-    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
-        Ok(self.take(target, events))
-    }
-}
-
-/// Either TikTok sender.
-enum AnyTikTok {
-    DryRun(DryRun),
-    Live(TikTokClient<StaticSecret>),
-}
-
-impl TikTokSender for AnyTikTok {
-    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
-        match self {
-            Self::DryRun(d) => TikTokSender::send(d, target, events).await,
-            Self::Live(t) => t.send(target, events).await,
-        }
-    }
-}
-
-/// The TikTok sender: live with a token, else printing or counting as the Graph mode does.
-fn tiktok_sender(
-    live: Option<&TikTokLive>,
-    mode: &GraphMode,
-    config: &Config,
-) -> Result<AnyTikTok, String> {
-    let Some(live) = live else {
-        return Ok(AnyTikTok::DryRun(DryRun {
-            counter: AtomicU64::new(0),
-            print: matches!(mode, GraphMode::DryRun),
-        }));
-    };
-    let mut names: Vec<String> = vec!["default".into()];
-    names.extend(
-        config
-            .accounts
-            .values()
-            .filter_map(|a| a.destinations.tiktok.as_ref()?.token.clone()),
-    );
-    let tokens: serde_json::Map<String, serde_json::Value> = names
-        .into_iter()
-        .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(&live.token))))
-        .collect();
-    let doc = SecretString::from(json!({ "tiktok_access_tokens": tokens }).to_string());
-    let client = TikTokClient::new(
-        live.base_url.clone(),
-        Duration::from_secs(10),
-        CachedSecret::<TikTokTokens, _>::new(
-            StaticSecret(doc),
-            Duration::from_secs(3600),
-            Duration::from_secs(30),
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(AnyTikTok::Live(client))
-}
-
-/// Either Graph sender.
-enum AnyGraph {
-    DryRun(DryRun),
-    Live(GraphClient<StaticSecret>),
-}
-
-impl GraphSender for AnyGraph {
-    async fn send(&self, target: &Target, events: &[&Outbound]) -> Result<Answer, DeliveryError> {
-        match self {
-            Self::DryRun(d) => GraphSender::send(d, target, events).await,
-            Self::Live(g) => g.send(target, events).await,
-        }
-    }
-}
-
 type LocalIngest = Ingest<StaticSecret, Arc<QueueSink>, LocalDeadLetters>;
 
 struct App {
@@ -452,9 +323,13 @@ impl LocalPipeline {
 }
 
 /// Starts the pipeline on the current runtime.
-pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
+pub async fn start(mut options: LocalOptions) -> Result<LocalPipeline, String> {
     let click_ttl = options.config.attribution_window_seconds;
-    let graph = graph_sender(&options.graph, &options.config)?;
+    let destinations = LocalDestinations::new(
+        &options.config,
+        options.dry_run,
+        std::mem::take(&mut options.live),
+    )?;
     match options.data_dir.clone() {
         Some(dir) => {
             let (db, recovered) = Database::open(&dir, click_ttl, options.limits)?;
@@ -471,7 +346,7 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
             let backlog: Arc<dyn Backlog> = db.clone();
             let reader = Arc::clone(&db);
             let report: ReportReader = Arc::new(move || reader.report());
-            launch(options, backlog, db, report, graph, true).await
+            launch(options, backlog, db, report, destinations, true).await
         }
         None => {
             let backlog: Arc<dyn Backlog> =
@@ -479,44 +354,9 @@ pub async fn start(options: LocalOptions) -> Result<LocalPipeline, String> {
             let store = Arc::new(MemoryStore::with_click_ttl(click_ttl));
             let reader = Arc::clone(&store);
             let report: ReportReader = Arc::new(move || Ok(reader.report()));
-            launch(options, backlog, store, report, graph, false).await
+            launch(options, backlog, store, report, destinations, false).await
         }
     }
-}
-
-fn graph_sender(mode: &GraphMode, config: &Config) -> Result<AnyGraph, String> {
-    Ok(match mode {
-        GraphMode::DryRun | GraphMode::Count => AnyGraph::DryRun(DryRun {
-            counter: AtomicU64::new(0),
-            print: matches!(mode, GraphMode::DryRun),
-        }),
-        GraphMode::Live { token, base_url } => {
-            // One token for every account: the default and each name the accounts use.
-            let mut names: Vec<String> = vec!["default".into()];
-            names.extend(
-                config
-                    .accounts
-                    .values()
-                    .filter_map(|a| a.dataset().token.clone()),
-            );
-            let tokens: serde_json::Map<String, serde_json::Value> = names
-                .into_iter()
-                .map(|n| (n, json!(secrecy::ExposeSecret::expose_secret(token))))
-                .collect();
-            let doc = SecretString::from(json!({ "access_tokens": tokens }).to_string());
-            let client = GraphClient::new(
-                base_url.clone(),
-                Duration::from_secs(10),
-                CachedSecret::<AccessTokens, _>::new(
-                    StaticSecret(doc),
-                    Duration::from_secs(3600),
-                    Duration::from_secs(30),
-                ),
-            )
-            .map_err(|e| e.to_string())?;
-            AnyGraph::Live(client)
-        }
-    })
 }
 
 /// Reads the store's report aggregates (`GET /report`).
@@ -527,7 +367,7 @@ async fn launch<S: DispatchStore + 'static>(
     backlog: Arc<dyn Backlog>,
     store: S,
     report: ReportReader,
-    graph: AnyGraph,
+    destinations: LocalDestinations,
     durable: bool,
 ) -> Result<LocalPipeline, String> {
     let stats = Arc::new(Stats::default());
@@ -555,11 +395,10 @@ async fn launch<S: DispatchStore + 'static>(
         Duration::from_secs(3600),
         Duration::from_secs(30),
     ));
-    let tiktok = tiktok_sender(options.tiktok.as_ref(), &options.graph, &options.config)?;
     let dispatcher = Dispatcher::new(
         options.config,
         store,
-        Destinations::new(graph).with_tiktok(tiktok),
+        destinations,
         LocalDeadLetters { quarantined: None },
         DispatchSettings::default(),
     );
@@ -703,7 +542,7 @@ async fn edge(
 /// Hands batches from the backlog to the dispatcher until told to stop: finished records leave
 /// the backlog, failed ones come back after [`RETRY_DELAY`].
 async fn dispatch_loop<S: DispatchStore>(
-    dispatcher: Dispatcher<S, Destinations<AnyGraph, AnyTikTok>, LocalDeadLetters>,
+    dispatcher: Dispatcher<S, LocalDestinations, LocalDeadLetters>,
     backlog: Arc<dyn Backlog>,
     stats: Arc<Stats>,
     wake: Arc<Notify>,
@@ -738,7 +577,7 @@ async fn dispatch_loop<S: DispatchStore>(
 }
 
 async fn dispatch_batch<S: DispatchStore>(
-    dispatcher: &Dispatcher<S, Destinations<AnyGraph, AnyTikTok>, LocalDeadLetters>,
+    dispatcher: &Dispatcher<S, LocalDestinations, LocalDeadLetters>,
     backlog: &dyn Backlog,
     stats: &Stats,
     batch: Vec<Queued>,

@@ -13,6 +13,7 @@
 //!   Graph API version expiring within 90 days and refuses an expired one.
 
 mod backlog;
+mod delivery;
 mod durable;
 mod http;
 mod load;
@@ -21,12 +22,14 @@ mod probe;
 mod replay;
 mod report;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::model::Destination;
 use wacapi_shared::values::hashing::{UserDataKey, is_sha256_hex, normalize, sha256_hex};
 
 #[derive(Parser)]
@@ -59,21 +62,18 @@ struct GraphArgs {
 }
 
 impl GraphArgs {
-    fn tiktok(&self) -> Option<local::TikTokLive> {
-        self.tiktok_token.clone().map(|token| local::TikTokLive {
-            token: secrecy::SecretString::from(token),
-            base_url: self.tiktok_base_url.clone(),
+    /// The destinations sent to for real: those whose token is given.
+    fn live(self) -> BTreeMap<Destination, delivery::Live> {
+        [
+            (Destination::Meta, self.graph_token, self.graph_base_url),
+            (Destination::TikTok, self.tiktok_token, self.tiktok_base_url),
+        ]
+        .into_iter()
+        .filter_map(|(destination, token, base_url)| {
+            let token = secrecy::SecretString::from(token?);
+            Some((destination, delivery::Live { token, base_url }))
         })
-    }
-
-    fn mode(self) -> local::GraphMode {
-        match self.graph_token {
-            Some(token) => local::GraphMode::Live {
-                token: secrecy::SecretString::from(token),
-                base_url: self.graph_base_url,
-            },
-            None => local::GraphMode::DryRun,
-        }
+        .collect()
     }
 }
 
@@ -244,8 +244,7 @@ fn main() -> ExitCode {
             pipeline.config.as_deref(),
             pipeline.now,
             &files,
-            graph.tiktok(),
-            graph.mode(),
+            graph.live(),
         ),
         Command::SendEvent { url, key, file } => send_event(&url, &key, &file),
         Command::Serve(args) => serve(args),
@@ -299,8 +298,7 @@ fn demo(
     config: Option<&std::path::Path>,
     now: Option<i64>,
     files: &[PathBuf],
-    tiktok: Option<local::TikTokLive>,
-    graph: local::GraphMode,
+    live: BTreeMap<Destination, delivery::Live>,
 ) -> Result<(), String> {
     let config = replay::load_config(config)?;
     let bodies = files
@@ -315,8 +313,8 @@ fn demo(
             app_secret: DEMO_APP_SECRET.to_owned(),
             verify_token: DEMO_VERIFY_TOKEN.to_owned(),
             events_key: DEMO_EVENTS_KEY.to_owned(),
-            graph,
-            tiktok,
+            dry_run: delivery::DryRunMode::Print,
+            live,
             data_dir: None,
             limits: durable::Limits::default(),
         })
@@ -482,8 +480,8 @@ fn serve(mut args: ServeArgs) -> Result<(), String> {
         app_secret: secrets.app_secret,
         verify_token: secrets.verify_token,
         events_key: secrets.events_key,
-        tiktok: args.graph.tiktok(),
-        graph: args.graph.mode(),
+        dry_run: delivery::DryRunMode::Print,
+        live: args.graph.live(),
         data_dir: args.data_dir,
         limits: durable::Limits {
             max_backlog: args.max_backlog,

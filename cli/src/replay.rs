@@ -1,19 +1,22 @@
-//! `wacapi replay`: webhook files through the same pipeline the dispatcher runs, with in-memory
-//! stores and no network. Requests go to stdout as JSON lines (or, with `--report`, the
+//! `wacapi replay`: webhook files through the dispatcher itself, with the in-memory store and
+//! the dry run instead of AWS and the network. Requests go to stdout as JSON lines (or, with `--report`, the
 //! conversion report of what they would send); a summary goes to stderr.
 
-use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use wacapi_shared::channels::split;
-use wacapi_shared::conversion::clicks::MemoryClickStore;
-use wacapi_shared::conversion::mapping::{Outcome, SkipReason, skip_fact};
-use wacapi_shared::conversion::pipeline::{Processor, batch_requests};
+use wacapi_shared::conversion::mapping::SkipReason;
 use wacapi_shared::conversion::rules::Config;
+use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord, metric_names};
+use wacapi_shared::ingest::attributes;
 use wacapi_shared::meta::versions;
-use wacapi_shared::report::tally;
+use wacapi_shared::metrics::Metrics;
+use wacapi_shared::queue::MemoryQueue;
+use wacapi_shared::store::MemoryStore;
 
+use crate::delivery::{DryRun, DryRunMode};
 use crate::report::ReportArgs;
 
 /// Loads the configuration file, or the built-in default, and checks its Graph API version
@@ -78,28 +81,84 @@ pub(crate) fn run(
     runtime.block_on(replay(&config, now, files, report))
 }
 
+/// Splits every file as the ingest does (what cannot be read is quarantined and reported by
+/// position and kind), then runs the dispatcher over all the signals as one batch, with the
+/// in-memory store and the dry run: the requests it would send are printed as it sends them,
+/// or, with `report`, the report of what it sent and skipped is rendered from the store.
 async fn replay(
     config: &Config,
     now: i64,
     files: &[PathBuf],
     report: Option<&ReportArgs>,
 ) -> Result<(), String> {
-    let clicks = MemoryClickStore::new();
-    let processor = Processor::new(config, &clicks);
-    let mut sent_ids = HashSet::new();
-    let mut events = Vec::new();
-    let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut signals = 0;
+    let (records, quarantined) = read_signals(files)?;
+    let mode = match report {
+        Some(_) => DryRunMode::Count,
+        None => DryRunMode::Print,
+    };
+    let store = MemoryStore::new();
+    let dead_letters = MemoryQueue::new();
+    let dispatcher = Dispatcher::new(
+        config.clone(),
+        &store,
+        DryRun::new(mode),
+        &dead_letters,
+        DispatchSettings::default(),
+    );
+    let mut metrics = Metrics::new("wacapi", "replay");
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let outcome = dispatcher
+        .dispatch(&records, now, deadline, &mut metrics)
+        .await;
+    if let Some(args) = report {
+        crate::report::print(&args.render_reading_spend(&store.report()).await?)?;
+    }
+    let mut skipped = outcome.skipped.clone();
+    if outcome.dedup_hits > 0 {
+        skipped.insert(SkipReason::Duplicate.label(), outcome.dedup_hits);
+    }
+    for message in dead_letters.drain() {
+        if let Some((_, reason)) = message
+            .attributes
+            .iter()
+            .find(|(n, _)| n == attributes::REASON)
+        {
+            let _ = writeln!(std::io::stderr(), "dead-lettered: {reason}");
+        }
+    }
+    let skipped_text = if skipped.is_empty() {
+        "none".to_owned()
+    } else {
+        skipped
+            .iter()
+            .map(|(reason, n)| format!("{reason}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "wacapi replay: {} file(s), {} signal(s), {} event(s) in {} request(s); skipped: {skipped_text}; quarantined: {quarantined}; user data fields dropped: {}; custom data values dropped: {}",
+        files.len(),
+        records.len(),
+        outcome.events_sent,
+        outcome.graph_requests,
+        metrics.total(metric_names::USER_DATA_DROPPED),
+        metrics.total(metric_names::CUSTOM_DATA_DROPPED),
+    );
+    Ok(())
+}
+
+/// The signals of `files`, in order, as the queue records the dispatcher reads, and how many
+/// files or parts were quarantined (each reported on stderr by position and kind, never by a
+/// value from the file).
+fn read_signals(files: &[PathBuf]) -> Result<(Vec<InboundRecord>, usize), String> {
+    let mut records = Vec::new();
     let mut quarantined = 0;
-    let mut dropped_fields = 0;
-    let mut dropped_custom = 0;
-    let mut facts = Vec::new();
     for file in files {
         let body = crate::read(file)?;
         let split = match split(&body) {
             Ok(split) => split,
             Err(err) => {
-                // The error names a position and a kind, never a value from the file.
                 quarantined += 1;
                 let _ = writeln!(std::io::stderr(), "{}: quarantined: {err}", file.display());
                 continue;
@@ -115,61 +174,14 @@ async fn replay(
             );
         }
         for signal in &split.signals {
-            signals += 1;
-            let (outcomes, click) = processor
-                .process_with_click(signal, now)
-                .await
-                .map_err(|e| e.to_string())?;
-            for outcome in outcomes {
-                match outcome {
-                    Outcome::Event(mapped) => {
-                        dropped_fields += mapped.dropped_user_data.len();
-                        dropped_custom += mapped.dropped_custom_data;
-                        if sent_ids.insert(mapped.event.event_id().to_owned()) {
-                            facts.push(mapped.fact());
-                            events.push(*mapped);
-                        } else {
-                            *skipped.entry(SkipReason::Duplicate.label()).or_default() += 1;
-                        }
-                    }
-                    Outcome::Skipped { reason, rule } => {
-                        facts.push(skip_fact(
-                            config,
-                            signal,
-                            click.as_ref(),
-                            rule.as_deref(),
-                            reason,
-                        ));
-                        *skipped.entry(reason.label()).or_default() += 1;
-                    }
-                }
-            }
+            let body = serde_json::to_string(signal).map_err(|e| e.to_string())?;
+            records.push(InboundRecord {
+                message_id: format!("replay-{}", records.len()),
+                group_id: Some(signal.group_id()),
+                body,
+                attributes: Default::default(),
+            });
         }
     }
-    let event_count = events.len();
-    let requests = batch_requests(events);
-    match report {
-        Some(args) => crate::report::print(&args.render_reading_spend(&tally(facts)).await?)?,
-        None => {
-            for request in &requests {
-                crate::out(&request.line().to_string())?;
-            }
-        }
-    }
-    let skipped_text = if skipped.is_empty() {
-        "none".to_owned()
-    } else {
-        skipped
-            .iter()
-            .map(|(reason, n)| format!("{reason}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let _ = writeln!(
-        std::io::stderr(),
-        "wacapi replay: {} file(s), {signals} signal(s), {event_count} event(s) in {} request(s); skipped: {skipped_text}; quarantined: {quarantined}; user data fields dropped: {dropped_fields}; custom data values dropped: {dropped_custom}",
-        files.len(),
-        requests.len(),
-    );
-    Ok(())
+    Ok((records, quarantined))
 }

@@ -110,6 +110,15 @@ pub fn check_rules(
     crate::tiktok::event_set::rule_checks(rules, &sets)
 }
 
+/// The key of `destination`'s access tokens (by name) in the tokens secret document: Meta's
+/// `access_tokens`, TikTok's `tiktok_access_tokens`.
+pub fn tokens_key(destination: Destination) -> &'static str {
+    match destination {
+        Destination::Meta => "access_tokens",
+        Destination::TikTok => "tiktok_access_tokens",
+    }
+}
+
 /// Every destination's profile.
 pub const PROFILES: [&Profile; 2] = [&crate::meta::PROFILE, &crate::tiktok::PROFILE];
 
@@ -155,6 +164,12 @@ impl BaseUrls {
                 })
                 .collect(),
         )
+    }
+
+    /// The same URLs, `destination`'s being `url`.
+    pub fn with(mut self, destination: Destination, url: impl Into<String>) -> Self {
+        self.0.insert(destination, url.into());
+        self
     }
 
     /// The URL of `destination`'s API.

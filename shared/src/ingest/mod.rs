@@ -15,6 +15,7 @@
 //! - two `X-Hub-Signature-256` headers: 401, like a malformed one.
 
 mod edge;
+mod enqueue;
 
 pub use edge::Route;
 
@@ -394,102 +395,6 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
             other => other?,
         }
         Ok(())
-    }
-
-    async fn enqueue(&self, split: Split, metrics: &mut Metrics) -> Result<Accepted, IngestError> {
-        metrics.count(names::STATUSES_IGNORED, split.statuses as u64);
-        metrics.count(names::WEBHOOK_ERRORS, split.errors as u64);
-        metrics.count(names::CHANGES_IGNORED, split.ignored_changes as u64);
-        metrics.count(names::FLOW_FIELDS_DROPPED, split.flow_fields_dropped as u64);
-        metrics.count(names::UNREADABLE_PARTS, split.unreadable_parts as u64);
-
-        let quarantined = split.rejected.len();
-        if quarantined > 0 {
-            let messages = split
-                .rejected
-                .iter()
-                .map(|r| {
-                    let mut message = quarantine_message(
-                        r.raw.as_bytes(),
-                        r.kind.label(),
-                        r.reason.label(),
-                        &r.reason.to_string(),
-                        Some(r.account_id.as_str()).filter(|w| !w.is_empty()),
-                    );
-                    if let Some(kind) = r.kind.item_kind() {
-                        message = message.with_attribute(attributes::ITEM_KIND, kind.label());
-                    }
-                    self.fit(message, metrics)
-                })
-                .collect();
-            self.dead_letters.send_all(messages).await?;
-            for r in &split.rejected {
-                metrics.count_by(names::BODIES_QUARANTINED, "Reason", r.reason.label(), 1);
-                tracing::warn!(reason = r.reason.label(), waba_id = %r.account_id, "webhook item quarantined");
-            }
-        }
-
-        let messages: Vec<OutboundMessage> = signal_messages(&split)?;
-        let (messages, oversized): (Vec<_>, Vec<_>) = messages
-            .into_iter()
-            .partition(|m| m.size() <= MAX_MESSAGE_BYTES);
-        if !oversized.is_empty() {
-            // Signals are bounded by construction (channels::whatsapp::MAX_TEXT_CHARS and the rest); one
-            // that still does not fit is kept as a digest, never answered 500 for ever.
-            let digests = oversized
-                .into_iter()
-                .map(|m| {
-                    let quarantined = quarantine_message(
-                        m.body.as_bytes(),
-                        "signal",
-                        "signal_too_large",
-                        "the signal exceeds a queue message",
-                        None,
-                    );
-                    self.fit(quarantined, metrics)
-                })
-                .collect();
-            self.dead_letters.send_all(digests).await?;
-        }
-        let signals = messages.len();
-        if signals > 0 {
-            self.signals.send_all(messages).await?;
-        }
-        if signals > 0 {
-            for signal in &split.signals {
-                metrics.count_by(
-                    names::SIGNALS_ENQUEUED,
-                    crate::metrics::CHANNEL,
-                    signal.channel.as_str(),
-                    1,
-                );
-            }
-        }
-        for signal in &split.signals {
-            tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.account_id, "signal enqueued");
-        }
-        // What became no signal, by kind: constant names and counts, never webhook text. An
-        // `unknown` kind is a field or event no channel list names (Meta added one, or the app
-        // subscribes to more than wacapi reads): ignored all the same, never dead-lettered.
-        let unknown = split.ignored_of(crate::signal::UNKNOWN);
-        if unknown > 0 {
-            tracing::info!(
-                unknown,
-                "webhook parts of a kind wacapi does not know were ignored"
-            );
-        }
-        tracing::info!(
-            signals,
-            quarantined,
-            statuses = split.statuses,
-            unreadable_parts = split.unreadable_parts,
-            ignored = ?split.ignored,
-            "webhook accepted"
-        );
-        Ok(Accepted {
-            signals,
-            quarantined,
-        })
     }
 }
 
