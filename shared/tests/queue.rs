@@ -38,8 +38,7 @@ fn queued_signals_decode_and_encode_back_byte_for_byte() {
     let bodies = bodies();
     assert!(bodies.len() >= 20, "{} queue fixtures", bodies.len());
     for (name, body) in &bodies {
-        let signal: Signal =
-            serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let signal: Signal = serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(signal.v, SIGNAL_VERSION, "{name}");
         assert_eq!(&serde_json::to_string(&signal).unwrap(), body, "{name}");
     }

@@ -26,8 +26,8 @@ use crate::signal::{
 };
 use crate::values::hashing::hash_phone;
 use model::{
-    AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
-    NfmReply, WHATSAPP_OBJECT,
+    AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, EventCustomData,
+    Message, MessageType, NfmReply, WHATSAPP_OBJECT,
 };
 
 /// The `contacts[]` of one change value, indexed once by `wa_id` and by `user_id`, so each of its
@@ -587,11 +587,16 @@ fn automatic_signal(
         event: SignalEvent::AutomaticEvent {
             event_name: event.event_name,
             ctwa_clid: event.ctwa_clid,
-            custom_data: event
-                .custom_data
-                .filter(|c| *c != AutomaticCustomData::EMPTY),
+            custom_data: event.custom_data.and_then(custom_data),
         },
     }
+}
+
+/// The value data a signal carries for an event's `custom_data`: none when Meta sent neither a
+/// currency nor a value (`custom_data: {}` is the same as no custom data).
+fn custom_data(data: EventCustomData) -> Option<AutomaticCustomData> {
+    let EventCustomData { currency, value } = data;
+    (currency.is_some() || value.is_some()).then_some(AutomaticCustomData { currency, value })
 }
 
 /// A message's signal, and how many Flow fields were left out of it.

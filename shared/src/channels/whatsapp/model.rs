@@ -16,6 +16,9 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::lenient::{self, Amount, RawItem};
+/// The signal's value data of an automatic event, defined by the signal (the queue format owns
+/// its payload types) and still reachable here, where it was first defined.
+pub use crate::signal::AutomaticCustomData;
 
 /// The `object` value of every WhatsApp Business Account webhook.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
@@ -437,35 +440,21 @@ pub struct AutomaticEvent {
     pub ctwa_clid: Option<String>,
     /// Value and currency, for purchases.
     #[serde(default, deserialize_with = "lenient::object")]
-    pub custom_data: Option<AutomaticCustomData>,
+    pub custom_data: Option<EventCustomData>,
 }
 
-/// Value data of an automatic event, as Meta sends it (and as signals carry it).
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct AutomaticCustomData {
+/// The `custom_data` of an automatic event, as Meta sends it. A signal carries it as
+/// [`AutomaticCustomData`] (see [`crate::channels::whatsapp`]); an object with neither part is
+/// the same as none.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventCustomData {
     /// ISO 4217 currency.
-    #[serde(
-        default,
-        deserialize_with = "lenient::string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub currency: Option<String>,
     /// The purchase amount **× 1000**, as Meta writes it (see
-    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]); converted only when an event is built.
-    #[serde(
-        default,
-        deserialize_with = "lenient::amount",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]).
+    #[serde(default, deserialize_with = "lenient::amount")]
     pub value: Option<Amount>,
-}
-
-impl AutomaticCustomData {
-    /// No currency and no value (`custom_data: {}`): the same as no custom data.
-    pub const EMPTY: Self = Self {
-        currency: None,
-        value: None,
-    };
 }
 
 #[cfg(test)]
