@@ -22,11 +22,16 @@
 //! absent: an `ad_id` alone counts). Other referrals (m.me links, QR codes) are not ad clicks.
 //! Ad creative (`ads_context_data`: titles, photo and video URLs), message text beyond what rules
 //! read, attachments' URLs and titles are not carried further.
+//!
+//! The envelope around the entries is every channel's ([`crate::channels::envelope`]); this
+//! file reads the entries, their items and their changes.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use crate::channels::envelope::one_entry;
+use crate::channels::instagram::INSTAGRAM_OBJECT;
 use crate::lenient::{self, RawItem};
 use crate::model::Channel;
 use crate::redact::safe_json_error;
@@ -433,7 +438,7 @@ impl Referral {
 
 /// Splits the entries of a Messenger or Instagram webhook into signals, in webhook order.
 ///
-/// Each item's kind is decided first ([`ItemKind`]): a conversation item is read in full and
+/// Each item's kind is decided first (its `ItemKind`): a conversation item is read in full and
 /// must have what a signal needs (a malformed one is rejected, to be quarantined); any other
 /// kind is counted by name and needs nothing, so a receipt without a `timestamp` or a policy
 /// notice without a `sender` is never dead-lettered.
@@ -566,10 +571,10 @@ fn bad_entry(channel: Channel, raw_entry: &str, detail: String) -> Rejected {
 /// it as a webhook).
 fn envelope(channel: Channel, raw_entry: &str) -> String {
     let object = match channel {
-        Channel::Instagram => super::instagram::INSTAGRAM_OBJECT,
+        Channel::Instagram => INSTAGRAM_OBJECT,
         _ => PAGE_OBJECT,
     };
-    format!(r#"{{"object":"{object}","entry":[{raw_entry}]}}"#)
+    one_entry(object, raw_entry)
 }
 
 /// The signal of one conversation item, or the name it is counted under when it is no

@@ -1,6 +1,6 @@
 //! WhatsApp Cloud API webhooks (`object = whatsapp_business_account`) into signals: one per
 //! message and per automatic event, the phone number hashed here at the edge; ad creative,
-//! media ids and profile names dropped. [`model`] is the lenient serde model of the envelope.
+//! media ids and profile names dropped. [`model`] is the lenient serde model of the entries.
 //!
 //! Messages come on the `messages` field, or on `standby` when Meta Business Agent is the
 //! number's active handler (Standby webhooks, Aug 4, 2026): then the app listens passively and
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::channels::envelope::one_entry;
 use crate::lenient::RawItem;
 use crate::model::Channel;
 use crate::redact::safe_json_error;
@@ -219,7 +220,7 @@ fn is_null(raw: &RawValue) -> bool {
 
 /// An envelope holding one raw entry.
 fn envelope(raw_entry: &str) -> String {
-    format!(r#"{{"object":"{WHATSAPP_OBJECT}","entry":[{raw_entry}]}}"#)
+    one_entry(WHATSAPP_OBJECT, raw_entry)
 }
 
 /// An envelope holding one raw change of `waba_id`'s entry.

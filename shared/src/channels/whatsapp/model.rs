@@ -1,4 +1,5 @@
-//! Serde model of the WhatsApp Cloud API webhook envelope (`object = whatsapp_business_account`).
+//! Serde model of the WhatsApp Cloud API webhook entries (`object = whatsapp_business_account`;
+//! the envelope around them is every channel's, [`crate::channels::envelope`]).
 //!
 //! The model reads what real senders write, not only what Meta documents (see
 //! [`crate::lenient`]): every field Meta may omit is an `Option` or defaults to empty, `null`
@@ -22,16 +23,6 @@ pub use crate::signal::AutomaticCustomData;
 
 /// The `object` value of every WhatsApp Business Account webhook.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
-
-/// The top-level webhook body.
-#[derive(Debug, Deserialize)]
-pub struct Webhook<'a> {
-    /// Always `whatsapp_business_account` for WhatsApp.
-    pub object: String,
-    /// One entry per WhatsApp Business Account, each kept raw until parsed by itself.
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
-    pub entry: Vec<RawItem<'a>>,
-}
 
 /// The updates for one WhatsApp Business Account (WABA).
 #[derive(Debug, Deserialize)]
@@ -459,7 +450,7 @@ pub struct EventCustomData {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Message, MessageType};
 
     #[test]
     fn unknown_and_missing_message_types_are_kept_by_name() {
