@@ -610,7 +610,7 @@ impl DispatchStore for DynamoStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::request_token;
 
     /// The longest `ClientRequestToken` DynamoDB accepts.
     const MAX_REQUEST_TOKEN: usize = 36;
