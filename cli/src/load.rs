@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use wacapi_shared::conversion::rules::Config;
 
 use crate::delivery::DryRunMode;
-use crate::local::{self, LocalOptions};
+use crate::local::{self, LocalOptions, LocalPipeline};
 
 /// Every webhook carries an ad click, so this one rule yields one event per webhook.
 const LOAD_RULES: &str = r#"
@@ -70,26 +70,8 @@ pub fn run(
 ) -> Result<(), String> {
     let config = Config::from_toml(LOAD_RULES).map_err(|e| e.to_string())?;
     crate::runtime()?.block_on(async move {
-        let pipeline = local::start(LocalOptions {
-            config,
-            now: None,
-            port: 0,
-            app_secret: SECRET.to_owned(),
-            verify_token: "load".to_owned(),
-            events_key: "load-test-events-key".to_owned(),
-            dry_run: DryRunMode::Count,
-            live: Default::default(),
-            data_dir,
-            limits: crate::durable::Limits::default(),
-        })
-        .await?;
-        let url = format!("http://{}/webhook", pipeline.addr);
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(CONCURRENCY)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let stats = Arc::clone(&pipeline.stats);
-        let next = Arc::new(AtomicU64::new(0));
+        let pipeline = start_pipeline(config, data_dir).await?;
+        let load = Load::new(&pipeline)?;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
@@ -97,67 +79,167 @@ pub fn run(
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for &rate in rates {
-            let total = rate * seconds;
-            let events_before = stats.events.load(Ordering::SeqCst) as u64;
-            let queued_before = stats.queued.load(Ordering::SeqCst) as u64;
-            stats.take_latencies();
-            let accepted = Arc::new(AtomicU64::new(0));
-            let refused = Arc::new(AtomicU64::new(0));
-            let permits = Arc::new(Semaphore::new(CONCURRENCY));
-            let started = Instant::now();
-            let now = wacapi_shared::clock::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for i in 0..total {
-                // Pace: request i is due at i / rate seconds after the start.
-                let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
-                tokio::time::sleep_until(due.into()).await;
-                let permit = Arc::clone(&permits)
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                let body = body(n, now);
-                let signature = wacapi_shared::signature::sign(SECRET.as_bytes(), &body);
-                let (client, url) = (client.clone(), url.clone());
-                let (accepted, refused) = (Arc::clone(&accepted), Arc::clone(&refused));
-                tasks.spawn(async move {
-                    let ok = client
-                        .post(&url)
-                        .header(wacapi_shared::signature::SIGNATURE_HEADER, signature)
-                        .body(body)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == 200);
-                    if ok { &accepted } else { &refused }.fetch_add(1, Ordering::SeqCst);
-                    drop(permit);
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-            let elapsed = started.elapsed();
-            tokio::time::timeout(Duration::from_secs(60), pipeline.wait_idle())
-                .await
-                .map_err(|_| "the dispatcher did not drain within 60 s".to_owned())?;
-            let accepted = accepted.load(Ordering::SeqCst);
-            let queued = stats.queued.load(Ordering::SeqCst) as u64 - queued_before;
-            let events = stats.events.load(Ordering::SeqCst) as u64 - events_before;
-            let lost = accepted.saturating_sub(events);
-            let duplicated = events.saturating_sub(queued.min(accepted));
-            let step = stats.take_latencies();
-            let q = |p: f64| {
-                local::Stats::quantile_ms(&step, p)
-                    .map_or("n/a".to_owned(), |ms| format!("{ms:.2} ms"))
-            };
-            let _ = writeln!(
-                out,
-                "| {rate} | {:.0} | {} | {lost} | {duplicated} | {} | {} | {} |",
-                accepted as f64 / elapsed.as_secs_f64(),
-                refused.load(Ordering::SeqCst),
-                q(0.5),
-                q(0.99),
-                rss()
-            );
+            let step = load.step(&pipeline, rate, seconds).await?;
+            let _ = writeln!(out, "{}", step.row());
             let _ = out.flush();
         }
         Ok(())
     })
+}
+
+/// The local pipeline the load runs against: the load rules, Graph calls only counted, durable
+/// with `data_dir`.
+async fn start_pipeline(
+    config: Config,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<LocalPipeline, String> {
+    local::start(LocalOptions {
+        config,
+        now: None,
+        port: 0,
+        app_secret: SECRET.to_owned(),
+        verify_token: "load".to_owned(),
+        events_key: "load-test-events-key".to_owned(),
+        dry_run: DryRunMode::Count,
+        live: Default::default(),
+        data_dir,
+        limits: crate::durable::Limits::default(),
+    })
+    .await
+}
+
+/// The generator: signed webhooks posted to one pipeline, each with the next message number.
+struct Load {
+    /// The pipeline's webhook route.
+    url: String,
+    /// One connection pool for every request.
+    client: reqwest::Client,
+    /// The number of the next webhook (message id and ad click), unique across steps.
+    next: AtomicU64,
+}
+
+/// What one step measured.
+struct Step {
+    /// Target webhooks per second.
+    rate: u64,
+    /// Webhooks answered 200.
+    accepted: u64,
+    /// Webhooks answered otherwise, or not at all.
+    refused: u64,
+    /// From the first request to the last answer.
+    elapsed: Duration,
+    /// Signals the backlog accepted during the step.
+    queued: u64,
+    /// Events sent during the step.
+    events: u64,
+    /// The step's accepted→sent latencies, sorted.
+    latencies: Vec<u64>,
+}
+
+impl Load {
+    fn new(pipeline: &LocalPipeline) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: format!("http://{}/webhook", pipeline.addr),
+            client,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// One step: `rate` webhooks per second for `seconds`, then the pipeline drained and what
+    /// it did counted.
+    async fn step(
+        &self,
+        pipeline: &LocalPipeline,
+        rate: u64,
+        seconds: u64,
+    ) -> Result<Step, String> {
+        let stats = &pipeline.stats;
+        let events_before = stats.events.load(Ordering::SeqCst) as u64;
+        let queued_before = stats.queued.load(Ordering::SeqCst) as u64;
+        stats.take_latencies();
+        let (accepted, refused, elapsed) = self.post_paced(rate, rate * seconds).await?;
+        tokio::time::timeout(Duration::from_secs(60), pipeline.wait_idle())
+            .await
+            .map_err(|_| "the dispatcher did not drain within 60 s".to_owned())?;
+        Ok(Step {
+            rate,
+            accepted,
+            refused,
+            elapsed,
+            queued: stats.queued.load(Ordering::SeqCst) as u64 - queued_before,
+            events: stats.events.load(Ordering::SeqCst) as u64 - events_before,
+            latencies: stats.take_latencies(),
+        })
+    }
+
+    /// Posts `total` webhooks, request i due i / `rate` seconds after the start, at most
+    /// [`CONCURRENCY`] in flight; answers how many were accepted and refused, and how long it
+    /// took until the last answer.
+    async fn post_paced(&self, rate: u64, total: u64) -> Result<(u64, u64, Duration), String> {
+        let accepted = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let started = Instant::now();
+        let now = wacapi_shared::clock::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            // Pace: request i is due at i / rate seconds after the start.
+            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = self.next.fetch_add(1, Ordering::SeqCst);
+            let body = body(n, now);
+            let signature = wacapi_shared::signature::sign(SECRET.as_bytes(), &body);
+            let (client, url) = (self.client.clone(), self.url.clone());
+            let (accepted, refused) = (Arc::clone(&accepted), Arc::clone(&refused));
+            tasks.spawn(async move {
+                let ok = client
+                    .post(&url)
+                    .header(wacapi_shared::signature::SIGNATURE_HEADER, signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                if ok { &accepted } else { &refused }.fetch_add(1, Ordering::SeqCst);
+                drop(permit);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let elapsed = started.elapsed();
+        Ok((
+            accepted.load(Ordering::SeqCst),
+            refused.load(Ordering::SeqCst),
+            elapsed,
+        ))
+    }
+}
+
+impl Step {
+    /// The step's row of the table: accepted webhooks that produced no event are lost, events
+    /// beyond the signals queued for accepted webhooks are duplicates; this process's memory
+    /// after the step.
+    fn row(&self) -> String {
+        let lost = self.accepted.saturating_sub(self.events);
+        let duplicated = self.events.saturating_sub(self.queued.min(self.accepted));
+        let q = |p: f64| {
+            local::Stats::quantile_ms(&self.latencies, p)
+                .map_or("n/a".to_owned(), |ms| format!("{ms:.2} ms"))
+        };
+        format!(
+            "| {} | {:.0} | {} | {lost} | {duplicated} | {} | {} | {} |",
+            self.rate,
+            self.accepted as f64 / self.elapsed.as_secs_f64(),
+            self.refused,
+            q(0.5),
+            q(0.99),
+            rss()
+        )
+    }
 }

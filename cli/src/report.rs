@@ -370,94 +370,108 @@ fn spend_days(filter: &Filter, aggregates: &[(FactKey, Tally)]) -> (String, Stri
 
 /// Ads or campaigns as a table, CSV or JSON lines.
 fn render_lines(lines: &[SpendLine], format: Format, ads: bool) -> String {
+    match format {
+        Format::Json => json_lines(lines),
+        Format::Csv => csv_lines(lines, ads),
+        Format::Table => table_lines(lines, ads),
+    }
+}
+
+/// One JSON object per line.
+fn json_lines(lines: &[SpendLine]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&l.json().to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// CSV with a header; for ads, the ad's id and name come first.
+fn csv_lines(lines: &[SpendLine], ads: bool) -> String {
     use std::fmt::Write as _;
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     let mut out = String::new();
-    match format {
-        Format::Json => {
-            for l in lines {
-                out.push_str(&l.json().to_string());
-                out.push('\n');
-            }
-        }
-        Format::Csv => {
-            out.push_str(if ads {
-                "ad_id,ad_name,campaign_id,campaign_name,spend,currency,events,purchases,value,roas,cost_per_event,note\n"
-            } else {
-                "campaign_id,campaign_name,spend,currency,events,purchases,value,roas,cost_per_event,note\n"
-            });
-            for l in lines {
-                if ads {
-                    let _ = write!(
-                        out,
-                        "{},{},",
-                        csv(l.ad_id.as_deref().unwrap_or("")),
-                        csv(l.ad_name.as_deref().unwrap_or(""))
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{},{}",
-                    csv(l.campaign_id.as_deref().unwrap_or("")),
-                    csv(l.campaign_name.as_deref().unwrap_or("")),
-                    opt(l.spend),
-                    csv(l.currency.as_deref().unwrap_or("")),
-                    l.events,
-                    l.purchases,
-                    l.value,
-                    opt(l.roas),
-                    opt(l.cost_per_event),
-                    csv(l.note.unwrap_or(""))
-                );
-            }
-        }
-        Format::Table => {
-            let _ = writeln!(
+    out.push_str(if ads {
+        "ad_id,ad_name,campaign_id,campaign_name,spend,currency,events,purchases,value,roas,cost_per_event,note\n"
+    } else {
+        "campaign_id,campaign_name,spend,currency,events,purchases,value,roas,cost_per_event,note\n"
+    });
+    for l in lines {
+        if ads {
+            let _ = write!(
                 out,
-                "{:<28} {:<24} {:>12} {:<4} {:>7} {:>6} {:>12} {:>7} {:>10}",
-                if ads { "ad" } else { "campaign" },
-                if ads { "campaign" } else { "" },
-                "spend",
-                "cur",
-                "events",
-                "purch",
-                "value",
-                "roas",
-                "cost/ev"
+                "{},{},",
+                csv(l.ad_id.as_deref().unwrap_or("")),
+                csv(l.ad_name.as_deref().unwrap_or(""))
             );
-            for l in lines {
-                let name =
-                    |n: Option<&str>, id: Option<&str>| shorten(n.or(id).unwrap_or("(no ad)"), 28);
-                let first = if ads {
-                    name(l.ad_name.as_deref(), l.ad_id.as_deref())
-                } else {
-                    name(l.campaign_name.as_deref(), l.campaign_id.as_deref())
-                };
-                let second = if ads {
-                    shorten(
-                        l.campaign_name
-                            .as_deref()
-                            .or(l.campaign_id.as_deref())
-                            .unwrap_or("-"),
-                        24,
-                    )
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    out,
-                    "{first:<28} {second:<24} {:>12} {:<4} {:>7} {:>6} {:>12} {:>7} {:>10}{}",
-                    l.spend.map_or("-".into(), |s| format!("{s:.2}")),
-                    l.currency.as_deref().unwrap_or("-"),
-                    l.events,
-                    l.purchases,
-                    format!("{:.2}", l.value),
-                    l.roas.map_or("-".into(), |r| format!("{r:.2}")),
-                    l.cost_per_event.map_or("-".into(), |c| format!("{c:.2}")),
-                    l.note.map(|n| format!("  ({n})")).unwrap_or_default()
-                );
-            }
         }
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{}",
+            csv(l.campaign_id.as_deref().unwrap_or("")),
+            csv(l.campaign_name.as_deref().unwrap_or("")),
+            opt(l.spend),
+            csv(l.currency.as_deref().unwrap_or("")),
+            l.events,
+            l.purchases,
+            l.value,
+            opt(l.roas),
+            opt(l.cost_per_event),
+            csv(l.note.unwrap_or(""))
+        );
+    }
+    out
+}
+
+/// A text table with a header; names are shortened to their column, and for ads the campaign
+/// has a column of its own.
+fn table_lines(lines: &[SpendLine], ads: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:<24} {:>12} {:<4} {:>7} {:>6} {:>12} {:>7} {:>10}",
+        if ads { "ad" } else { "campaign" },
+        if ads { "campaign" } else { "" },
+        "spend",
+        "cur",
+        "events",
+        "purch",
+        "value",
+        "roas",
+        "cost/ev"
+    );
+    for l in lines {
+        let name = |n: Option<&str>, id: Option<&str>| shorten(n.or(id).unwrap_or("(no ad)"), 28);
+        let first = if ads {
+            name(l.ad_name.as_deref(), l.ad_id.as_deref())
+        } else {
+            name(l.campaign_name.as_deref(), l.campaign_id.as_deref())
+        };
+        let second = if ads {
+            shorten(
+                l.campaign_name
+                    .as_deref()
+                    .or(l.campaign_id.as_deref())
+                    .unwrap_or("-"),
+                24,
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{first:<28} {second:<24} {:>12} {:<4} {:>7} {:>6} {:>12} {:>7} {:>10}{}",
+            l.spend.map_or("-".into(), |s| format!("{s:.2}")),
+            l.currency.as_deref().unwrap_or("-"),
+            l.events,
+            l.purchases,
+            format!("{:.2}", l.value),
+            l.roas.map_or("-".into(), |r| format!("{r:.2}")),
+            l.cost_per_event.map_or("-".into(), |c| format!("{c:.2}")),
+            l.note.map(|n| format!("  ({n})")).unwrap_or_default()
+        );
     }
     out
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::channels::whatsapp::model::AutomaticCustomData;
+use crate::lenient::{self, Amount};
 use crate::model::Channel;
 use crate::values::hashing::sha256_hex;
 
@@ -249,6 +249,28 @@ pub enum SignalEvent {
         /// The message type's name.
         message_type: String,
     },
+}
+
+/// Value data of an automatic event, as the signal carries it: Meta's amount and currency as
+/// they came, converted only when an event is built. The WhatsApp channel fills it from its own
+/// webhook model; the queue format is this type's, whatever that model becomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutomaticCustomData {
+    /// ISO 4217 currency, as sent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub currency: Option<String>,
+    /// The purchase amount **× 1000**, as Meta writes it (see
+    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]): a number, or the text Meta sent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::amount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub value: Option<Amount>,
 }
 
 /// One line of an order, its numbers read (see [`crate::values::money`]); a part that could not be read

@@ -6,5 +6,6 @@ mod dispatch;
 mod documented;
 mod mapping;
 mod parsers;
+mod queue;
 mod shapes;
 mod tiktok;

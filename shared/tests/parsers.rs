@@ -13,7 +13,6 @@ use secrecy::SecretString;
 use serde_json::json;
 use wacapi_shared::business::{self, EventAuthError, EventsError};
 use wacapi_shared::channels::split;
-use wacapi_shared::channels::whatsapp::model::AutomaticCustomData;
 use wacapi_shared::channels::whatsapp::{NO_FIELD, signal_from_item};
 use wacapi_shared::conversion::attribution::attributed_click;
 use wacapi_shared::conversion::clicks::Click;
@@ -21,6 +20,7 @@ use wacapi_shared::conversion::mapping::{Outcome, SkipReason, map_signal};
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::fuzzing::{self, NOW};
 use wacapi_shared::lenient::Amount;
+use wacapi_shared::signal::AutomaticCustomData;
 use wacapi_shared::signal::{
     ItemKind, OrderItem, RawKind, RejectReason, SIGNAL_VERSION, Signal, SignalEvent, UserRef,
 };

@@ -20,8 +20,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, CancellationReason, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use crate::conversion::clicks::{Click, StoreError};
@@ -323,19 +323,8 @@ impl DynamoStore {
         let mut attempt = 0;
         while !ops.is_empty() {
             attempt += 1;
-            let items = ops
-                .iter()
-                .map(|op| self.op_item(op, now))
-                .collect::<Result<Vec<_>, _>>()?;
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .client_request_token(request_token())
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => {
+            let reasons = match self.try_transaction(&ops, now).await? {
+                Attempt::Written => {
                     for op in &ops {
                         if let Op::Claim(i, _) = op {
                             answers[*i] = Claim::Claimed;
@@ -343,68 +332,17 @@ impl DynamoStore {
                     }
                     return Ok(());
                 }
-                Err(err) => err,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons().to_vec()
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_))
-                    if attempt < MAX_ATTEMPTS =>
-                {
+                Attempt::InProgress(_) if attempt < MAX_ATTEMPTS => {
                     pause(attempt).await;
                     continue;
                 }
-                _ => return Err(store_err(err)),
+                Attempt::InProgress(err) => return Err(err),
+                Attempt::Cancelled(reasons) => reasons,
             };
-            if reasons.len() != ops.len() {
-                return Err(StoreError(format!(
-                    "transaction cancelled with {} reasons for {} items",
-                    reasons.len(),
-                    ops.len()
-                )));
-            }
-            let mut kept = Vec::with_capacity(ops.len());
-            let mut conflict = false;
-            for (op, reason) in ops.into_iter().zip(&reasons) {
-                match reason.code() {
-                    Some("ConditionalCheckFailed") => {
-                        if let Op::Claim(i, _) = op {
-                            let sent = reason
-                                .item()
-                                .and_then(|item| get_s(item, "state"))
-                                .is_some_and(|state| state == "sent");
-                            answers[i] = if sent {
-                                Claim::AlreadySent
-                            } else {
-                                Claim::Leased
-                            };
-                        }
-                    }
-                    // Another transaction on the item, or a throttled partition: try again.
-                    Some(
-                        "TransactionConflict"
-                        | "ThrottlingError"
-                        | "ProvisionedThroughputExceeded"
-                        | "RequestLimitExceeded",
-                    ) => {
-                        conflict = true;
-                        kept.push(op);
-                    }
-                    None | Some("None") => kept.push(op),
-                    Some(code) => {
-                        return Err(StoreError(format!(
-                            "transaction cancelled: {code}: {}",
-                            reason.message().unwrap_or_default()
-                        )));
-                    }
-                }
-            }
-            if kept.len() == reasons.len() && !conflict {
-                return Err(StoreError(
-                    "transaction cancelled without a reason naming an item".into(),
-                ));
-            }
+            let Remaining {
+                ops: kept,
+                conflict,
+            } = settle_refusals(ops, &reasons, answers)?;
             if conflict {
                 if attempt >= MAX_ATTEMPTS {
                     return Err(StoreError(format!(
@@ -416,6 +354,122 @@ impl DynamoStore {
             ops = kept;
         }
         Ok(())
+    }
+
+    /// Sends the ops as one transaction, once (the SDK's own retries reuse its request token).
+    async fn try_transaction(&self, ops: &[Op<'_>], now: i64) -> Result<Attempt, StoreError> {
+        let items = ops
+            .iter()
+            .map(|op| self.op_item(op, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Attempt::Written),
+            Err(err) => err,
+        };
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Ok(
+                Attempt::Cancelled(cancelled.cancellation_reasons().to_vec()),
+            ),
+            Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                Ok(Attempt::InProgress(store_err(err)))
+            }
+            _ => Err(store_err(err)),
+        }
+    }
+}
+
+/// How one attempt of a transaction ended.
+enum Attempt {
+    /// Every item was written.
+    Written,
+    /// DynamoDB was still running an earlier request of the transaction: the same may be tried
+    /// again; the error is the answer when no attempt is left.
+    InProgress(StoreError),
+    /// Nothing was written; one reason per item, in order.
+    Cancelled(Vec<CancellationReason>),
+}
+
+/// What is left of a cancelled transaction to try again.
+struct Remaining<'a> {
+    /// The items neither refused nor failed, in order.
+    ops: Vec<Op<'a>>,
+    /// Whether an item met another transaction or throttling (the next attempt waits first).
+    conflict: bool,
+}
+
+/// Sorts a cancelled transaction's items by their reasons: a refused claim is answered (sent or
+/// leased) and a refused click dropped (a newer one is stored), both leaving the transaction; an
+/// item that met another transaction or throttling, or that was cancelled for another item's
+/// sake, stays. Any other reason, or reasons that name no item, fail the whole call.
+fn settle_refusals<'a>(
+    ops: Vec<Op<'a>>,
+    reasons: &[CancellationReason],
+    answers: &mut [Claim],
+) -> Result<Remaining<'a>, StoreError> {
+    if reasons.len() != ops.len() {
+        return Err(StoreError(format!(
+            "transaction cancelled with {} reasons for {} items",
+            reasons.len(),
+            ops.len()
+        )));
+    }
+    let mut kept = Vec::with_capacity(ops.len());
+    let mut conflict = false;
+    for (op, reason) in ops.into_iter().zip(reasons) {
+        match reason.code() {
+            Some("ConditionalCheckFailed") => {
+                if let Op::Claim(i, _) = op {
+                    answers[i] = refused_claim(reason);
+                }
+            }
+            // Another transaction on the item, or a throttled partition: try again.
+            Some(
+                "TransactionConflict"
+                | "ThrottlingError"
+                | "ProvisionedThroughputExceeded"
+                | "RequestLimitExceeded",
+            ) => {
+                conflict = true;
+                kept.push(op);
+            }
+            None | Some("None") => kept.push(op),
+            Some(code) => {
+                return Err(StoreError(format!(
+                    "transaction cancelled: {code}: {}",
+                    reason.message().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    if kept.len() == reasons.len() && !conflict {
+        return Err(StoreError(
+            "transaction cancelled without a reason naming an item".into(),
+        ));
+    }
+    Ok(Remaining {
+        ops: kept,
+        conflict,
+    })
+}
+
+/// The answer to a claim its condition refused, told by the item as it was: sent, or leased by
+/// another claim.
+fn refused_claim(reason: &CancellationReason) -> Claim {
+    let sent = reason
+        .item()
+        .and_then(|item| get_s(item, "state"))
+        .is_some_and(|state| state == "sent");
+    if sent {
+        Claim::AlreadySent
+    } else {
+        Claim::Leased
     }
 }
 
@@ -556,7 +610,7 @@ impl DispatchStore for DynamoStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::request_token;
 
     /// The longest `ClientRequestToken` DynamoDB accepts.
     const MAX_REQUEST_TOKEN: usize = 36;

@@ -22,11 +22,16 @@
 //! absent: an `ad_id` alone counts). Other referrals (m.me links, QR codes) are not ad clicks.
 //! Ad creative (`ads_context_data`: titles, photo and video URLs), message text beyond what rules
 //! read, attachments' URLs and titles are not carried further.
+//!
+//! The envelope around the entries is every channel's ([`crate::channels::envelope`]); this
+//! file reads the entries, their items and their changes.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use crate::channels::envelope::one_entry;
+use crate::channels::instagram::INSTAGRAM_OBJECT;
 use crate::lenient::{self, RawItem};
 use crate::model::Channel;
 use crate::redact::safe_json_error;
@@ -431,125 +436,168 @@ impl Referral {
     }
 }
 
-/// Splits the entries of a Messenger or Instagram webhook into signals, in webhook order.
+/// Splits the entries of a Messenger or Instagram webhook into signals, in webhook order (the
+/// envelope was read by [`crate::channels::split`]).
 ///
-/// Each item's kind is decided first ([`ItemKind`]): a conversation item is read in full and
+/// Each item's kind is decided first (its `ItemKind`): a conversation item is read in full and
 /// must have what a signal needs (a malformed one is rejected, to be quarantined); any other
 /// kind is counted by name and needs nothing, so a receipt without a `timestamp` or a policy
 /// notice without a `sender` is never dead-lettered.
 pub fn split_entries(channel: Channel, entries: &[RawItem<'_>]) -> Split {
     let mut out = Split::default();
     for raw_entry in entries {
-        // An entry that cannot be read as it came (a key given twice, a string that is no
-        // text) is read from what can be read of it.
-        let salvaged;
-        let entry: Entry<'_> = match serde_json::from_str(raw_entry.get()) {
+        let mut salvaged = String::new();
+        let entry = match read_entry(raw_entry.get(), &mut salvaged, &mut out) {
             Ok(entry) => entry,
             Err(e) => {
-                let (text, dropped) = lenient::salvage(raw_entry.get()).unwrap_or_default();
-                salvaged = text;
-                let read = serde_json::from_str::<Entry<'_>>(&salvaged)
-                    .ok()
-                    .filter(|_| !salvaged.is_empty())
-                    .map(|entry| (entry, dropped));
-                match read {
-                    Some((entry, dropped)) => {
-                        out.unreadable_parts += dropped;
-                        entry
-                    }
-                    None => {
-                        out.rejected
-                            .push(bad_entry(channel, raw_entry.get(), safe_json_error(&e)));
-                        continue;
-                    }
-                }
-            }
-        };
-        let mut items: Vec<(&str, ItemKind)> = entry
-            .messaging
-            .iter()
-            .chain(&entry.standby)
-            .map(|raw| {
-                (
-                    raw.get(),
-                    kind_of(raw.get()).unwrap_or(ItemKind::Conversation),
-                )
-            })
-            .collect();
-        let mut ignored: Vec<&'static str> = Vec::new();
-        let changes = entry.changes.iter().map(|raw| {
-            serde_json::from_str::<Change<'_>>(raw.get())
-                .map_or((None, None), |c| (c.field, c.value))
-        });
-        // Instagram Login's `field`/`value` on the entry is one more change.
-        let on_entry = (entry.field.is_some() || entry.value.is_some())
-            .then(|| (entry.field.clone(), entry.value));
-        for (field, value) in changes.chain(on_entry) {
-            match (field, value) {
-                (Some(field), Some(value)) if MESSAGING_FIELDS.contains(&field.as_str()) => {
-                    let kind = kind_of(value.get()).unwrap_or(ItemKind::Conversation);
-                    items.push((value.get(), kind));
-                }
-                (Some(field), _) => ignored.push(field_kind(&field)),
-                (None, _) => ignored.push(UNKNOWN),
-            }
-        }
-        ignored.extend(entry.calls.iter().map(|_| "calls"));
-        let Some(account_id) = entry.id else {
-            // No account: nothing here can be a signal. Only an entry with a conversation item
-            // in it is refused (as before, for the missing id); the rest is counted.
-            if items
-                .iter()
-                .any(|(_, kind)| *kind == ItemKind::Conversation)
-            {
-                let detail = match serde_json::from_str::<EntryId>(raw_entry.get()) {
-                    Err(e) => safe_json_error(&e),
-                    // Not reached (the lenient id read nothing, so the strict read fails), but
-                    // a conversation item is never dropped unaccounted for.
-                    Ok(_) => "entry has no account id".to_owned(),
-                };
                 out.rejected
-                    .push(bad_entry(channel, raw_entry.get(), detail));
+                    .push(bad_entry(channel, raw_entry.get(), safe_json_error(&e)));
                 continue;
             }
-            ignored.extend(items.iter().filter_map(|(_, kind)| match kind {
-                ItemKind::Ignored(name) => Some(*name),
-                ItemKind::Conversation => None,
-            }));
-            ignored.into_iter().for_each(|kind| out.ignore(kind));
+        };
+        let EntryItems { items, ignored } = entry_items(&entry);
+        let Some(account_id) = entry.id.as_deref() else {
+            without_account(channel, raw_entry.get(), items, ignored, &mut out);
             continue;
         };
         ignored.into_iter().for_each(|kind| out.ignore(kind));
         for (raw, kind) in items {
-            if let ItemKind::Ignored(name) = kind {
-                out.ignore(name);
-                continue;
-            }
-            match lenient::read_salvaged::<Messaging>(raw) {
-                Ok((item, dropped)) => {
-                    out.unreadable_parts += dropped;
-                    match item_signal(channel, &account_id, item) {
-                        Ok(signal) => out.signals.push(signal),
-                        Err(name) => out.ignore(name),
-                    }
-                }
-                Err(e) => out.rejected.push(Rejected {
-                    account_id: account_id.clone(),
-                    reason: RejectReason::BadMessage(safe_json_error(&e)),
-                    kind: RawKind::Envelope,
-                    raw: envelope(
-                        channel,
-                        &format!(
-                            r#"{{"id":{},"messaging":[{}]}}"#,
-                            serde_json::Value::from(account_id.as_str()),
-                            raw
-                        ),
-                    ),
-                }),
+            match kind {
+                ItemKind::Ignored(name) => out.ignore(name),
+                ItemKind::Conversation => conversation(channel, account_id, raw, &mut out),
             }
         }
     }
     out
+}
+
+/// Reads one entry; an entry that cannot be read as it came (a key given twice, a string that is
+/// no text) is read from what can be read of it, kept in `salvaged`, its unreadable parts counted.
+/// The error is the entry's as it came.
+fn read_entry<'a>(
+    raw_entry: &'a str,
+    salvaged: &'a mut String,
+    out: &mut Split,
+) -> Result<Entry<'a>, serde_json::Error> {
+    let e = match serde_json::from_str(raw_entry) {
+        Ok(entry) => return Ok(entry),
+        Err(e) => e,
+    };
+    let (text, dropped) = lenient::salvage(raw_entry).unwrap_or_default();
+    *salvaged = text;
+    let salvaged: &'a str = salvaged;
+    if salvaged.is_empty() {
+        return Err(e);
+    }
+    match serde_json::from_str::<Entry<'_>>(salvaged) {
+        Ok(entry) => {
+            out.unreadable_parts += dropped;
+            Ok(entry)
+        }
+        Err(_) => Err(e),
+    }
+}
+
+/// What one entry holds: its items with their kinds, in order (`messaging[]`, `standby[]`, then
+/// the messaging items written as changes), and the names of what it holds beside them to count.
+struct EntryItems<'a> {
+    /// Each item's raw text and kind.
+    items: Vec<(&'a str, ItemKind)>,
+    /// The names to count of the changes and calls that are no items.
+    ignored: Vec<&'static str>,
+}
+
+/// The items of an entry and what is counted beside them: the `{field, value}` changes (and
+/// Instagram Login's `field`/`value` on the entry, one more change) whose field is a messaging
+/// field are items; other fields and Messenger calls are counted by name.
+fn entry_items<'a>(entry: &'a Entry<'a>) -> EntryItems<'a> {
+    let mut items: Vec<(&str, ItemKind)> = entry
+        .messaging
+        .iter()
+        .chain(&entry.standby)
+        .map(|raw| {
+            (
+                raw.get(),
+                kind_of(raw.get()).unwrap_or(ItemKind::Conversation),
+            )
+        })
+        .collect();
+    let mut ignored: Vec<&'static str> = Vec::new();
+    let changes = entry.changes.iter().map(|raw| {
+        serde_json::from_str::<Change<'_>>(raw.get()).map_or((None, None), |c| (c.field, c.value))
+    });
+    // Instagram Login's `field`/`value` on the entry is one more change.
+    let on_entry = (entry.field.is_some() || entry.value.is_some())
+        .then(|| (entry.field.clone(), entry.value));
+    for (field, value) in changes.chain(on_entry) {
+        match (field, value) {
+            (Some(field), Some(value)) if MESSAGING_FIELDS.contains(&field.as_str()) => {
+                let kind = kind_of(value.get()).unwrap_or(ItemKind::Conversation);
+                items.push((value.get(), kind));
+            }
+            (Some(field), _) => ignored.push(field_kind(&field)),
+            (None, _) => ignored.push(UNKNOWN),
+        }
+    }
+    ignored.extend(entry.calls.iter().map(|_| "calls"));
+    EntryItems { items, ignored }
+}
+
+/// An entry without an account id: nothing in it can be a signal. Only an entry with a
+/// conversation item in it is refused (for the missing id); the rest is counted.
+fn without_account(
+    channel: Channel,
+    raw_entry: &str,
+    items: Vec<(&str, ItemKind)>,
+    mut ignored: Vec<&'static str>,
+    out: &mut Split,
+) {
+    if items
+        .iter()
+        .any(|(_, kind)| *kind == ItemKind::Conversation)
+    {
+        let detail = match serde_json::from_str::<EntryId>(raw_entry) {
+            Err(e) => safe_json_error(&e),
+            // Not reached (the lenient id read nothing, so the strict read fails), but a
+            // conversation item is never dropped unaccounted for.
+            Ok(_) => "entry has no account id".to_owned(),
+        };
+        out.rejected.push(bad_entry(channel, raw_entry, detail));
+        return;
+    }
+    ignored.extend(items.iter().filter_map(|(_, kind)| match kind {
+        ItemKind::Ignored(name) => Some(*name),
+        ItemKind::Conversation => None,
+    }));
+    ignored.into_iter().for_each(|kind| out.ignore(kind));
+}
+
+/// Reads one conversation item of `account_id`'s entry in full: its signal, the name it is
+/// counted under when it is no conversation moment after all, or (malformed) a rejection that
+/// keeps it in an entry of its own.
+fn conversation(channel: Channel, account_id: &str, raw: &str, out: &mut Split) {
+    match lenient::read_salvaged::<Messaging>(raw) {
+        Ok((item, dropped)) => {
+            out.unreadable_parts += dropped;
+            match item_signal(channel, account_id, item) {
+                Ok(signal) => out.signals.push(signal),
+                Err(name) => out.ignore(name),
+            }
+        }
+        Err(e) => out.rejected.push(Rejected {
+            account_id: account_id.to_owned(),
+            reason: RejectReason::BadMessage(safe_json_error(&e)),
+            kind: RawKind::Envelope,
+            raw: envelope(
+                channel,
+                &format!(
+                    r#"{{"id":{},"messaging":[{}]}}"#,
+                    serde_json::Value::from(account_id),
+                    raw
+                ),
+            ),
+        }),
+    }
 }
 
 /// An entry that is not one (not an object, or an account id missing where one is needed).
@@ -566,10 +614,10 @@ fn bad_entry(channel: Channel, raw_entry: &str, detail: String) -> Rejected {
 /// it as a webhook).
 fn envelope(channel: Channel, raw_entry: &str) -> String {
     let object = match channel {
-        Channel::Instagram => super::instagram::INSTAGRAM_OBJECT,
+        Channel::Instagram => INSTAGRAM_OBJECT,
         _ => PAGE_OBJECT,
     };
-    format!(r#"{{"object":"{object}","entry":[{raw_entry}]}}"#)
+    one_entry(object, raw_entry)
 }
 
 /// The signal of one conversation item, or the name it is counted under when it is no
@@ -661,8 +709,10 @@ fn cut(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{MAX_TEXT_CHARS, MESSAGE_ECHOES};
     use crate::channels::split;
+    use crate::model::Channel;
+    use crate::signal::{RejectReason, SignalEvent, UNKNOWN};
 
     fn page(items: &str) -> Vec<u8> {
         format!(r#"{{"object":"page","entry":[{{"id":"7","time":1,"messaging":[{items}]}}]}}"#)

@@ -1,6 +1,6 @@
 //! WhatsApp Cloud API webhooks (`object = whatsapp_business_account`) into signals: one per
 //! message and per automatic event, the phone number hashed here at the edge; ad creative,
-//! media ids and profile names dropped. [`model`] is the lenient serde model of the envelope.
+//! media ids and profile names dropped. [`model`] is the lenient serde model of the entries.
 //!
 //! Messages come on the `messages` field, or on `standby` when Meta Business Agent is the
 //! number's active handler (Standby webhooks, Aug 4, 2026): then the app listens passively and
@@ -9,132 +9,26 @@
 //! any message from the business's own number, are the business talking: counted, never
 //! signals. Every other documented field is ignored by name ([`IGNORED_FIELDS`]), an unknown one
 //! as `unknown`: none is ever dead-lettered.
+//!
+//! This file reads the entries and changes of a webhook and counts what is no signal; one
+//! message becomes a signal in `message.rs`, one automatic event in `automatic.rs`, and a
+//! quarantined item is read again in `redrive.rs` ([`signal_from_item`]).
 
+mod automatic;
+mod message;
 pub mod model;
-
-use std::collections::HashMap;
+mod redrive;
 
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
+use crate::channels::envelope::one_entry;
 use crate::lenient::RawItem;
-use crate::model::Channel;
 use crate::redact::safe_json_error;
-use crate::signal::{
-    AdReferral, ItemKind, MAX_FLOW_FIELD_DEPTH, OrderItem, RawKind, RejectReason, Rejected,
-    SIGNAL_VERSION, Signal, SignalEvent, Split, UNKNOWN, UserRef, depth,
-};
-use crate::values::hashing::hash_phone;
-use model::{
-    AutomaticCustomData, AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, MessageType,
-    NfmReply, WHATSAPP_OBJECT,
-};
-
-/// The `contacts[]` of one change value, indexed once by `wa_id` and by `user_id`, so each of its
-/// messages finds its sender in constant time: a split stays linear in the body's size however
-/// many contacts and messages one value holds (a scan per message took minutes on a signed 4 MiB
-/// body of a million contacts and 30,000 messages).
-struct Contacts<'a> {
-    list: &'a [Contact],
-    /// The first contact of each `wa_id`, by position.
-    by_wa_id: HashMap<&'a str, usize>,
-    /// The first contact of each `user_id`, by position.
-    by_user_id: HashMap<&'a str, usize>,
-}
-
-impl<'a> Contacts<'a> {
-    fn new(list: &'a [Contact]) -> Self {
-        let mut by_wa_id = HashMap::new();
-        let mut by_user_id = HashMap::new();
-        for (i, contact) in list.iter().enumerate() {
-            if let Some(wa_id) = contact.wa_id.as_deref() {
-                by_wa_id.entry(wa_id).or_insert(i);
-            }
-            if let Some(user_id) = contact.user_id.as_deref() {
-                by_user_id.entry(user_id).or_insert(i);
-            }
-        }
-        Self {
-            list,
-            by_wa_id,
-            by_user_id,
-        }
-    }
-
-    /// No contacts (a redriven item, whose envelope is gone).
-    fn none() -> Self {
-        Self::new(&[])
-    }
-
-    /// The contact a message comes from: the first whose `wa_id` is the message's `from` or whose
-    /// `user_id` is its `from_user_id`; else the only contact, when there is one.
-    fn of(&self, message: &Message) -> Option<&'a Contact> {
-        let by_phone = message
-            .from
-            .as_deref()
-            .and_then(|f| self.by_wa_id.get(f).copied());
-        let by_user = message
-            .from_user_id
-            .as_deref()
-            .and_then(|u| self.by_user_id.get(u).copied());
-        // The first in list order of either match, as a scan of the list would find it.
-        let first = match (by_phone, by_user) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match first {
-            Some(i) => self.list.get(i),
-            None if self.list.len() == 1 => self.list.first(),
-            None => None,
-        }
-    }
-}
-
-/// The user a message comes from: the message's own fields, the matching contact filling gaps.
-fn user_of(message: &Message, contacts: &Contacts<'_>) -> UserRef {
-    // The message's own fields win; the contact fills gaps (and alone has parent_user_id).
-    let contact = contacts.of(message);
-    let phone = message
-        .from
-        .as_deref()
-        .or(contact.and_then(|c| c.wa_id.as_deref()));
-    let phone = phone.and_then(hash_phone);
-    UserRef {
-        scoped_id: None,
-        bsuid: non_empty(message.from_user_id.as_deref())
-            .or(contact.and_then(|c| non_empty(c.user_id.as_deref())))
-            .map(str::to_owned),
-        parent_bsuid: contact
-            .and_then(|c| non_empty(c.parent_user_id.as_deref()))
-            .map(str::to_owned),
-        ph_e164: phone.as_ref().map(|p| p.e164.clone()),
-        ph: phone.map(|p| p.digits),
-    }
-}
-
-/// An order line as sent, its numbers read in its currency (see [`crate::values::money`]).
-fn order_item(item: Option<&model::ProductItem>) -> OrderItem {
-    let Some(item) = item else {
-        return OrderItem::default();
-    };
-    let currency = item
-        .currency
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
-    OrderItem {
-        product_retailer_id: item.product_retailer_id.clone(),
-        quantity: item
-            .quantity
-            .as_ref()
-            .and_then(|q| crate::values::money::amount(q, None)),
-        item_price: item
-            .item_price
-            .as_ref()
-            .and_then(|p| crate::values::money::amount(p, currency)),
-        currency: currency.map(str::to_owned),
-    }
-}
+use crate::signal::{ItemKind, RawKind, RejectReason, Rejected, Split, UNKNOWN};
+use automatic::automatic_signal;
+use message::{Contacts, message_signal};
+use model::{AutomaticEvent, Change, ChangeValue, Contact, Entry, Message, WHATSAPP_OBJECT};
+pub use redrive::signal_from_item;
 
 /// Text bodies longer than this (WhatsApp's own limit for a text message) are cut to it: a
 /// signal always fits a queue message, and rules only read the start of a text.
@@ -219,7 +113,7 @@ fn is_null(raw: &RawValue) -> bool {
 
 /// An envelope holding one raw entry.
 fn envelope(raw_entry: &str) -> String {
-    format!(r#"{{"object":"{WHATSAPP_OBJECT}","entry":[{raw_entry}]}}"#)
+    one_entry(WHATSAPP_OBJECT, raw_entry)
 }
 
 /// An envelope holding one raw change of `waba_id`'s entry.
@@ -500,298 +394,14 @@ fn is_own(message: &Message, business_number: Option<&str>) -> bool {
     }
 }
 
-/// Re-reads one quarantined webhook item (a `messages[]` or `automatic_events[]` element) as a
-/// signal, for items redriven from the dead-letter queue after a fix. The envelope is gone, so
-/// the user is known only from the message's own `from`/`from_user_id`.
-///
-/// `kind` is what the item was in its webhook (the quarantine's `wacapi_item_kind` attribute):
-/// it is read as that and nothing else, so an automatic event that still lacks its
-/// `event_name` is refused again as an automatic event, never read as a message. An item
-/// quarantined before the attribute existed (`None`) is told by its keys: an item with no
-/// `type`, `from` or `from_user_id` and with an `event_name`, `ctwa_clid` or `custom_data` is an
-/// automatic event; any other is read as a message first, as it always was.
-pub fn signal_from_item(
-    waba_id: &str,
-    raw: &str,
-    kind: Option<ItemKind>,
-) -> Result<Signal, RejectReason> {
-    let as_event = || {
-        crate::lenient::read_salvaged::<AutomaticEvent>(raw)
-            .map(|(event, _)| automatic_signal(waba_id, None, event))
-            .map_err(|e| RejectReason::BadAutomaticEvent(safe_json_error(&e)))
-    };
-    let as_message = || {
-        crate::lenient::read_salvaged::<Message>(raw)
-            .map(|(message, _)| message_signal(waba_id, None, &Contacts::none(), message).0)
-            .map_err(|e| RejectReason::BadMessage(safe_json_error(&e)))
-    };
-    match kind {
-        Some(ItemKind::AutomaticEvent) => as_event(),
-        Some(ItemKind::Message) => as_message(),
-        None => match guess_item_kind(raw) {
-            ItemKind::AutomaticEvent => as_event(),
-            // As such items were always read: a message, else an automatic event.
-            ItemKind::Message => {
-                as_message().or_else(|message_err| as_event().map_err(|_| message_err))
-            }
-        },
-    }
-}
-
-/// The keys that tell an old quarantined item's kind.
-#[derive(serde::Deserialize)]
-struct KindKeys {
-    #[serde(rename = "type", default)]
-    kind: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    from: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    from_user_id: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    event_name: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    ctwa_clid: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    custom_data: Option<serde::de::IgnoredAny>,
-}
-
-/// The kind of an item quarantined without its kind recorded, told by its keys.
-fn guess_item_kind(raw: &str) -> ItemKind {
-    let Ok((keys, _)) = crate::lenient::read_salvaged::<KindKeys>(raw) else {
-        return ItemKind::Message;
-    };
-    let message_keys = keys.kind.is_some() || keys.from.is_some() || keys.from_user_id.is_some();
-    let event_keys =
-        keys.event_name.is_some() || keys.ctwa_clid.is_some() || keys.custom_data.is_some();
-    if event_keys && !message_keys {
-        ItemKind::AutomaticEvent
-    } else {
-        ItemKind::Message
-    }
-}
-
-fn automatic_signal(
-    waba_id: &str,
-    phone_number_id: Option<&String>,
-    event: AutomaticEvent,
-) -> Signal {
-    Signal {
-        v: SIGNAL_VERSION,
-        id: event.id,
-        channel: Channel::Whatsapp,
-        account_id: waba_id.to_owned(),
-        phone_number_id: phone_number_id.cloned(),
-        timestamp: event.timestamp,
-        user: UserRef::default(),
-        referral: None,
-        event: SignalEvent::AutomaticEvent {
-            event_name: event.event_name,
-            ctwa_clid: event.ctwa_clid,
-            custom_data: event
-                .custom_data
-                .filter(|c| *c != AutomaticCustomData::EMPTY),
-        },
-    }
-}
-
-/// A message's signal, and how many Flow fields were left out of it.
-fn message_signal(
-    waba_id: &str,
-    phone_number_id: Option<&String>,
-    contacts: &Contacts<'_>,
-    message: Message,
-) -> (Signal, usize) {
-    let user = user_of(&message, contacts);
-    let referral = message.referral.as_ref().map(|r| AdReferral {
-        ctwa_clid: r.ctwa_clid.clone().filter(|c| !c.trim().is_empty()),
-        source_id: r.source_id.clone(),
-        source_type: r.source_type.clone(),
-    });
-    let (event, dropped) = message_event(&message);
-    let signal = Signal {
-        v: SIGNAL_VERSION,
-        id: message.id,
-        channel: Channel::Whatsapp,
-        account_id: waba_id.to_owned(),
-        phone_number_id: phone_number_id.cloned(),
-        timestamp: message.timestamp,
-        user,
-        referral,
-        event,
-    };
-    (signal, dropped)
-}
-
-fn message_event(message: &Message) -> (SignalEvent, usize) {
-    let kind = &message.kind;
-    let other = |kind: &MessageType| SignalEvent::Other {
-        message_type: kind.as_str().to_owned(),
-    };
-    let event = match kind {
-        MessageType::Text => SignalEvent::Text {
-            body: message
-                .text
-                .as_ref()
-                .and_then(|t| t.body.as_deref())
-                .map(|b| cut(b, MAX_TEXT_CHARS))
-                .unwrap_or_default(),
-        },
-        MessageType::Button => SignalEvent::TemplateButton {
-            payload: message
-                .button
-                .as_ref()
-                .and_then(|b| b.payload.clone().or_else(|| b.text.clone()))
-                .unwrap_or_default(),
-        },
-        MessageType::Order => SignalEvent::Order {
-            catalog_id: message.order.as_ref().and_then(|o| o.catalog_id.clone()),
-            items: message
-                .order
-                .as_ref()
-                .map(|o| order_items(&o.product_items))
-                .unwrap_or_default(),
-        },
-        MessageType::RequestWelcome => SignalEvent::RequestWelcome,
-        MessageType::Interactive => match &message.interactive {
-            Some(i) => {
-                let inferred = || {
-                    [
-                        ("button_reply", i.button_reply.is_some()),
-                        ("list_reply", i.list_reply.is_some()),
-                        ("nfm_reply", i.nfm_reply.is_some()),
-                    ]
-                    .into_iter()
-                    .find_map(|(name, present)| present.then_some(name))
-                };
-                let reply_kind = i.kind.as_deref().or_else(inferred).unwrap_or("unknown");
-                let reply_id =
-                    |r: &Option<crate::channels::whatsapp::model::Reply>| r.as_ref()?.id.clone();
-                match (
-                    reply_kind,
-                    reply_id(&i.button_reply),
-                    reply_id(&i.list_reply),
-                    &i.nfm_reply,
-                ) {
-                    ("button_reply", Some(id), _, _) => SignalEvent::ButtonReply { id },
-                    ("list_reply", _, Some(id), _) => SignalEvent::ListReply { id },
-                    ("nfm_reply", _, _, Some(nfm)) => return flow_reply(nfm),
-                    _ => SignalEvent::Other {
-                        message_type: format!("interactive.{reply_kind}"),
-                    },
-                }
-            }
-            None => other(kind),
-        },
-        MessageType::System => match &message.system {
-            Some(system) => SignalEvent::IdentityChanged {
-                change: system.kind.clone().unwrap_or_default(),
-                new: {
-                    let phone = system
-                        .wa_id
-                        .as_deref()
-                        .or(system.new_wa_id.as_deref())
-                        .and_then(hash_phone);
-                    UserRef {
-                        scoped_id: None,
-                        bsuid: non_empty(system.user_id.as_deref()).map(str::to_owned),
-                        parent_bsuid: non_empty(system.parent_user_id.as_deref())
-                            .map(str::to_owned),
-                        ph_e164: phone.as_ref().map(|p| p.e164.clone()),
-                        ph: phone.map(|p| p.digits),
-                    }
-                },
-                previous_bsuid: non_empty(system.previous_user_id.as_deref()).map(str::to_owned),
-                previous_parent_bsuid: non_empty(system.previous_parent_user_id.as_deref())
-                    .map(str::to_owned),
-            },
-            None => other(kind),
-        },
-        MessageType::Other(_) => other(kind),
-    };
-    (event, 0)
-}
-
-/// A Flow completion: its form fields (Meta sends them as a JSON string; some relays as the
-/// object), with values nested too deep left out. A `response_json` that holds no JSON object
-/// keeps the completion with no fields.
-fn flow_reply(nfm: &NfmReply) -> (SignalEvent, usize) {
-    let (mut fields, mut dropped) = match nfm.response_json.as_deref().map(RawValue::get) {
-        None => (Map::new(), 0),
-        Some(raw) => match serde_json::from_str::<Value>(raw) {
-            Ok(Value::String(text)) if text.trim().is_empty() => (Map::new(), 0),
-            Ok(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(map)) => (map, 0),
-                _ => (Map::new(), 1),
-            },
-            Ok(Value::Object(map)) => (map, 0),
-            Ok(Value::Null) => (Map::new(), 0),
-            _ => (Map::new(), 1),
-        },
-    };
-    let before = fields.len();
-    fields.retain(|_, value| depth(value) <= MAX_FLOW_FIELD_DEPTH);
-    let mut budget = MAX_FLOW_FIELDS_BYTES;
-    fields.retain(|key, value| {
-        cut_strings(value);
-        let size = key.len() + serde_json::to_string(value).map_or(usize::MAX, |t| t.len());
-        let fits = size <= budget;
-        budget = budget.saturating_sub(size);
-        fits
-    });
-    dropped += before - fields.len();
-    let flow_token = match fields.get("flow_token") {
-        Some(Value::String(token)) => Some(token.clone()),
-        Some(Value::Number(token)) => Some(token.to_string()),
-        _ => None,
-    };
-    let event = SignalEvent::FlowReply {
-        name: nfm.name.clone(),
-        flow_token,
-        fields,
-    };
-    (event, dropped)
-}
-
-/// The first `max` characters of `text`.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => text[..end].to_owned(),
-        None => text.to_owned(),
-    }
-}
-
-/// Cuts every string in `value` to [`MAX_FLOW_VALUE_CHARS`].
-fn cut_strings(value: &mut Value) {
-    match value {
-        Value::String(s) if s.len() > MAX_FLOW_VALUE_CHARS => *s = cut(s, MAX_FLOW_VALUE_CHARS),
-        Value::Array(items) => items.iter_mut().for_each(cut_strings),
-        Value::Object(map) => map.values_mut().for_each(cut_strings),
-        _ => {}
-    }
-}
-
-/// An order's lines; past [`MAX_ORDER_LINES`] one unreadable line stands for the rest, so the
-/// order's value is not computed from a part of it.
-fn order_items(lines: &[Option<model::ProductItem>]) -> Vec<OrderItem> {
-    let mut items: Vec<OrderItem> = lines
-        .iter()
-        .take(MAX_ORDER_LINES)
-        .map(|i| order_item(i.as_ref()))
-        .collect();
-    if lines.len() > MAX_ORDER_LINES {
-        items.push(OrderItem::default());
-    }
-    items
-}
-
-fn non_empty(s: Option<&str>) -> Option<&str> {
-    s.filter(|s| !s.trim().is_empty())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::Value;
+
+    use super::{MESSAGE_ECHOES, OWN_MESSAGES, STATUSES, USER_ACTIONS};
     use crate::channels::split;
+    use crate::model::Channel;
+    use crate::signal::{SIGNAL_VERSION, Signal, SignalEvent, UNKNOWN, UserRef};
 
     fn webhook(messages: &str) -> Vec<u8> {
         format!(

@@ -1,4 +1,5 @@
-//! Serde model of the WhatsApp Cloud API webhook envelope (`object = whatsapp_business_account`).
+//! Serde model of the WhatsApp Cloud API webhook entries (`object = whatsapp_business_account`;
+//! the envelope around them is every channel's, [`crate::channels::envelope`]).
 //!
 //! The model reads what real senders write, not only what Meta documents (see
 //! [`crate::lenient`]): every field Meta may omit is an `Option` or defaults to empty, `null`
@@ -16,19 +17,8 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::lenient::{self, Amount, RawItem};
-
 /// The `object` value of every WhatsApp Business Account webhook.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
-
-/// The top-level webhook body.
-#[derive(Debug, Deserialize)]
-pub struct Webhook<'a> {
-    /// Always `whatsapp_business_account` for WhatsApp.
-    pub object: String,
-    /// One entry per WhatsApp Business Account, each kept raw until parsed by itself.
-    #[serde(default, borrow, deserialize_with = "lenient::list")]
-    pub entry: Vec<RawItem<'a>>,
-}
 
 /// The updates for one WhatsApp Business Account (WABA).
 #[derive(Debug, Deserialize)]
@@ -437,40 +427,26 @@ pub struct AutomaticEvent {
     pub ctwa_clid: Option<String>,
     /// Value and currency, for purchases.
     #[serde(default, deserialize_with = "lenient::object")]
-    pub custom_data: Option<AutomaticCustomData>,
+    pub custom_data: Option<EventCustomData>,
 }
 
-/// Value data of an automatic event, as Meta sends it (and as signals carry it).
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct AutomaticCustomData {
+/// The `custom_data` of an automatic event, as Meta sends it. A signal carries it as
+/// [`crate::signal::AutomaticCustomData`] (see [`crate::channels::whatsapp`]); an object with neither part is
+/// the same as none.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventCustomData {
     /// ISO 4217 currency.
-    #[serde(
-        default,
-        deserialize_with = "lenient::string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub currency: Option<String>,
     /// The purchase amount **× 1000**, as Meta writes it (see
-    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]); converted only when an event is built.
-    #[serde(
-        default,
-        deserialize_with = "lenient::amount",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// [`crate::values::money::AUTOMATIC_EVENT_VALUE_SCALE`]).
+    #[serde(default, deserialize_with = "lenient::amount")]
     pub value: Option<Amount>,
-}
-
-impl AutomaticCustomData {
-    /// No currency and no value (`custom_data: {}`): the same as no custom data.
-    pub const EMPTY: Self = Self {
-        currency: None,
-        value: None,
-    };
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Message, MessageType};
 
     #[test]
     fn unknown_and_missing_message_types_are_kept_by_name() {
