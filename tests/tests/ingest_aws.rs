@@ -256,7 +256,7 @@ async fn quarantined_bodies_reach_the_dead_letter_queue_with_their_reason() {
     let dead = drain_queue(&aws.sqs, &aws.dlq_url).await;
     assert_eq!(dead.len(), 1, "only the message without an id");
     assert_eq!(
-        message_attribute(&dead[0], attributes::WABA_ID).as_deref(),
+        message_attribute(&dead[0], attributes::ACCOUNT_ID).as_deref(),
         Some("102290129340398")
     );
 
@@ -274,7 +274,7 @@ async fn quarantined_bodies_reach_the_dead_letter_queue_with_their_reason() {
         message_attribute(&dead[0], attributes::KIND).as_deref(),
         Some("webhook_body")
     );
-    assert_eq!(message_attribute(&dead[0], attributes::WABA_ID), None);
+    assert_eq!(message_attribute(&dead[0], attributes::ACCOUNT_ID), None);
     let kept: serde_json::Value = serde_json::from_str(dead[0].body().unwrap()).unwrap();
     assert_eq!(kept["object"], "whatsapp_business_account");
     assert_eq!(drain_queue(&aws.sqs, &aws.signal_url).await.len(), 4);

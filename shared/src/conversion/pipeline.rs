@@ -117,13 +117,13 @@ impl<C: ClickStore> Processor<'_, C> {
         }
     }
 
-    /// Business events name no rule: resolve their WABA, look up the user's click, map.
+    /// Business events name no rule: resolve their account, look up the user's click, map.
     async fn process_business(
         &self,
         signal: &Signal,
         now: i64,
     ) -> Result<(Vec<Outcome>, Option<Click>), StoreError> {
-        let Some(waba_id) = self
+        let Some(account_id) = self
             .config
             .resolve_account(signal.channel, &signal.account_id)
         else {
@@ -136,7 +136,7 @@ impl<C: ClickStore> Processor<'_, C> {
             ));
         };
         let mut signal = signal.clone();
-        signal.account_id = waba_id.to_owned();
+        signal.account_id = account_id.to_owned();
         let account = self.config.account(signal.channel, &signal.account_id);
         let stored = self.clicks.latest(&signal.account_id, &signal.user).await?;
         let click = attribute(
@@ -173,11 +173,11 @@ fn automatic_click_id(signal: &Signal) -> Option<&str> {
 /// The hashed click keys [`Processor::process`] will read for `signal`, so a batch can read
 /// them all in one call before processing.
 pub fn click_lookups(config: &Config, signal: &Signal) -> Vec<String> {
-    let keys = |waba_id: &str| {
+    let keys = |account_id: &str| {
         signal
             .user
             .keys()
-            .map(|k| user_key(waba_id, k))
+            .map(|k| user_key(account_id, k))
             .collect::<Vec<_>>()
     };
     if let SignalEvent::Business { .. } = &signal.event {

@@ -55,17 +55,13 @@ pub(super) fn decode(record: &InboundRecord) -> Result<Vec<Signal>, DeadLetter> 
             Ok(split.signals)
         }
         Some("webhook_item") => {
-            let waba = record
-                .attributes
-                .get(attributes::WABA_ID)
-                .cloned()
-                .unwrap_or_default();
+            let account = attributes::account_id(&record.attributes).unwrap_or_default();
             // What the item was (absent on items quarantined before the attribute existed).
             let item_kind = record
                 .attributes
                 .get(attributes::ITEM_KIND)
                 .and_then(|k| crate::signal::ItemKind::from_label(k));
-            signal_from_item(&waba, &raw()?, item_kind)
+            signal_from_item(account, &raw()?, item_kind)
                 .map(|s| vec![s])
                 .map_err(|e| DeadLetter {
                     reason: e.label(),

@@ -529,7 +529,7 @@ impl<S: DispatchStore, X: Deliver, D: MessageSink> Dispatcher<S, X, D> {
                         signal.channel.account_noun(),
                         signal.account_id
                     ),
-                    extra: vec![(attributes::WABA_ID, signal.account_id.clone())],
+                    extra: vec![(attributes::ACCOUNT_ID, signal.account_id.clone())],
                 });
             }
             for outcome in outcomes {
@@ -595,6 +595,7 @@ impl<S: DispatchStore, X: Deliver, D: MessageSink> Dispatcher<S, X, D> {
         );
         for name in [
             attributes::ENCODING,
+            attributes::ACCOUNT_ID,
             attributes::WABA_ID,
             attributes::ITEM_KIND,
         ] {

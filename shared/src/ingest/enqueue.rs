@@ -62,7 +62,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
         self.dead_letters.send_all(messages).await?;
         for r in &split.rejected {
             metrics.count_by(names::BODIES_QUARANTINED, "Reason", r.reason.label(), 1);
-            tracing::warn!(reason = r.reason.label(), waba_id = %r.account_id, "webhook item quarantined");
+            tracing::warn!(reason = r.reason.label(), account_id = %r.account_id, "webhook item quarantined");
         }
         Ok(quarantined)
     }
@@ -115,7 +115,7 @@ impl<S: SecretSource, Q: MessageSink, D: MessageSink> Ingest<S, Q, D> {
 /// by kind (constant names and counts, never webhook text), and the totals.
 fn log_accepted(split: &Split, signals: usize, quarantined: usize) {
     for signal in &split.signals {
-        tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), waba_id = %signal.account_id, "signal enqueued");
+        tracing::debug!(signal_id = %signal.id, kind = signal.event.kind(), account_id = %signal.account_id, "signal enqueued");
     }
     // An `unknown` kind is a field or event no channel list names (Meta added one, or the app
     // subscribes to more than wacapi reads): ignored all the same, never dead-lettered.

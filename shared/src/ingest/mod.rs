@@ -50,8 +50,19 @@ pub mod attributes {
     pub const DETAIL: &str = "wacapi_detail";
     /// `utf-8` or `base64`: how the body holds the raw bytes.
     pub const ENCODING: &str = "wacapi_encoding";
-    /// The WABA the item came under, when known.
+    /// The account (WABA, Page or Instagram account) the item came under, when known.
+    pub const ACCOUNT_ID: &str = "wacapi_account_id";
+    /// The same, under its earlier name: items dead-lettered before the rename carry it, and a
+    /// redrive reads either ([`account_id`]).
     pub const WABA_ID: &str = "wacapi_waba_id";
+
+    /// The account a dead-lettered item came under, under either name.
+    pub fn account_id(attributes: &std::collections::HashMap<String, String>) -> Option<&str> {
+        attributes
+            .get(ACCOUNT_ID)
+            .or_else(|| attributes.get(WABA_ID))
+            .map(String::as_str)
+    }
     /// On a `webhook_item`: `message` or `automatic_event`, what the item was in its webhook, so
     /// a redrive reads it as that (items quarantined before this attribute have none).
     pub const ITEM_KIND: &str = "wacapi_item_kind";
@@ -509,7 +520,7 @@ fn quarantine_message(
     kind: &str,
     reason: &str,
     detail: &str,
-    waba_id: Option<&str>,
+    account_id: Option<&str>,
 ) -> OutboundMessage {
     let (body, encoding) = match std::str::from_utf8(raw) {
         Ok(text) if text.chars().all(sqs_allows) => (text.to_owned(), "utf-8"),
@@ -521,15 +532,15 @@ fn quarantine_message(
     let detail: String = detail.chars().take(512).collect();
     let mut message = OutboundMessage::new(
         body,
-        sha256_hex(format!("quarantine:{}", waba_id.unwrap_or_default()).as_bytes()),
+        sha256_hex(format!("quarantine:{}", account_id.unwrap_or_default()).as_bytes()),
         sha256_hex(raw),
     )
     .with_attribute(attributes::KIND, kind)
     .with_attribute(attributes::REASON, reason)
     .with_attribute(attributes::DETAIL, detail)
     .with_attribute(attributes::ENCODING, encoding);
-    if let Some(waba_id) = waba_id {
-        message = message.with_attribute(attributes::WABA_ID, waba_id);
+    if let Some(account_id) = account_id {
+        message = message.with_attribute(attributes::ACCOUNT_ID, account_id);
     }
     message
 }
@@ -542,6 +553,41 @@ fn sqs_allows(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_item_s_account_is_read_under_its_name_or_the_earlier_one() {
+        use std::collections::HashMap;
+        let with = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            attributes::account_id(&with(&[(attributes::ACCOUNT_ID, "106295012345678")])),
+            Some("106295012345678")
+        );
+        // Dead-lettered before the rename: read as before.
+        assert_eq!(
+            attributes::account_id(&with(&[(attributes::WABA_ID, "102290129340398")])),
+            Some("102290129340398")
+        );
+        assert_eq!(
+            attributes::account_id(&with(&[
+                (attributes::WABA_ID, "old"),
+                (attributes::ACCOUNT_ID, "new")
+            ])),
+            Some("new")
+        );
+        assert_eq!(attributes::account_id(&with(&[])), None);
+        let message = quarantine_message(b"{}", "webhook_item", "r", "d", Some("42"));
+        assert!(
+            message
+                .attributes
+                .iter()
+                .any(|(k, v)| k == attributes::ACCOUNT_ID && v == "42")
+        );
+    }
 
     #[test]
     fn quarantine_keeps_bytes_exactly() {

@@ -37,7 +37,7 @@ pub const DEFAULT_GRAPH_API_VERSION: &str = "v27.0";
 pub const DEFAULT_ATTRIBUTION_WINDOW_DAYS: u32 = 7;
 
 /// The account id that matches every account of its channel not listed explicitly.
-pub const ANY_WABA: &str = "*";
+pub const ANY_ACCOUNT: &str = "*";
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct Config {
     pub graph_api_version: String,
     /// Clicks older than this (seconds) before an event do not attribute it.
     pub attribution_window_seconds: i64,
-    /// Accounts by channel and id (WABA, Page, Instagram account; [`ANY_WABA`] for the
+    /// Accounts by channel and id (WABA, Page, Instagram account; [`ANY_ACCOUNT`] for the
     /// fallback of a channel). Shared: every mapped event and request holds its account.
     pub accounts: BTreeMap<(Channel, String), Arc<Account>>,
     /// Rules, in file order. Every rule that matches a signal fires.
@@ -69,7 +69,7 @@ impl Config {
     pub fn account(&self, channel: Channel, id: &str) -> Option<&Arc<Account>> {
         self.accounts
             .get(&(channel, id.to_owned()))
-            .or_else(|| self.accounts.get(&(channel, ANY_WABA.to_owned())))
+            .or_else(|| self.accounts.get(&(channel, ANY_ACCOUNT.to_owned())))
     }
 
     /// The account id a business event belongs to: the one it names, else the only explicit
@@ -81,7 +81,7 @@ impl Config {
         let mut explicit = self
             .accounts
             .keys()
-            .filter(|(c, k)| *c == channel && k.as_str() != ANY_WABA);
+            .filter(|(c, k)| *c == channel && k.as_str() != ANY_ACCOUNT);
         match (explicit.next(), explicit.next()) {
             (Some((_, only)), None) => Some(only.as_str()),
             _ => None,
