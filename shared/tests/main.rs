@@ -7,4 +7,5 @@ mod documented;
 mod mapping;
 mod parsers;
 mod shapes;
+mod store;
 mod tiktok;

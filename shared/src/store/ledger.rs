@@ -1,7 +1,7 @@
 //! The sent-ledger: durable deduplication of conversion events by `event_id`, because Meta does
 //! not deduplicate business-messaging events. This is where the dedup decision is stated; every
-//! [`DispatchStore`](crate::store::DispatchStore) keeps it and the dispatcher acts on its
-//! answers.
+//! [`DispatchStore`](crate::store::DispatchStore) keeps it (checked by
+//! [`crate::store::contract`]) and the dispatcher acts on its answers.
 //!
 //! An event is *claimed* before it is sent (a `pending` record with a lease), and marked *sent*
 //! with the destination's trace id once the destination accepts it. A claim fails when the event

@@ -13,12 +13,15 @@
 //!   [`MAX_MARK_WRITE`]);
 //! - [`ledger`]: the sent-ledger's rules (claims, leases, sent marks) and their types;
 //! - `batch`: [`BatchClicks`], one batch's view of the clicks over any store;
-//! - `memory`: [`MemoryStore`], the in-memory store of the CLI and the tests.
+//! - `memory`: [`MemoryStore`], the in-memory store of the CLI and the tests;
+//! - [`contract`]: the checks every store passes (memory here, DynamoDB on moto in
+//!   `wacapi-tests`, SQLite in the CLI).
 //!
 //! The other stores are adapters beside their technology: [`crate::aws::dynamo::DynamoStore`]
 //! (deployed) and the CLI's SQLite database (`serve --data-dir`).
 
 mod batch;
+pub mod contract;
 pub mod ledger;
 mod memory;
 
@@ -48,8 +51,9 @@ pub struct ClickWrite {
 pub const MAX_MARK_WRITE: usize = 100;
 
 /// The store of clicks and of the sent-ledger, touched in bulk: one read, one commit and one
-/// mark per batch. Every implementation keeps the same rules: claims answer as [`ledger`] says,
-/// the newest click wins per key, and report counts are added with the marks of their events.
+/// mark per batch. Every implementation keeps the rules [`contract`] checks: claims answer as
+/// [`ledger`] says, the newest click wins per key, and report counts are added with the marks
+/// of their events.
 pub trait DispatchStore: Send + Sync {
     /// The clicks stored under `keys` (hashed user keys; absent keys are left out).
     fn clicks(
