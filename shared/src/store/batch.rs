@@ -27,7 +27,7 @@ struct BatchState {
     written: BTreeMap<String, Click>,
     /// Why reads cannot be made (the up-front read failed): later misses fail fast.
     unavailable: Option<StoreError>,
-    /// Reads made on demand.
+    /// How many reads were made on demand.
     misses: usize,
 }
 
@@ -39,7 +39,8 @@ fn newer<'a>(a: Option<&'a Click>, b: Option<&'a Click>) -> Option<&'a Click> {
 }
 
 impl<'s, S: DispatchStore> BatchClicks<'s, S> {
-    /// A view over `store` that already knows `keys` (read with `read`'s result).
+    /// A view over `store` that already knows `keys`, from `read`, the result of reading them
+    /// in one call (a failed read makes later misses fail at once).
     pub fn new(
         store: &'s S,
         keys: &[String],
@@ -79,7 +80,7 @@ impl<'s, S: DispatchStore> BatchClicks<'s, S> {
             .unwrap_or_default()
     }
 
-    /// Reads made on demand because a key was not read up front.
+    /// How many reads were made on demand because a key was not read up front.
     pub fn misses(&self) -> usize {
         self.lock().map(|s| s.misses).unwrap_or(0)
     }

@@ -47,11 +47,11 @@ struct StoredClick {
 
 #[derive(Debug, Default)]
 struct Tables {
-    /// By the 32 bytes of the hashed user key.
+    /// The clicks, by the 32 bytes of their hashed key.
     clicks: HashMap<[u8; 32], StoredClick>,
-    /// By 16 bytes of the event id's digest ([`ledger_key`]): 29 bytes a slot.
+    /// The ledger, by 16 bytes of the event id's digest ([`ledger_key`]): 29 bytes a slot.
     ledger: HashMap<[u8; 16], Entry>,
-    /// The report's aggregates.
+    /// The report's aggregates, by their key.
     report: BTreeMap<FactKey, Tally>,
     /// When expired entries were last dropped.
     purged_at: i64,
@@ -92,7 +92,7 @@ impl MemoryStore {
         }
     }
 
-    /// Store calls made so far (tests check round trips per batch).
+    /// How many store calls were made so far (tests check round trips per batch with it).
     pub fn calls(&self) -> usize {
         self.calls.lock().map(|c| *c).unwrap_or(0)
     }
@@ -105,7 +105,7 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
-    /// Clicks and ledger records held.
+    /// How many clicks and ledger records are held.
     pub fn len(&self) -> (usize, usize) {
         self.tables
             .lock()
@@ -113,12 +113,12 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
-    /// True when nothing is held.
+    /// Whether nothing at all is held.
     pub fn is_empty(&self) -> bool {
         self.len() == (0, 0)
     }
 
-    /// The report's aggregates (`GET /report` of `serve`).
+    /// The report's aggregates, as `GET /report` of `serve` shows them.
     pub fn report(&self) -> Vec<(FactKey, Tally)> {
         self.tables
             .lock()
