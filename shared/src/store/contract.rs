@@ -1,14 +1,14 @@
 //! The contract every [`DispatchStore`] keeps, as checks a store's tests run against it: the
-//! in-memory store (`shared/tests/store.rs`), DynamoDB on moto (`tests/tests/store_contract_aws.rs`)
-//! and the CLI's SQLite database (`cli/src/durable.rs`). One set of checks instead of one test
-//! per store keeps the three from drifting apart on the dedup decision ([`crate::store::ledger`]) or on
-//! which click wins.
+//! in-memory store (`shared/tests/store.rs`), DynamoDB on moto
+//! (`tests/tests/store_contract_aws.rs`) and the CLI's SQLite database (`cli/src/durable.rs`).
+//! One set of checks instead of one test per store keeps the three from drifting apart on the
+//! dedup decision ([`crate::store::ledger`]) or on which click wins.
 //!
 //! A check fails with a panic naming the rule the store broke, so this module is for tests
 //! only. It is compiled with the library rather than behind a cargo feature: every check is
 //! generic over the store, so no product binary instantiates one and none adds a byte to the
-//! Lambda functions or the CLI, while each crate's tests reach the checks without features to
-//! turn on (and `clippy --all-targets` sees them as they are built).
+//! Lambda functions or the CLI, while each crate's tests reach the checks without a feature to
+//! turn on.
 //!
 //! Each check uses ids and keys of its own (prefixed by its name), so the checks can run one
 //! after another on one store, as [`all`] does, or each on a fresh one. The times are around
