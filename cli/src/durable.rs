@@ -805,6 +805,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// The rules every store keeps (claims, leases, release, newest click wins, report counts
+    /// with their marks), as the memory store and DynamoDB keep them.
+    #[tokio::test]
+    async fn the_sqlite_store_keeps_the_store_contract() {
+        let d = dir("contract");
+        let (db, _) = Database::open(&d, 86_400, Limits::default()).unwrap();
+        wacapi_shared::store::contract::all(&db, async || db.report().unwrap()).await;
+        drop(db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[tokio::test]
     async fn a_restart_keeps_what_was_accepted_and_sent_and_frees_dead_claims() {
         let d = dir("restart");

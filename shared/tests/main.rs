@@ -8,4 +8,5 @@ mod mapping;
 mod parsers;
 mod queue;
 mod shapes;
+mod store;
 mod tiktok;

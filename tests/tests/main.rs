@@ -15,5 +15,6 @@ mod metrics_catalogue;
 mod provider_schema;
 mod report_aws;
 mod store_aws;
+mod store_contract_aws;
 mod tiktok_aws;
 mod tiktok_contract;
