@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use wacapi_shared::conversion::clicks::{Click, StoreError};
-use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::queue::{OutboundMessage, QueueError};
 use wacapi_shared::report::{FactKey, Tally};
+use wacapi_shared::store::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 
 use crate::backlog::{Backlog, DEDUP_WINDOW_US, Queued, check_sizes};

@@ -531,9 +531,9 @@ fn serve_reports_what_it_sent_on_loopback() {
 #[tokio::test]
 async fn report_table_reads_a_deployments_aggregates_through_aws_endpoint_url() {
     use wacapi_shared::aws::dynamo::DynamoStore;
-    use wacapi_shared::ledger::SentMark;
     use wacapi_shared::report::{Fact, FactKey, tally};
     use wacapi_shared::store::DispatchStore;
+    use wacapi_shared::store::ledger::SentMark;
 
     let aws = wacapi_tests::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);

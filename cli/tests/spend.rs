@@ -289,9 +289,9 @@ async fn token_and_permission_errors_say_what_to_fix_and_never_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_table_joins_spend_from_a_deployments_aggregates() {
     use wacapi_shared::aws::dynamo::DynamoStore;
-    use wacapi_shared::ledger::SentMark;
     use wacapi_shared::report::{Fact, FactKey, tally};
     use wacapi_shared::store::DispatchStore;
+    use wacapi_shared::store::ledger::SentMark;
 
     let aws = wacapi_tests::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);

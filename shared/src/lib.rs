@@ -14,8 +14,9 @@
 //!   there);
 //! - [`model`]: the vocabulary everything names ([`model::Channel`], [`model::EventName`],
 //!   [`model::Destination`]), and [`values`]: how values are normalised, hashed and checked;
-//! - the ports ([`queue`], [`secrets`], [`store`], [`ledger`]) with in-memory adapters beside
-//!   them, and their AWS adapters together in [`aws`];
+//! - the ports ([`queue`], [`secrets`], and [`store`]: clicks, the sent-ledger and the report
+//!   counts, with the one contract every store keeps) with in-memory adapters beside them, and
+//!   their AWS adapters together in [`aws`];
 //! - the edges: [`ingest`] (webhooks and [`business`] events in), [`dispatch`] (batches out);
 //! - [`report`]: what was sent and skipped, per day, ad, rule and event, and match-key coverage;
 //! - support: [`clock`], [`config`], [`metrics`], [`logging`], [`lenient`], [`redact`], [`signature`];
@@ -32,7 +33,6 @@ pub mod destinations;
 pub mod dispatch;
 pub mod fuzzing;
 pub mod ingest;
-pub mod ledger;
 pub mod lenient;
 pub mod logging;
 pub mod meta;

@@ -19,12 +19,12 @@ use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::destinations::Destinations;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
 use wacapi_shared::ingest::attributes;
-use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::meta::graph::GraphClient;
 use wacapi_shared::meta::graph::attributes as graph_attributes;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::report::{FactKey, Tally};
 use wacapi_shared::signal::Signal;
+use wacapi_shared::store::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::graph_mock::Reply;
 use wacapi_tests::stack::{

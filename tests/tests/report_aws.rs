@@ -20,11 +20,11 @@ use wacapi_shared::channels::split;
 use wacapi_shared::conversion::clicks::{Click, StoreError};
 use wacapi_shared::conversion::rules::Config;
 use wacapi_shared::dispatch::{DispatchSettings, Dispatcher, InboundRecord};
-use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::meta::graph::GraphClient;
 use wacapi_shared::metrics::Metrics;
 use wacapi_shared::report::{FactKey, Filter, Format, Report, Section, Tally};
 use wacapi_shared::secrets::CachedSecret;
+use wacapi_shared::store::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::stack::{
     Stack, StackOptions, create_table, example_rules, freshen, inbound_records, total, unix_now,

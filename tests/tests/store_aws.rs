@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use wacapi_shared::aws::dynamo::DynamoStore;
 use wacapi_shared::channels::Channel;
 use wacapi_shared::conversion::clicks::Click;
-use wacapi_shared::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::model::Destination;
 use wacapi_shared::report::{FactKey, Tally};
+use wacapi_shared::store::ledger::{Claim, ClaimRequest, SentMark};
 use wacapi_shared::store::{ClickWrite, DispatchStore};
 use wacapi_tests::stack::create_table;
 

@@ -25,8 +25,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::conversion::clicks::{Click, StoreError};
-use crate::ledger::{Claim, ClaimRequest, SentMark};
 use crate::report::{FactKey, Tally};
+use crate::store::ledger::{Claim, ClaimRequest, SentMark};
 use crate::store::{ClickWrite, DispatchStore};
 use crate::values::money::round_money;
 

@@ -1,4 +1,4 @@
-//! Click attribution storage: the latest ad click of each user, per WABA, under hashed keys.
+//! Click attribution storage: the latest ad click of each user, per account (WABA, Page or Instagram account), under hashed keys.
 //!
 //! A click is recorded under every identity the user showed (BSUID and hashed phone), so a later
 //! message carrying only one of them still finds it. Lookups take the newest click across the
@@ -53,16 +53,16 @@ impl Click {
 #[error("store failed: {0}")]
 pub struct StoreError(pub String);
 
-/// The store key of one identity of a user under a WABA: a SHA-256, so stored keys reveal no
+/// The store key of one identity of a user under an account: a SHA-256, so stored keys reveal no
 /// phone number or BSUID.
-pub fn user_key(waba_id: &str, key: UserKey<'_>) -> String {
-    sha256_hex(format!("user\u{1f}{waba_id}\u{1f}{}", key.tagged()).as_bytes())
+pub fn user_key(account_id: &str, key: UserKey<'_>) -> String {
+    sha256_hex(format!("user\u{1f}{account_id}\u{1f}{}", key.tagged()).as_bytes())
 }
 
-/// The store key of a WhatsApp click id under a WABA: a SHA-256 like [`user_key`], in its own
+/// The store key of a WhatsApp click id under an account (its WABA): a SHA-256 like [`user_key`], in its own
 /// namespace.
-pub fn click_id_key(waba_id: &str, ctwa_clid: &str) -> String {
-    sha256_hex(format!("clid\u{1f}{waba_id}\u{1f}{ctwa_clid}").as_bytes())
+pub fn click_id_key(account_id: &str, ctwa_clid: &str) -> String {
+    sha256_hex(format!("clid\u{1f}{account_id}\u{1f}{ctwa_clid}").as_bytes())
 }
 
 /// Where clicks are kept.
@@ -70,7 +70,7 @@ pub trait ClickStore: Send + Sync {
     /// Records `click` for every identity of `user`, unless a newer click is already stored.
     fn record(
         &self,
-        waba_id: &str,
+        account_id: &str,
         user: &UserRef,
         click: &Click,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -79,7 +79,7 @@ pub trait ClickStore: Send + Sync {
     /// Only worth its write where automatic events are sent: they are what looks clicks up by id.
     fn record_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         click: &Click,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -87,14 +87,14 @@ pub trait ClickStore: Send + Sync {
     /// names), if it is still stored.
     fn by_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         ctwa_clid: &str,
     ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send;
 
     /// The newest click stored for any identity of `user`.
     fn latest(
         &self,
-        waba_id: &str,
+        account_id: &str,
         user: &UserRef,
     ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send;
 }
@@ -131,12 +131,17 @@ impl MemoryClickStore {
 }
 
 impl ClickStore for MemoryClickStore {
-    async fn record(&self, waba_id: &str, user: &UserRef, click: &Click) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        account_id: &str,
+        user: &UserRef,
+        click: &Click,
+    ) -> Result<(), StoreError> {
         let mut clicks = self
             .clicks
             .lock()
             .map_err(|_| StoreError("click store lock poisoned".into()))?;
-        let keys = user.keys().map(|k| user_key(waba_id, k));
+        let keys = user.keys().map(|k| user_key(account_id, k));
         for key in keys {
             let entry = clicks.entry(key);
             match entry {
@@ -153,19 +158,19 @@ impl ClickStore for MemoryClickStore {
         Ok(())
     }
 
-    async fn latest(&self, waba_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
+    async fn latest(&self, account_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
         let clicks = self
             .clicks
             .lock()
             .map_err(|_| StoreError("click store lock poisoned".into()))?;
         Ok(user
             .keys()
-            .filter_map(|k| clicks.get(&user_key(waba_id, k)))
+            .filter_map(|k| clicks.get(&user_key(account_id, k)))
             .max_by_key(|c| c.clicked_at)
             .cloned())
     }
 
-    async fn record_click_id(&self, waba_id: &str, click: &Click) -> Result<(), StoreError> {
+    async fn record_click_id(&self, account_id: &str, click: &Click) -> Result<(), StoreError> {
         let Some(clid) = &click.ctwa_clid else {
             return Ok(());
         };
@@ -174,7 +179,7 @@ impl ClickStore for MemoryClickStore {
             .lock()
             .map_err(|_| StoreError("click store lock poisoned".into()))?;
         let entry = clicks
-            .entry(click_id_key(waba_id, clid))
+            .entry(click_id_key(account_id, clid))
             .or_insert_with(|| click.clone());
         if click.supersedes(entry) {
             *entry = click.clone();
@@ -184,48 +189,48 @@ impl ClickStore for MemoryClickStore {
 
     async fn by_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         ctwa_clid: &str,
     ) -> Result<Option<Click>, StoreError> {
         let clicks = self
             .clicks
             .lock()
             .map_err(|_| StoreError("click store lock poisoned".into()))?;
-        Ok(clicks.get(&click_id_key(waba_id, ctwa_clid)).cloned())
+        Ok(clicks.get(&click_id_key(account_id, ctwa_clid)).cloned())
     }
 }
 
 impl<T: ClickStore> ClickStore for &T {
     fn record(
         &self,
-        waba_id: &str,
+        account_id: &str,
         user: &UserRef,
         click: &Click,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).record(waba_id, user, click)
+        (**self).record(account_id, user, click)
     }
 
     fn latest(
         &self,
-        waba_id: &str,
+        account_id: &str,
         user: &UserRef,
     ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send {
-        (**self).latest(waba_id, user)
+        (**self).latest(account_id, user)
     }
 
     fn record_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         click: &Click,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).record_click_id(waba_id, click)
+        (**self).record_click_id(account_id, click)
     }
 
     fn by_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         ctwa_clid: &str,
     ) -> impl Future<Output = Result<Option<Click>, StoreError>> + Send {
-        (**self).by_click_id(waba_id, ctwa_clid)
+        (**self).by_click_id(account_id, ctwa_clid)
     }
 }

@@ -2,7 +2,7 @@
 //! ([`Outbound`]), where a request goes ([`Target`], which the destination describes through
 //! [`Endpoint`]), what an answer says was received ([`Answer`], [`Receipt`]), a failed request
 //! with the destination's verdict on it ([`DeliveryError`], [`ErrorClass`]), the metric names a
-//! destination publishes ([`DeliveryMetrics`]), and the port the dispatcher reaches every
+//! destination publishes ([`Profile`]), and the port the dispatcher reaches every
 //! destination through ([`Deliver`]).
 //!
 //! Each destination's folder (`meta/`, `tiktok/`) implements this vocabulary and imports no

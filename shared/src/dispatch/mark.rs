@@ -8,9 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::ledger::SentMark;
 use crate::report::{Fact, FactKey, Tally, tally};
 use crate::store::MAX_MARK_WRITE;
+use crate::store::ledger::SentMark;
 
 /// One store call: marks, and the tallies of their events (and of skips).
 #[derive(Debug, Default, PartialEq)]

@@ -33,11 +33,11 @@ use crate::conversion::pipeline::{Processor, click_lookups};
 use crate::conversion::rules::Config;
 use crate::delivery::{Deliver, Outbound, Target};
 use crate::ingest::attributes;
-use crate::ledger::{Claim, ClaimRequest};
 use crate::meta::capi::MAX_EVENT_AGE_SECONDS;
 use crate::metrics::Metrics;
 use crate::queue::{MessageSink, OutboundMessage};
 use crate::signal::Signal;
+use crate::store::ledger::{Claim, ClaimRequest};
 use crate::store::{BatchClicks, ClickWrite, DispatchStore};
 use crate::values::hashing::sha256_hex;
 
@@ -252,10 +252,10 @@ impl<S: DispatchStore, X: Deliver, D: MessageSink> Dispatcher<S, X, D> {
 
     /// Dispatches one batch. `now` is unix seconds; `deadline` is when the invocation ends.
     ///
-    /// The steps, each a function of its own: [`decode`] every record, [`Self::read_clicks`]
-    /// in one call, [`Self::map_records`] in order, [`Self::claim`] every event (and write the
-    /// clicks learned) in one call, [`Self::send`] per destination, [`Self::record_sends`] and
-    /// [`Self::mark`] the outcome, [`Self::move_dead_letters`], and [`tally`] the report.
+    /// The steps, each a function of its own: `decode` every record, `Self::read_clicks`
+    /// in one call, `Self::map_records` in order, `Self::claim` every event (and write the
+    /// clicks learned) in one call, `Self::send` per destination, `record_sends` and
+    /// `Self::mark` the outcome, `Self::move_dead_letters`, and `tally` the report.
     pub async fn dispatch(
         &self,
         records: &[InboundRecord],
@@ -693,10 +693,10 @@ mod tests {
     use crate::conversion::rules::Account;
     use crate::delivery::{Answer, Conversion, DeliveryError, Profile};
     use crate::destinations::AccountDestinations;
-    use crate::ledger::SentMark;
     use crate::meta::dataset::Dataset;
     use crate::model::{Channel, Destination, EventName};
     use crate::store::MemoryStore;
+    use crate::store::ledger::SentMark;
 
     fn account(dataset: &str) -> Account {
         Account {

@@ -17,11 +17,11 @@ use crate::conversion::pipeline::group_by_target;
 use crate::delivery::{
     Answer, Deliver, DeliveryError, ErrorClass, Outbound, Profile, Receipt, Target,
 };
-use crate::ledger::SentMark;
 use crate::metrics::{Metrics, Unit};
 use crate::queue::MessageSink;
 use crate::report::Fact;
 use crate::store::DispatchStore;
+use crate::store::ledger::SentMark;
 
 /// The dead-letter attribute naming the refused event's id (every destination's).
 pub const EVENT_ID_ATTRIBUTE: &str = "wacapi_event_id";

@@ -104,25 +104,30 @@ impl<'s, S: DispatchStore> BatchClicks<'s, S> {
 }
 
 impl<S: DispatchStore> ClickStore for BatchClicks<'_, S> {
-    async fn record(&self, waba_id: &str, user: &UserRef, click: &Click) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        account_id: &str,
+        user: &UserRef,
+        click: &Click,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        for key in user.keys().map(|k| user_key(waba_id, k)) {
+        for key in user.keys().map(|k| user_key(account_id, k)) {
             state.write(key, click);
         }
         Ok(())
     }
 
-    async fn record_click_id(&self, waba_id: &str, click: &Click) -> Result<(), StoreError> {
+    async fn record_click_id(&self, account_id: &str, click: &Click) -> Result<(), StoreError> {
         if let Some(clid) = &click.ctwa_clid {
-            self.lock()?.write(click_id_key(waba_id, clid), click);
+            self.lock()?.write(click_id_key(account_id, clid), click);
         }
         Ok(())
     }
 
-    async fn latest(&self, waba_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
+    async fn latest(&self, account_id: &str, user: &UserRef) -> Result<Option<Click>, StoreError> {
         let mut newest: Option<Click> = None;
         for key in user.keys() {
-            let key = user_key(waba_id, key);
+            let key = user_key(account_id, key);
             let stored = self.stored(&key).await?;
             let state = self.lock()?;
             if let Some(c) = newer(stored.as_ref(), state.written.get(&key))
@@ -136,10 +141,10 @@ impl<S: DispatchStore> ClickStore for BatchClicks<'_, S> {
 
     async fn by_click_id(
         &self,
-        waba_id: &str,
+        account_id: &str,
         ctwa_clid: &str,
     ) -> Result<Option<Click>, StoreError> {
-        let key = click_id_key(waba_id, ctwa_clid);
+        let key = click_id_key(account_id, ctwa_clid);
         let stored = self.stored(&key).await?;
         let state = self.lock()?;
         Ok(newer(stored.as_ref(), state.written.get(&key)).cloned())

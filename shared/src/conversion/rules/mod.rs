@@ -1,6 +1,6 @@
 //! The wacapi configuration: accounts (a channel account → where its conversions go) and
-//! declarative conversion rules, loaded from TOML ([`raw`]) and validated completely before use,
-//! rule by rule and across rules and accounts ([`checks`]). Every problem is reported at once,
+//! declarative conversion rules, loaded from TOML (`raw`) and validated completely before use,
+//! rule by rule and across rules and accounts (`checks`). Every problem is reported at once,
 //! each naming the rule or account it concerns.
 //!
 //! The format is documented in `docs/configuration.md`; `examples/wacapi.toml` exercises every
