@@ -510,28 +510,11 @@ mod tests {
     }
 
     #[test]
-    fn days_are_utc_calendar_days_both_ways() {
-        for (secs, day) in [
-            (0, "1970-01-01"),
-            (1_750_100_000, "2025-06-16"),
-            (951_782_400, "2000-02-29"),
-            (1_798_761_599, "2026-12-31"),
-            (-1, "1969-12-31"),
-        ] {
-            assert_eq!(day_of(secs), day, "{secs}");
-            let start = day_start(day).unwrap();
-            assert!(start <= secs && secs < start + 86_400, "{day}");
-        }
-        for bad in [
-            "2026-02-30",
-            "2026-13-01",
-            "26-01-01",
-            "2026-1-1",
-            "x",
-            "2026-01-01-01",
-        ] {
-            assert_eq!(day_start(bad), None, "{bad}");
-        }
+    fn report_days_are_the_clock_s_utc_days() {
+        // The calendar itself is clock::Day's (tested there); the report reads it as text.
+        assert_eq!(day_of(1_750_100_000), "2025-06-16");
+        assert_eq!(day_start("2025-06-16"), Some(1_750_032_000));
+        assert_eq!(day_start("2026-02-30"), None);
     }
 
     #[test]
