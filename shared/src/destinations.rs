@@ -248,11 +248,6 @@ impl<G: GraphSender, T: TikTokSender> Destinations<G, T> {
             tiktok,
         }
     }
-
-    /// Meta's sender.
-    pub fn graph(&self) -> &G {
-        &self.graph
-    }
 }
 
 impl<G: GraphSender, T: TikTokSender> Deliver for Destinations<G, T> {

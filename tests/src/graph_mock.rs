@@ -174,13 +174,7 @@ impl MockGraph {
         let app = Router::new()
             .route("/{version}/{dataset}/events", post(events))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = crate::serve_loopback(app).await;
         Self { url, inner }
     }
 

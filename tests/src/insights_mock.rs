@@ -98,14 +98,8 @@ impl MockInsights {
         let app = Router::new()
             .route("/{version}/{account}/insights", get(insights))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let url = crate::serve_loopback(app).await;
         *inner.url.lock().expect("lock") = url.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self { url, inner }
     }
 

@@ -30,6 +30,19 @@ pub mod tiktok_mock;
 pub const APP_SECRET: &str = "test-app-secret-0123";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 
+/// Serves `app` on a free loopback port, on the current tokio runtime; returns its base URL
+/// (`http://127.0.0.1:PORT`). The loopback mocks of Meta's and TikTok's APIs start this way.
+pub async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
